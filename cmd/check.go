@@ -1,0 +1,90 @@
+package cmd
+
+import (
+	"context"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/checks/facts"
+)
+
+// CheckSchema names the JSON contract of `check --output json`.
+const CheckSchema = "usernsctl.check/v1"
+
+type checkFlags struct {
+	target, kube, user, output, root string
+	ignore                           []string
+	strict, list                     bool
+}
+
+func newCheckCmd() *cobra.Command {
+	var f checkFlags
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "Preflight: what stands between this host and user-namespaced containers",
+		Long: `check reads the host (kernel, sysctls, runtime versions, subordinate ID
+files, daemon configs), probes the kernel for real, and reports each finding
+with a stable ID, a status (pass, warn, fail, skip), the values seen and the
+exact remedy. It changes nothing.
+
+Exit codes: 0 nothing failed (with --strict: nothing warned either);
+1 at least one check failed; 2 usage error or the tool could not run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.list {
+				cmd.Print(catalog.List())
+				return nil
+			}
+			rep, err := runCheck(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if err := render(cmd, rep, f.output, "check"); err != nil {
+				return err
+			}
+			if code := rep.ExitCode(); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.target, "target", "", "what is about to be enabled: docker, containerd, kubernetes or rootless (default: detected from what is installed)")
+	fl.StringVar(&f.kube, "kubernetes-version", "", "Kubernetes version to plan for, MAJOR.MINOR (default: kubelet --version)")
+	fl.StringVar(&f.user, "user", "", "Docker remap user: default, NAME, NAME:GROUP, UID or UID:GID (default: daemon.json, else default = dockremap)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringSliceVar(&f.ignore, "ignore", nil, "check IDs (comma-separated) whose failures become warnings, or all")
+	fl.BoolVar(&f.strict, "strict", false, "treat warnings as failures")
+	fl.StringVar(&f.root, "root", "", "check a snapshot tree instead of this host (see docs/snapshot.md)")
+	fl.BoolVar(&f.list, "list", false, "list every check ID with a one-line description, and exit")
+	return c
+}
+
+func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
+	if f.output != "text" && f.output != "json" {
+		return nil, usageErr("--output %q: want text or json", f.output)
+	}
+	opts := checks.Options{Ignore: f.ignore, Strict: f.strict}
+	if err := opts.Validate(catalog.All()); err != nil {
+		return nil, usageErr("%v", err)
+	}
+	env, err := newEnv(f.root)
+	if err != nil {
+		return nil, err
+	}
+	env.User = strings.TrimSpace(f.user)
+	if err := facts.Plan(ctx, env, f.target, f.kube); err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema), nil
+}
+
+func render(cmd *cobra.Command, rep *checks.Report, output, verb string) error {
+	if output == "json" {
+		return rep.WriteJSON(cmd.OutOrStdout())
+	}
+	return rep.WriteText(cmd.OutOrStdout(), colorOK(cmd.OutOrStdout()), verb)
+}

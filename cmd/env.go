@@ -1,0 +1,49 @@
+package cmd
+
+import (
+	"errors"
+	"io/fs"
+	"time"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+// commandTimeout bounds each external command (`dockerd --version` on a
+// loaded node can be slow; a hung one must not hang the check).
+const commandTimeout = 10 * time.Second
+
+// newEnv wires the host seam, command runner and prober for --root dir:
+// the live host executes and probes for real; a snapshot tree replays
+// .usernsctl/commands.json and probes.json and executes nothing.
+func newEnv(rootDir string) (*checks.Env, error) {
+	h, err := host.At(rootDir)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	var r run.Runner
+	if h.Live() {
+		r = &run.Exec{Timeout: commandTimeout}
+	} else {
+		rec, err := loadRecorded(h)
+		if err != nil {
+			return nil, usageErr("%v", err)
+		}
+		r = rec
+	}
+	return &checks.Env{Host: h, Run: run.NewMemo(r), Probes: probe.For(h)}, nil
+}
+
+func loadRecorded(h *host.Host) (*run.Recorded, error) {
+	f, err := h.Open(run.CommandsFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return run.ParseRecorded(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return run.ParseRecorded(f)
+}

@@ -1,0 +1,104 @@
+// Package cmd holds usernsctl's cobra commands. They only parse flags, wire
+// the host seam, runner and prober together, and render; the work is done
+// in checks/, remap/ and verify/.
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// Exit codes, documented in README.md and docs/checks.md.
+const (
+	exitOK      = 0
+	exitProblem = 1 // a check failed, an apply was refused or failed
+	exitUsage   = 2 // bad flags or input, or the tool itself could not run
+)
+
+// exitError carries an exit code up to Execute. A nil err means the
+// command already printed what it had to say.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute() int {
+	return Main(os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Main runs usernsctl with args and returns its exit code; tests call it
+// in-process.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "usernsctl:", ee.err)
+		}
+		return ee.code
+	}
+	// Cobra's own errors: unknown command or flag, bad flag value.
+	fmt.Fprintln(stderr, "usernsctl:", err)
+	return exitUsage
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "usernsctl",
+		Short: "Prepare a Linux host for user-namespaced containers, and prove it works",
+		Long: `usernsctl checks a host before user namespaces are enabled for Docker
+(userns-remap), containerd or Kubernetes (hostUsers: false), applies the
+subordinate ID ranges and daemon settings they need, and verifies running
+containers afterwards.
+
+Exit codes: 0 success, 1 a check failed or a change was refused, 2 usage
+error or the tool could not run.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newCheckCmd())
+	for _, c := range extraCommands {
+		root.AddCommand(c())
+	}
+	return root
+}
+
+// extraCommands lets each command file register itself.
+var extraCommands []func() *cobra.Command
+
+// colorOK reports whether w is a terminal and NO_COLOR is unset.
+func colorOK(w io.Writer) bool {
+	if _, set := os.LookupEnv("NO_COLOR"); set {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,194 @@
+// Package host is the one seam between usernsctl and the machine's files.
+//
+// Every path the tool reads or writes is a host path ("/etc/subuid") that is
+// resolved under a root directory: "/" on a live host, a snapshot tree in
+// tests and in `--root` mode. Nothing else in the tool calls os.Open on a
+// host path.
+package host
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// MaxFileSize bounds every read through the seam: the files usernsctl reads
+// are small, and a runaway file must not exhaust memory.
+const MaxFileSize = 32 << 20
+
+// ErrTooLarge is returned for a file larger than MaxFileSize.
+var ErrTooLarge = errors.New("file too large")
+
+// Host resolves host paths under a root directory.
+type Host struct {
+	root string // cleaned absolute directory; "/" for the live host
+
+	mu   sync.Mutex
+	seen map[string]bool // host paths read, when recording (see Record)
+}
+
+// Live returns the seam for the machine usernsctl runs on.
+func Live() *Host { return &Host{root: "/"} }
+
+// At returns the seam for a snapshot tree at dir. An empty dir or "/" means
+// the live host.
+func At(dir string) (*Host, error) {
+	if dir == "" || dir == "/" {
+		return Live(), nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("--root %s: not a directory", dir)
+	}
+	return &Host{root: abs}, nil
+}
+
+// Live reports whether this seam is the running machine (root "/").
+func (h *Host) Live() bool { return h.root == "/" }
+
+// Root is the directory host paths are resolved under.
+func (h *Host) Root() string { return h.root }
+
+// Path maps a host path to the path usernsctl opens. Host paths are always
+// absolute; ".." cannot climb out of the root.
+func (h *Host) Path(p string) string {
+	clean := path.Clean("/" + p)
+	if h.root == "/" {
+		return clean
+	}
+	return filepath.Join(h.root, clean)
+}
+
+// Record starts remembering every host path read through the seam, so that
+// `usernsctl snapshot` can copy exactly the files a check used.
+func (h *Host) Record() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+}
+
+// Recorded returns the sorted host paths read since Record.
+func (h *Host) Recorded() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.seen))
+	for p := range h.seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (h *Host) note(p string) {
+	h.mu.Lock()
+	if h.seen != nil {
+		h.seen[path.Clean("/"+p)] = true
+	}
+	h.mu.Unlock()
+}
+
+// Open opens a host file for reading.
+func (h *Host) Open(p string) (*os.File, error) {
+	h.note(p)
+	return os.Open(h.Path(p))
+}
+
+// ReadFile reads a whole host file, refusing directories and anything
+// larger than MaxFileSize. Errors name the host path, not the root-prefixed
+// one, so messages read the same in snapshot mode.
+func (h *Host) ReadFile(p string) ([]byte, error) {
+	f, err := h.Open(p)
+	if err != nil {
+		return nil, hostErr(p, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("is a directory, expected a file")}
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, hostErr(p, err)
+	}
+	if n > MaxFileSize {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: ErrTooLarge}
+	}
+	return buf.Bytes(), nil
+}
+
+// Exists reports whether a host path exists (following symlinks).
+func (h *Host) Exists(p string) bool {
+	_, err := h.Stat(p)
+	return err == nil
+}
+
+// Stat stats a host path, following symlinks.
+func (h *Host) Stat(p string) (fs.FileInfo, error) {
+	fi, err := os.Stat(h.Path(p))
+	return fi, hostErr(p, err)
+}
+
+// Lstat stats a host path without following a final symlink.
+func (h *Host) Lstat(p string) (fs.FileInfo, error) {
+	fi, err := os.Lstat(h.Path(p))
+	return fi, hostErr(p, err)
+}
+
+// ReadDir lists a host directory, sorted by name.
+func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
+	h.note(p)
+	ents, err := os.ReadDir(h.Path(p))
+	return ents, hostErr(p, err)
+}
+
+// Glob expands a host path pattern and returns host paths, sorted.
+func (h *Host) Glob(pattern string) ([]string, error) {
+	matches, err := filepath.Glob(h.Path(pattern))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(matches))
+	for _, m := range matches {
+		out = append(out, h.Unpath(m))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Unpath maps a path under the root back to its host path.
+func (h *Host) Unpath(real string) string {
+	if h.root == "/" {
+		return real
+	}
+	rel, err := filepath.Rel(h.root, real)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return real
+	}
+	return "/" + filepath.ToSlash(rel)
+}
+
+// hostErr rewrites a *fs.PathError so it names the host path.
+func hostErr(p string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+	}
+	return err
+}

@@ -1,0 +1,119 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// CommandsFile is where a snapshot tree keeps command outputs.
+const CommandsFile = "/.usernsctl/commands.json"
+
+// Entry is one recorded command. In commands.json an entry is either a
+// plain string (its stdout, exit status 0) or an object with stdout, stderr
+// and exit, for commands that fail on purpose (`getsubids` with no ranges).
+type Entry struct {
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr,omitempty"`
+	Exit   int    `json:"exit"`
+}
+
+// UnmarshalJSON accepts both forms.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*e = Entry{Stdout: s}
+		return nil
+	}
+	type plain Entry
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("want a string or {\"stdout\",\"stderr\",\"exit\"}: %w", err)
+	}
+	*e = Entry(p)
+	return nil
+}
+
+// MarshalJSON writes the plain-string form when it says everything.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	if e.Stderr == "" && e.Exit == 0 {
+		return json.Marshal(e.Stdout)
+	}
+	type plain Entry
+	return json.Marshal(plain(e))
+}
+
+// Recorded answers commands from a snapshot's commands.json. It never
+// executes anything.
+type Recorded struct {
+	entries map[string]Entry
+}
+
+// ParseRecorded reads commands.json. A nil reader (no file) means nothing is
+// installed.
+func ParseRecorded(r io.Reader) (*Recorded, error) {
+	rec := &Recorded{entries: map[string]Entry{}}
+	if r == nil {
+		return rec, nil
+	}
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&rec.entries); err != nil {
+		return nil, fmt.Errorf("%s: %w", CommandsFile, err)
+	}
+	return rec, nil
+}
+
+// Run implements Runner.
+func (r *Recorded) Run(_ context.Context, argv ...string) (Output, error) {
+	e, ok := r.entries[Line(argv)]
+	if !ok {
+		return Output{}, fmt.Errorf("%s: %w (not in %s)", argv[0], ErrNotFound, CommandsFile)
+	}
+	out := Output{Stdout: []byte(e.Stdout), Stderr: []byte(e.Stderr), Exit: e.Exit}
+	if e.Exit != 0 {
+		return out, &Error{Argv: argv, Output: out, Err: fmt.Errorf("exit status %d", e.Exit)}
+	}
+	return out, nil
+}
+
+// Installed implements Runner: a program is installed when any recorded
+// command line starts with it.
+func (r *Recorded) Installed(name string) bool {
+	for k := range r.entries {
+		if k == name || strings.HasPrefix(k, name+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// Lines lists the recorded command lines, sorted.
+func (r *Recorded) Lines() []string {
+	out := make([]string, 0, len(r.entries))
+	for k := range r.entries {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// None is a runner for hosts where nothing may be executed.
+type None struct{}
+
+// Run implements Runner.
+func (None) Run(_ context.Context, argv ...string) (Output, error) {
+	return Output{}, fmt.Errorf("%s: %w (nothing is executed here)", argv[0], ErrNotFound)
+}
+
+// Installed implements Runner.
+func (None) Installed(string) bool { return false }
+
+// IsNotFound reports whether err means the command is not installed.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
