@@ -5,9 +5,26 @@ package probe
 
 import "context"
 
+// Probe kinds. Each is recorded in probes.json under Spec.Key().
+const (
+	// UserNS: can this process create a user namespace with a real map?
+	UserNS = "userns"
+	// Idmap: can a directory on Path's filesystem be bind-mounted idmapped?
+	Idmap = "idmap"
+	// OverlayIdmap: does an overlay mounted over an idmapped lower directory
+	// on Path's filesystem show the mapped owner (what containerd 2.x needs)?
+	OverlayIdmap = "overlay-idmap"
+	// TmpfsIdmap: can a fresh tmpfs be idmapped (Kubernetes secrets,
+	// configmaps, emptyDir)? Path is unused.
+	TmpfsIdmap = "tmpfs-idmap"
+	// SelfUserNS: is usernsctl itself running inside a user namespace
+	// (github.com/moby/sys/userns)? OK means "yes, nested".
+	SelfUserNS = "self-userns"
+)
+
 // Spec names one probe: what to try and where.
 type Spec struct {
-	Kind string // e.g. "userns", "idmap", "overlay-idmap"
+	Kind string // one of the kinds above
 	Path string // directory on the filesystem under test, if any
 }
 
