@@ -32,8 +32,20 @@ type Host struct {
 	root string // cleaned absolute directory; "/" for the live host
 
 	mu   sync.Mutex
-	seen map[string]bool // host paths read, when recording (see Record)
+	seen map[string]Access // host paths used, when recording (see Record)
 }
+
+// Access is how a host path was used, so a snapshot can reproduce it: a
+// read needs the bytes, a stat only the file's kind, mode and attributes, a
+// listing only the directory.
+type Access int
+
+// Accesses, weakest first; a path keeps the strongest.
+const (
+	Stat Access = iota + 1
+	List
+	Read
+)
 
 // Live returns the seam for the machine usernsctl runs on.
 func Live() *Host { return &Host{root: "/"} }
@@ -80,33 +92,38 @@ func (h *Host) Record() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.seen == nil {
-		h.seen = map[string]bool{}
+		h.seen = map[string]Access{}
 	}
 }
 
-// Recorded returns the sorted host paths read since Record.
-func (h *Host) Recorded() []string {
+// Recorded returns the host paths used since Record, with how each was
+// used.
+func (h *Host) Recorded() map[string]Access {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]string, 0, len(h.seen))
-	for p := range h.seen {
-		out = append(out, p)
+	out := make(map[string]Access, len(h.seen))
+	for p, a := range h.seen {
+		out[p] = a
 	}
-	sort.Strings(out)
 	return out
 }
 
-func (h *Host) note(p string) {
+// Note records a use of p; area code that reads host metadata by other
+// means (xattrs) calls it so snapshots stay complete.
+func (h *Host) Note(p string, a Access) {
 	h.mu.Lock()
 	if h.seen != nil {
-		h.seen[path.Clean("/"+p)] = true
+		k := path.Clean("/" + p)
+		if a > h.seen[k] {
+			h.seen[k] = a
+		}
 	}
 	h.mu.Unlock()
 }
 
 // Open opens a host file for reading.
 func (h *Host) Open(p string) (*os.File, error) {
-	h.note(p)
+	h.Note(p, Read)
 	return os.Open(h.Path(p))
 }
 
@@ -141,19 +158,21 @@ func (h *Host) Exists(p string) bool {
 
 // Stat stats a host path, following symlinks.
 func (h *Host) Stat(p string) (fs.FileInfo, error) {
+	h.Note(p, Stat)
 	fi, err := os.Stat(h.Path(p))
 	return fi, hostErr(p, err)
 }
 
 // Lstat stats a host path without following a final symlink.
 func (h *Host) Lstat(p string) (fs.FileInfo, error) {
+	h.Note(p, Stat)
 	fi, err := os.Lstat(h.Path(p))
 	return fi, hostErr(p, err)
 }
 
 // ReadDir lists a host directory, sorted by name.
 func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
-	h.note(p)
+	h.Note(p, List)
 	ents, err := os.ReadDir(h.Path(p))
 	return ents, hostErr(p, err)
 }
@@ -166,7 +185,9 @@ func (h *Host) Glob(pattern string) ([]string, error) {
 	}
 	out := make([]string, 0, len(matches))
 	for _, m := range matches {
-		out = append(out, h.Unpath(m))
+		hp := h.Unpath(m)
+		h.Note(hp, Stat)
+		out = append(out, hp)
 	}
 	sort.Strings(out)
 	return out, nil
