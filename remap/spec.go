@@ -3,7 +3,16 @@
 // the plan that apply writes and revert undoes.
 package remap
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/moby/sys/user"
+)
 
 // Spec is a parsed Docker `userns-remap` value (or `--user`).
 //
@@ -22,8 +31,208 @@ type Spec struct {
 // DefaultUser is the account dockerd creates for "default".
 const DefaultUser = "dockremap"
 
-// ParseSpec parses a userns-remap value.
-// TODO(daemons helper): implement the forms above with exact errors.
+// DefaultSpec is the value dockerd and usernsctl use when nothing else is
+// named.
+const DefaultSpec = "default"
+
+// ErrRoot is a spec that names root. dockerd does not fail on it: it logs
+// "root cannot be remapped with itself; user namespaces are OFF" and starts
+// without user namespaces, which is worse than failing.
+var ErrRoot = errors.New("root cannot be remapped onto itself: dockerd would start with user namespaces OFF")
+
+// ParseSpec parses a userns-remap value the way dockerd splits it, and
+// refuses what dockerd would refuse or silently ignore: an empty value or
+// part, more than two ":" parts, a signed or out-of-range ID, whitespace or
+// control characters in a name, and root (by name or ID 0).
 func ParseSpec(s string) (Spec, error) {
-	return Spec{}, errors.New("remap.ParseSpec: not implemented yet")
+	sp := Spec{Raw: s, UID: -1, GID: -1}
+	if s == "" {
+		return sp, errors.New(`userns-remap is empty: want "default", USER, USER:GROUP, UID or UID:GID`)
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) > 2 {
+		return sp, fmt.Errorf(`userns-remap %q has %d ":"-separated parts: want "default", USER, USER:GROUP, UID or UID:GID`, s, len(parts))
+	}
+	for i, p := range parts {
+		if p == "" {
+			what := "user"
+			if i == 1 {
+				what = "group"
+			}
+			return sp, fmt.Errorf(`userns-remap %q: the %s part is empty: want "default", USER, USER:GROUP, UID or UID:GID`, s, what)
+		}
+	}
+
+	id, isID, err := parseID(parts[0])
+	switch {
+	case err != nil:
+		return sp, fmt.Errorf("userns-remap %q: user %w", s, err)
+	case isID:
+		sp.UID = id
+	case parts[0] == DefaultSpec:
+		sp.Default, sp.User = true, DefaultUser
+	default:
+		if err := checkName(parts[0]); err != nil {
+			return sp, fmt.Errorf("userns-remap %q: user %w", s, err)
+		}
+		sp.User = parts[0]
+	}
+	if sp.User == "root" || sp.UID == 0 {
+		return sp, fmt.Errorf("userns-remap %q: %w", s, ErrRoot)
+	}
+
+	if len(parts) == 2 {
+		id, isID, err := parseID(parts[1])
+		switch {
+		case err != nil:
+			return sp, fmt.Errorf("userns-remap %q: group %w", s, err)
+		case isID:
+			sp.GID = id
+		default:
+			if err := checkName(parts[1]); err != nil {
+				return sp, fmt.Errorf("userns-remap %q: group %w", s, err)
+			}
+			sp.Group = parts[1]
+		}
+	}
+	return sp, nil
+}
+
+// parseID reads an all-digit part as an ID. dockerd uses
+// strconv.ParseInt(part, 10, 32), so a larger number would be looked up as
+// a name and fail; a sign would be looked up as a negative ID.
+func parseID(p string) (id int, isID bool, err error) {
+	digits := strings.TrimLeft(p, "+-")
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, false, nil // a name
+	}
+	if digits != p {
+		return 0, false, fmt.Errorf("%q is not a valid ID: IDs are unsigned decimal numbers", p)
+	}
+	n, err := strconv.ParseInt(p, 10, 64)
+	if err != nil || n > math.MaxInt32 {
+		return 0, false, fmt.Errorf("ID %s is out of range (dockerd accepts at most %d)", p, math.MaxInt32)
+	}
+	return int(n), true, nil
+}
+
+// checkName refuses names no account can have: dockerd would only fail
+// later, on the lookup, with a less helpful message.
+func checkName(n string) error {
+	for _, r := range n {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar || r == '/' || r == ',' {
+			return fmt.Errorf("name %q contains %q, which no account name can contain", n, r)
+		}
+	}
+	return nil
+}
+
+// String is the value as written.
+func (s Spec) String() string { return s.Raw }
+
+// Account is what a Spec names on one host's /etc/passwd and /etc/group,
+// resolved the way dockerd resolves it at start.
+type Account struct {
+	// User is the account name; "" when the spec gives a uid no account has.
+	User string
+	// UID is the account's uid; for a missing account named by uid, the
+	// uid given; -1 otherwise.
+	UID int
+	// Exists says the user is in /etc/passwd.
+	Exists bool
+	// Group is the group dockerd uses: the named group, the group of the
+	// given gid, or (no group part) the group with the user's name, or with
+	// gid = uid when the user was given as a uid. "" when not found by gid.
+	Group string
+	// GID is the group's gid, -1 when the group does not exist.
+	GID int
+	// GroupExists says the group is in /etc/group.
+	GroupExists bool
+	// Created is "default" with no dockremap account yet: dockerd creates
+	// user and group dockremap at start (and so does usernsctl apply).
+	Created bool
+}
+
+// Resolve finds the account the spec names. Missing accounts are not an
+// error (see Exists, GroupExists, Created); a spec that resolves to root (a
+// uid or name that is uid 0) returns ErrRoot, because dockerd would then
+// run without user namespaces.
+func (s Spec) Resolve(users []user.User, groups []user.Group) (Account, error) {
+	a := Account{UID: -1, GID: -1}
+	var u *user.User
+	switch {
+	case s.UID >= 0:
+		a.UID = s.UID
+		for i := range users {
+			if users[i].Uid == s.UID {
+				u = &users[i]
+				break
+			}
+		}
+	default:
+		a.User = s.User
+		for i := range users {
+			if users[i].Name == s.User {
+				u = &users[i]
+				break
+			}
+		}
+	}
+	if u != nil {
+		a.User, a.UID, a.Exists = u.Name, u.Uid, true
+		if u.Uid == 0 || u.Name == "root" {
+			return a, fmt.Errorf("userns-remap %q names %s (uid %d): %w", s.Raw, u.Name, u.Uid, ErrRoot)
+		}
+	}
+	if s.Default && !a.Exists {
+		a.Created = true
+		a.Group = DefaultUser
+		return a, nil
+	}
+
+	// The group dockerd looks up.
+	byName, gid := s.Group, s.GID
+	if s.Group == "" && s.GID < 0 {
+		if s.UID >= 0 {
+			gid = s.UID
+		} else {
+			byName = s.User
+		}
+	}
+	a.Group = byName
+	for i := range groups {
+		if (byName != "" && groups[i].Name == byName) || (byName == "" && groups[i].Gid == gid) {
+			a.Group, a.GID, a.GroupExists = groups[i].Name, groups[i].Gid, true
+			break
+		}
+	}
+	return a, nil
+}
+
+// WantGroup describes the group dockerd looks up, for messages: `group
+// "docker"` or `gid 1500`.
+func (s Spec) WantGroup() string {
+	switch {
+	case s.Group != "":
+		return fmt.Sprintf("group %q", s.Group)
+	case s.GID >= 0:
+		return fmt.Sprintf("gid %d", s.GID)
+	case s.UID >= 0:
+		return fmt.Sprintf("gid %d (the uid, as no group is given)", s.UID)
+	}
+	return fmt.Sprintf("group %q (the user's name, as no group is given)", s.User)
+}
+
+// SubIDKeys are the owner fields dockerd matches in /etc/subuid AND
+// /etc/subgid: the user name and the uid, never the group. A missing
+// account named by uid has only its uid.
+func (a Account) SubIDKeys() []string {
+	var keys []string
+	if a.User != "" {
+		keys = append(keys, a.User)
+	}
+	if a.UID >= 0 {
+		keys = append(keys, strconv.Itoa(a.UID))
+	}
+	return keys
 }
