@@ -1,0 +1,379 @@
+// Package subid parses and edits /etc/subuid and /etc/subgid (subuid(5)).
+//
+// The parser is strict and keeps every line's exact bytes and number, so
+// that checks can name file:line for each problem and apply can append a
+// range while leaving every other byte of the file as it was.
+//
+// It is hand-written rather than built on github.com/moby/sys/user's
+// ParseSubID because that parser is lenient by design: it drops line
+// numbers, trims whitespace, ignores conversion errors (a bad start reads as
+// 0), accepts lines with missing or extra fields, and fails outright on a
+// line longer than 64 KiB. A preflight has to report exactly those cases.
+package subid
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits.
+const (
+	// MaxID is the highest id a range may contain: ids are 32-bit.
+	MaxID = 1<<32 - 1
+	// Space is the number of ids: start+count may not exceed it.
+	Space = 1 << 32
+	// MaxLine is the longest line shadow's parser accepts (it copies each
+	// line into a 1024-byte buffer and ignores longer ones).
+	MaxLine = 1023
+	// MaxSize bounds the file read: far beyond any real file (100,000 ranges
+	// are about 3 MB), small enough that junk cannot exhaust memory.
+	MaxSize = 32 << 20
+)
+
+// ErrTooLarge is returned for input larger than MaxSize.
+var ErrTooLarge = fmt.Errorf("larger than %d bytes, not a subordinate id file", MaxSize)
+
+// Range is one valid line: owner may use ids Start .. Start+Count-1.
+type Range struct {
+	Owner string
+	Start uint64
+	Count uint64
+}
+
+// End is the first id after the range.
+func (r Range) End() uint64 { return r.Start + r.Count }
+
+// Last is the last id in the range.
+func (r Range) Last() uint64 { return r.Start + r.Count - 1 }
+
+// Overlaps reports whether r and o share an id.
+func (r Range) Overlaps(o Range) bool { return r.Start < o.End() && o.Start < r.End() }
+
+// Contains reports whether id lies in r.
+func (r Range) Contains(id uint64) bool { return id >= r.Start && id < r.End() }
+
+// String is the line as subuid(5) writes it, without the newline.
+func (r Range) String() string { return fmt.Sprintf("%s:%d:%d", r.Owner, r.Start, r.Count) }
+
+// OwnerUID returns the owner as a uid when it is numeric.
+func (r Range) OwnerUID() (uint64, bool) {
+	if !isDecimal(r.Owner) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(r.Owner, 10, 32)
+	return n, err == nil
+}
+
+// Line is one line of the file.
+type Line struct {
+	// No is the 1-based line number.
+	No int
+	// Raw is the line's exact bytes without its newline. Do not modify.
+	Raw []byte
+	// Range is valid when Problem is nil.
+	Range Range
+	// Problem says why the line is malformed; nil for a valid range.
+	Problem *Problem
+}
+
+// Valid reports whether the line is a well-formed range.
+func (l *Line) Valid() bool { return l.Problem == nil }
+
+// Kind classifies a problem so that checks can word the remedy.
+type Kind int
+
+// Problem kinds.
+const (
+	Malformed Kind = iota // a line that is not owner:start:count
+	Comment               // a "#" line: subuid(5) has no comments
+	Blank                 // an empty line
+	CRLF                  // a line ending in "\r"
+	TooLong               // a line of MaxLine+1 bytes or more
+	Binary                // a NUL byte or invalid UTF-8
+	NoNewline             // the last line has no trailing newline
+	BadNumber             // a start or count that is not plain decimal or is out of range
+)
+
+// Problem is a malformed line or a file-level defect, with its position.
+type Problem struct {
+	Name   string // file name as given to Parse
+	Line   int
+	Column int // 1-based byte column of the bad field; 0 for the whole line
+	Kind   Kind
+	Reason string
+}
+
+func (p *Problem) Error() string {
+	if p.Column > 0 {
+		return fmt.Sprintf("%s:%d:%d: %s", p.Name, p.Line, p.Column, p.Reason)
+	}
+	return fmt.Sprintf("%s:%d: %s", p.Name, p.Line, p.Reason)
+}
+
+// File is a parsed subordinate id file that can render itself back.
+type File struct {
+	Name  string
+	Lines []Line
+
+	data    []byte // the input, exactly
+	fixNL   bool   // a newline is owed after the original last line
+	appends [][]byte
+}
+
+// Parse reads a whole subuid or subgid file. name is used in messages
+// ("/etc/subuid"). Malformed lines do not stop parsing: every one is
+// recorded in Problems. The error is only for input that cannot be read or
+// is larger than MaxSize.
+func Parse(r io.Reader, name string) (*File, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: %w", name, ErrTooLarge)
+	}
+	f := &File{Name: name, data: data}
+	// One string for the whole file: owners are substrings of it rather than
+	// one allocation per line.
+	text := string(data)
+	// One pass to size the slice: 100,000-line files are a benchmark case.
+	f.Lines = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
+	no, off := 0, 0
+	for off < len(data) {
+		no++
+		end := len(data)
+		if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+			end = off + i
+		}
+		raw := data[off:end:end]
+		l := Line{No: no, Raw: raw}
+		l.Range, l.Problem = parseLine(raw, text[off:end])
+		off = end + 1
+		if l.Problem != nil {
+			l.Problem.Name, l.Problem.Line = name, no
+		}
+		f.Lines = append(f.Lines, l)
+	}
+	return f, nil
+}
+
+// HasFinalNewline reports whether the rendered file ends with a newline
+// (an empty file counts as ending with one).
+func (f *File) HasFinalNewline() bool {
+	if len(f.appends) > 0 || f.fixNL {
+		return true
+	}
+	return len(f.data) == 0 || f.data[len(f.data)-1] == '\n'
+}
+
+// Problems lists every malformed line in order, then a missing trailing
+// newline (shadow ≥4.19 refuses such a file, shadow-maint/shadow#1581).
+func (f *File) Problems() []*Problem {
+	var out []*Problem
+	for i := range f.Lines {
+		if p := f.Lines[i].Problem; p != nil {
+			out = append(out, p)
+		}
+	}
+	if !f.HasFinalNewline() {
+		out = append(out, &Problem{Name: f.Name, Line: len(f.Lines), Kind: NoNewline,
+			Reason: "no newline at the end of the file: shadow 4.19 and later refuse to read it"})
+	}
+	return out
+}
+
+// Err joins every problem, for callers that must refuse bad input.
+func (f *File) Err() error {
+	ps := f.Problems()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// Ranges returns the valid lines.
+func (f *File) Ranges() []*Line {
+	out := make([]*Line, 0, len(f.Lines))
+	for i := range f.Lines {
+		if f.Lines[i].Problem == nil {
+			out = append(out, &f.Lines[i])
+		}
+	}
+	return out
+}
+
+// Bytes renders the file: the input byte for byte, then a newline if one
+// is owed, then the appended lines.
+func (f *File) Bytes() []byte {
+	n := len(f.data) + 1
+	for _, a := range f.appends {
+		n += len(a)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, f.data...)
+	if f.fixNL {
+		out = append(out, '\n')
+	}
+	for _, a := range f.appends {
+		out = append(out, a...)
+	}
+	return out
+}
+
+// EnsureFinalNewline adds the newline a last line lacks; it reports
+// whether anything changed.
+func (f *File) EnsureFinalNewline() bool {
+	if f.HasFinalNewline() {
+		return false
+	}
+	f.fixNL = true
+	return true
+}
+
+// Append adds r as a new last line, first giving the previous last line
+// its newline. Nothing else in the file changes. r must be a valid range.
+func (f *File) Append(r Range) (*Line, error) {
+	text := r.String()
+	got, p := parseLine([]byte(text), text)
+	if p != nil {
+		return nil, fmt.Errorf("%s: cannot append %q: %s", f.Name, text, p.Reason)
+	}
+	f.EnsureFinalNewline()
+	b := append([]byte(text), '\n')
+	f.appends = append(f.appends, b)
+	f.Lines = append(f.Lines, Line{No: len(f.Lines) + 1, Raw: b[: len(b)-1 : len(b)-1], Range: got})
+	return &f.Lines[len(f.Lines)-1], nil
+}
+
+// parseLine checks one line (without its newline); str is the same bytes
+// as a string. The Problem it returns has Name and Line unset.
+func parseLine(raw []byte, str string) (Range, *Problem) {
+	bad := func(kind Kind, col int, format string, a ...any) (Range, *Problem) {
+		return Range{}, &Problem{Kind: kind, Column: col, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case len(raw) > MaxLine:
+		return bad(TooLong, 0, "line is %d bytes long; shadow ignores lines of %d bytes or more", len(raw), MaxLine+1)
+	case bytes.IndexByte(raw, 0) >= 0:
+		return bad(Binary, bytes.IndexByte(raw, 0)+1, "NUL byte: binary data, not owner:start:count")
+	case !utf8.Valid(raw):
+		return bad(Binary, invalidUTF8At(raw)+1, "invalid UTF-8: binary data, not owner:start:count")
+	case len(raw) == 0:
+		return bad(Blank, 0, "empty line: subuid(5) has no blank lines; shadow keeps it as an unparsable entry")
+	case raw[0] == '#':
+		return bad(Comment, 1, "comment line: subuid(5) has no comments; shadow keeps it as an unparsable entry and other readers may not skip it")
+	case raw[len(raw)-1] == '\r':
+		return bad(CRLF, len(raw), "line ends with a carriage return (DOS line ending): the count does not parse")
+	}
+	owner, rest, ok1 := bytes.Cut(raw, []byte{':'})
+	start, count, ok2 := bytes.Cut(rest, []byte{':'})
+	if !ok1 || !ok2 {
+		n := bytes.Count(raw, []byte{':'}) + 1
+		return bad(Malformed, 0, "%d field(s), want exactly 3 (owner:start:count)", n)
+	}
+	if i := bytes.IndexByte(count, ':'); i >= 0 {
+		return bad(Malformed, len(owner)+len(start)+2+i+1, "%d fields, want exactly 3 (owner:start:count)", bytes.Count(raw, []byte{':'})+1)
+	}
+	startCol, countCol := len(owner)+2, len(owner)+len(start)+3
+	if len(owner) == 0 {
+		return bad(Malformed, 1, "empty owner")
+	}
+	if i := badOwnerByte(owner); i >= 0 {
+		return bad(Malformed, i+1, "owner %q contains whitespace or a control character", owner)
+	}
+	if isDecimal(string(owner)) {
+		if n, err := strconv.ParseUint(string(owner), 10, 64); err != nil || n >= MaxID {
+			return bad(Malformed, 1, "numeric owner %s is not a valid uid (0..%d)", owner, MaxID-1)
+		}
+	}
+	s, p := parseNumber(start, "start", startCol)
+	if p != nil {
+		return Range{}, p
+	}
+	c, p := parseNumber(count, "count", countCol)
+	if p != nil {
+		return Range{}, p
+	}
+	switch {
+	case s > MaxID:
+		return bad(BadNumber, startCol, "start %d is above %d", s, uint64(MaxID))
+	case c == 0:
+		return bad(BadNumber, countCol, "count 0: a range holds at least one id")
+	case s+c > Space:
+		return bad(BadNumber, countCol, "start %d + count %d = %d passes the last id %d", s, c, s+c, uint64(MaxID))
+	}
+	return Range{Owner: str[:len(owner)], Start: s, Count: c}, nil
+}
+
+// parseNumber accepts plain decimal only. shadow reads numbers with base 0
+// (a leading 0 is octal, 0x hex) while Docker reads base 10, so anything
+// but plain decimal means different ranges to different readers.
+func parseNumber(b []byte, what string, col int) (uint64, *Problem) {
+	bad := func(format string, a ...any) (uint64, *Problem) {
+		return 0, &Problem{Kind: BadNumber, Column: col, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case len(b) == 0:
+		return bad("empty %s", what)
+	case !isDecimal(string(b)):
+		return bad("%s %q is not a decimal number", what, b)
+	case len(b) > 1 && b[0] == '0':
+		return bad("%s %s has a leading zero: shadow reads it as octal, Docker as decimal", what, b)
+	case len(b) > 10:
+		return bad("%s %s is above %d", what, b, uint64(MaxID))
+	}
+	var n uint64 // ≤10 digits: fits; no strconv, to keep 100,000-line files cheap
+	for _, c := range b {
+		n = n*10 + uint64(c-'0')
+	}
+	return n, nil
+}
+
+// badOwnerByte returns the index of the first whitespace or control
+// character in an owner (already valid UTF-8), or -1.
+func badOwnerByte(b []byte) int {
+	for i := 0; i < len(b); {
+		if c := b[i]; c < utf8.RuneSelf {
+			if c <= ' ' || c == 0x7f {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+func isDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return 0
+}
