@@ -1,0 +1,158 @@
+package remap
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/usernsctl/usernsctl/config/subid"
+)
+
+func mustParse(t testing.TB, name, s string) *subid.File {
+	t.Helper()
+	f, err := subid.Parse(strings.NewReader(s), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestAllocateLikeShadow(t *testing.T) {
+	def := Request{Min: 100000, Max: 600100000, Count: 65536}
+	cases := []struct {
+		name string
+		used []IDRange
+		req  Request
+		want uint64
+		err  bool
+	}{
+		{"empty files", nil, def, 100000, false},
+		{"after the first user", []IDRange{{100000, 65536}}, def, 165536, false},
+		{"unsorted input", []IDRange{{231072, 65536}, {100000, 65536}}, def, 165536, false},
+		{"a hole too small is skipped", []IDRange{{100000, 65536}, {200000, 65536}}, def, 265536, false},
+		{"a hole that fits exactly", []IDRange{{100000, 65536}, {231072, 65536}}, def, 165536, false},
+		{"a range below MIN is ignored", []IDRange{{1000, 5000}}, def, 100000, false},
+		{"a range straddling MIN", []IDRange{{50000, 65536}}, def, 115536, false},
+		{"a small range inside the candidate (moby misses it)", []IDRange{{150000, 10}}, def, 150010, false},
+		{"a range contained in another", []IDRange{{100000, 200000}, {150000, 10}}, def, 300000, false},
+		{"an account uid inside", []IDRange{{100000, 65536}, {170000, 1}}, def, 170001, false},
+		// MAX is inclusive: the last id of the range may be MAX.
+		{"tail ends exactly at MAX", nil, Request{Min: 100, Max: 199, Count: 100}, 100, false},
+		{"tail one short", nil, Request{Min: 100, Max: 198, Count: 100}, 0, true},
+		{"gap before a range above MAX ends at MAX", []IDRange{{1000, 5}}, Request{Min: 100, Max: 199, Count: 100}, 100, false},
+		{"gap clipped at MAX", []IDRange{{150, 5}, {1000, 5}}, Request{Min: 100, Max: 254, Count: 100}, 155, false},
+		{"gap clipped one short of MAX", []IDRange{{150, 5}, {1000, 5}}, Request{Min: 100, Max: 253, Count: 100}, 0, true},
+		{"full", []IDRange{{100000, 600000001}}, def, 0, true},
+		{"aligned", []IDRange{{100000, 65536}}, Request{Min: 65536, Max: 1<<32 - 1, Count: 7208960, Align: 65536}, 196608, false},
+		{"aligned start rounds MIN up", nil, Request{Min: 100000, Max: 1<<32 - 1, Count: 65536, Align: 65536}, 131072, false},
+		{"aligned to the top of the id space", []IDRange{{65536, 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65536, Align: 65536}, 1<<32 - 65536, false},
+		{"never past the last id", []IDRange{{65536, 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65537, Align: 65536}, 0, true},
+		{"count 0", nil, Request{Min: 1, Max: 10, Count: 0}, 0, true},
+		{"min above max", nil, Request{Min: 11, Max: 10, Count: 1}, 0, true},
+	}
+	for _, c := range cases {
+		got, err := Allocate(c.used, c.req)
+		if (err != nil) != c.err || (err == nil && got != c.want) {
+			t.Errorf("%s: got %d, %v; want %d (error %v)", c.name, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestAllocateErrorSaysWhy(t *testing.T) {
+	_, err := Allocate([]IDRange{{100000, 65536}, {200000, 600000000}}, Request{Min: 100000, Max: 600100000, Count: 65536})
+	if !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"65536 ids between 100000 and 600100000", "2 ranges", "largest gap is 34464 ids at 165536"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+}
+
+// TestAllocateMatchesBruteForce compares with the definition: the lowest
+// aligned start ≥ Min whose range is free and ends at or below Max.
+func TestAllocateMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 3000; iter++ {
+		var used []IDRange
+		for range rng.IntN(12) {
+			used = append(used, IDRange{uint64(rng.IntN(400)), uint64(1 + rng.IntN(60))})
+		}
+		req := Request{Min: uint64(rng.IntN(100)), Max: uint64(200 + rng.IntN(300)), Count: uint64(1 + rng.IntN(80)), Align: uint64(rng.IntN(4) * 8)}
+		want, ok := bruteForce(used, req)
+		got, err := Allocate(used, req)
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("used %v req %+v: got %d, %v; want %d, %v", used, req, got, err, want, ok)
+		}
+	}
+}
+
+func bruteForce(used []IDRange, req Request) (uint64, bool) {
+	a := max(req.Align, 1)
+	for s := alignUp(req.Min, a); s+req.Count-1 <= req.Max; s += a {
+		free := true
+		for _, u := range used {
+			if s < u.End() && u.Start < s+req.Count {
+				free = false
+				break
+			}
+		}
+		if free {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+func TestAllocateDoesNotModifyInput(t *testing.T) {
+	used := []IDRange{{300, 1}, {100, 1}, {200, 1}}
+	if _, err := Allocate(used, Request{Min: 0, Max: 1000, Count: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if used[0].Start != 300 || used[1].Start != 100 {
+		t.Fatalf("input reordered: %v", used)
+	}
+}
+
+func TestOccupiedUsesBothFilesAndAccounts(t *testing.T) {
+	uid := mustParse(t, "/etc/subuid", "alice:100000:65536\n# junk\n")
+	gid := mustParse(t, "/etc/subgid", "alice:165536:65536\nbob:231072:65536\n")
+	used := Occupied([]*subid.File{uid, gid, nil}, []int{0, 1000, 296608}, []int{-1, 296700})
+	if len(used) != 3+4 {
+		t.Fatalf("got %v", used)
+	}
+	// A range that is free in /etc/subuid but taken in /etc/subgid is not
+	// handed out, nor one that would contain an account id.
+	got, err := Allocate(used, Request{Min: 100000, Max: 600100000, Count: 65536})
+	if err != nil || got != 296701 {
+		t.Fatalf("got %d, %v; want 296701", got, err)
+	}
+}
+
+// BenchmarkAllocate measures the whole allocation (copy, sort, walk) over
+// n shuffled ranges whose only large enough gap is after the last one, so
+// every range is visited. Growth with n should be n log n.
+func BenchmarkAllocate(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000, 1_000_000} {
+		used := make([]IDRange, n)
+		for i := range used {
+			// 100-id ranges with 1-id holes, from 100000.
+			used[i] = IDRange{Start: 100000 + uint64(i)*101, Count: 100}
+		}
+		rng := rand.New(rand.NewPCG(7, uint64(n)))
+		rng.Shuffle(n, func(i, j int) { used[i], used[j] = used[j], used[i] })
+		req := Request{Min: 100000, Max: 1<<32 - 1, Count: 65536}
+		want := 100000 + uint64(n)*101 - 1
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				got, err := Allocate(used, req)
+				if err != nil || got != want {
+					b.Fatalf("got %d, %v; want %d", got, err, want)
+				}
+			}
+		})
+	}
+}
