@@ -223,7 +223,16 @@ func (r *Root) MkdirAll(dir string, perm os.FileMode) ([]string, error) {
 		return created, err
 	}
 	defer pf.Close()
-	if err := unix.Mkdirat(int(pf.Fd()), base, uint32(perm.Perm())); err != nil {
+	if err := unix.Mkdirat(int(pf.Fd()), base, uint32(perm.Perm())); err == unix.EEXIST {
+		// Created meanwhile by someone else, or a dangling link: only a
+		// directory will do, and it is not ours to record.
+		f, err := r.OpenDir(dir)
+		if err != nil {
+			return created, err
+		}
+		f.Close()
+		return created, nil
+	} else if err != nil {
 		return created, &fs.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	created = append(created, dir)
