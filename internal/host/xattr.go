@@ -1,0 +1,42 @@
+package host
+
+import (
+	"errors"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxXattr is the kernel's limit on one extended attribute value.
+const maxXattr = 64 << 10
+
+// Xattr reads the extended attribute name of host path p, without
+// following a final symlink (a file capability belongs to the file, not to
+// a link to it). ok is false when the file has no such attribute or its
+// filesystem keeps none. It counts as a stat for snapshots, which copy the
+// capability attribute of every file they stat.
+func (h *Host) Xattr(p, name string) (val []byte, ok bool, err error) {
+	h.Note(p, Stat)
+	real := h.Path(p)
+	for attempt := 0; attempt < 3; attempt++ {
+		size, err := unix.Lgetxattr(real, name, nil)
+		if err == nil && size <= maxXattr {
+			buf := make([]byte, size)
+			var n int
+			n, err = unix.Lgetxattr(real, name, buf)
+			if err == nil {
+				return buf[:n], true, nil
+			}
+		} else if err == nil {
+			err = unix.E2BIG
+		}
+		switch {
+		case errors.Is(err, unix.ERANGE):
+			continue // the attribute grew between the two calls
+		case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
+			return nil, false, nil
+		}
+		return nil, false, &fs.PathError{Op: "getxattr " + name, Path: p, Err: err}
+	}
+	return nil, false, &fs.PathError{Op: "getxattr " + name, Path: p, Err: unix.ERANGE}
+}
