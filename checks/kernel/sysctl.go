@@ -49,6 +49,23 @@ func (k knob) describe() string {
 	switch {
 	case k.res.Final != nil:
 		s = fmt.Sprintf("%s persists %s", k.res.Final.Where(), k.res.Final.Value)
+	case len(k.res.Mentions) > 0:
+		last := k.res.Mentions[len(k.res.Mentions)-1]
+		s = fmt.Sprintf("no sysctl file persists it (%s cancels it)", last.Where())
+	default:
+		s = "no sysctl file sets it, so the kernel default applies at boot"
+	}
+	if c := k.context(); c != "" {
+		s += "; " + c
+	}
+	return s
+}
+
+// context is what describe adds to the winning line: the lines it
+// overrides and the files that could not be used.
+func (k knob) context() string {
+	var parts []string
+	if k.res.Final != nil {
 		var others []string
 		for _, m := range k.res.Mentions {
 			if m.Where() != k.res.Final.Where() {
@@ -56,18 +73,21 @@ func (k knob) describe() string {
 			}
 		}
 		if len(others) > 0 {
-			s += " (overriding " + strings.Join(others, "; ") + ")"
+			parts = append(parts, "it overrides "+strings.Join(others, ", "))
 		}
-	case len(k.res.Mentions) > 0:
-		last := k.res.Mentions[len(k.res.Mentions)-1]
-		s = fmt.Sprintf("no sysctl file persists it (%s cancels it)", last.Where())
-	default:
-		s = "no sysctl file sets it, so the kernel default applies at boot"
 	}
 	if u := k.unread(); u != "" {
-		s += "; " + u
+		parts = append(parts, u)
 	}
-	return s
+	return strings.Join(parts, "; ")
+}
+
+// tail appends context to a message that already names the winning line.
+func (k knob) tail() string {
+	if c := k.context(); c != "" {
+		return "; " + c
+	}
+	return ""
 }
 
 // unread names sysctl files (or lines that mention the key) that could not
@@ -193,16 +213,16 @@ func checkMaxUserNamespaces(_ context.Context, env *checks.Env) checks.Result {
 			"%s is 0 (%s): creating any user namespace fails with ENOSPC, root included (runc: \"getting the final child's pid from pipe caused: EOF\"); %s", k.key, k.proc, desc))
 	case pset && perr != nil:
 		return k.with(checks.Warnf(k.persistFix(env, want),
-			"%s is %d (%s), but %s persists %q, which is not a number: the next boot fails to set it; %s", k.key, live, k.proc, k.res.Final.Where(), pv, desc))
+			"%s is %d (%s), but %s persists %q, which is not a number: the next boot fails to set it%s", k.key, live, k.proc, k.res.Final.Where(), pv, k.tail()))
 	case pset && pn == 0:
 		return k.with(checks.Failf(k.persistFix(env, want),
-			"%s is %d now (%s), but %s persists 0: after the next boot every user namespace creation fails with ENOSPC, root included; %s", k.key, live, k.proc, k.res.Final.Where(), desc))
+			"%s is %d now (%s), but %s persists 0: after the next boot every user namespace creation fails with ENOSPC, root included%s", k.key, live, k.proc, k.res.Final.Where(), k.tail()))
 	case live < min:
 		return k.with(checks.Warnf(fix(),
 			"%s is %d (%s), below %d, where rootlesskit warns that rootless containers may run out of user namespaces; %s", k.key, live, k.proc, min, desc))
 	case pset && pn < min:
 		return k.with(checks.Warnf(k.persistFix(env, want),
-			"%s is %d now (%s), but %s persists %d, below %d, where rootlesskit warns; %s", k.key, live, k.proc, k.res.Final.Where(), pn, min, desc))
+			"%s is %d now (%s), but %s persists %d, below %d, where rootlesskit warns%s", k.key, live, k.proc, k.res.Final.Where(), pn, min, k.tail()))
 	case pset && pn != live:
 		return k.with(checks.Warnf(fmt.Sprintf("to keep %d at boot: %s; or to apply the persisted value now: `%s`", live, k.persistFix(env, want), k.setNow(pv)),
 			"%s is %d now (%s), but the next boot applies %d: %s", k.key, live, k.proc, pn, desc))
@@ -226,7 +246,7 @@ func checkBoolKnob(env *checks.Env, k knob, want, what string) checks.Result {
 		return k.with(checks.Failf(fix, "%s is %s (%s): %s; %s", k.key, k.live, k.proc, what, k.describe()))
 	case pset && pv != want:
 		return k.with(checks.Failf(k.persistFix(env, want),
-			"%s is %s now (%s), but %s persists %s: after the next boot %s; %s", k.key, k.live, k.proc, k.res.Final.Where(), pv, what, k.describe()))
+			"%s is %s now (%s), but %s persists %s: after the next boot %s%s", k.key, k.live, k.proc, k.res.Final.Where(), pv, what, k.tail()))
 	}
 	return k.with(checks.Passf("%s is %s (%s); %s", k.key, k.live, k.proc, k.describe()))
 }
