@@ -355,17 +355,18 @@ func checkNewIDMap(_ context.Context, env *checks.Env) checks.Result {
 		evidence[t.name] = p + ": " + why
 		fixes = append(fixes, fmt.Sprintf("`chown root:root %s && chmod u+s %s`, or give it the capability instead: `setcap %s+ep %s`", p, p, t.capStr, p))
 	}
-	var r checks.Result
-	switch {
-	case len(missing) > 0:
-		r = checks.Failf(installUIDMap(env),
-			"%s not found in %s: rootless containers cannot map more than one id without them", strings.Join(missing, " and "), strings.Join(idmapDirs, ", "))
-	case len(bad) > 0:
-		r = checks.Failf(strings.Join(fixes, "\n"),
-			"%s: an unprivileged user cannot write its subordinate ranges to uid_map/gid_map, so rootless containers fail", strings.Join(bad, "; "))
-	default:
-		r = checks.Passf("%s", strings.Join(ok, "; "))
+	if len(missing) == 0 && len(bad) == 0 {
+		return checks.Passf("%s", strings.Join(ok, "; ")).With("tools", evidence)
 	}
+	var problems []string
+	remedy := strings.Join(fixes, "\n")
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("%s not found in %s", strings.Join(missing, " and "), strings.Join(idmapDirs, ", ")))
+		remedy = installUIDMap(env) // the package brings both, privileged
+	}
+	problems = append(problems, bad...)
+	r := checks.Failf(remedy, "%s: an unprivileged user cannot write its subordinate ranges to uid_map/gid_map, so rootless containers cannot map more than one id",
+		strings.Join(problems, "; "))
 	return r.With("tools", evidence)
 }
 
