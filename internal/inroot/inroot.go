@@ -258,7 +258,7 @@ func (r *Root) RemoveEmptyDir(dir string) (bool, error) {
 	dir = path.Clean("/" + dir)
 	parent, base := path.Split(dir)
 	pf, err := r.OpenDir(parent)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 		return false, nil
 	}
 	if err != nil {
@@ -271,7 +271,8 @@ func (r *Root) RemoveEmptyDir(dir string) (bool, error) {
 			return true, &fs.PathError{Op: "fsync", Path: parent, Err: err}
 		}
 		return true, nil
-	case unix.ENOENT, unix.ENOTEMPTY, unix.EEXIST:
+	case unix.ENOENT, unix.ENOTEMPTY, unix.EEXIST, unix.ENOTDIR:
+		// Gone, in use, or not a directory (a symlink): not ours to remove.
 		return false, nil
 	default:
 		return false, &fs.PathError{Op: "rmdir", Path: dir, Err: err}
