@@ -38,7 +38,7 @@ type Violation struct {
 
 func (v Violation) String() string {
 	if v.Kubelet != "" {
-		return fmt.Sprintf("%s (kubelet: %q)", v.Reason, v.Kubelet)
+		return fmt.Sprintf("%s (kubelet: `%s`)", v.Reason, v.Kubelet)
 	}
 	return v.Reason
 }
@@ -131,7 +131,7 @@ func CheckKubelet(uid, gid KubeletRange, maxPods int, idsPerPod uint64) []Violat
 		}
 		if need := KubeletCount(maxPods, unit); r.Count/unit < uint64(max(maxPods, 0)) {
 			add("count-pods", fmt.Sprintf("kubelet user assigned IDs are not enough to support %d pods", maxPods),
-				"count %d holds %d pods of %d ids; maxPods %d needs at least %d", r.Count, r.Count/unit, unit, maxPods, need)
+				"count %d holds %d pod(s) of %d ids; maxPods %d needs at least %d", r.Count, r.Count/unit, unit, maxPods, need)
 		}
 		if r.End() > subid.Space {
 			add("below-2^32", "",

@@ -1,7 +1,133 @@
-// Package subid holds the subid area's checks.
+// Package subid holds the subid area's checks: /etc/subuid and /etc/subgid
+// well-formed, free of overlaps and of real accounts' ids, the Docker remap
+// user's ranges, the kubelet's range rules, and where libsubid reads from.
 package subid
 
-import "github.com/usernsctl/usernsctl/checks"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/remap"
+)
 
 // Checkers returns the subid area's checks.
-func Checkers() []checks.Checker { return nil }
+func Checkers() []checks.Checker {
+	return []checks.Checker{
+		checks.New(checks.Info{
+			ID: "subid.files", Title: "subordinate id files",
+			Doc: "/etc/subuid and /etc/subgid exist where the target needs them, every line is owner:start:count in plain decimal, and each file ends with a newline (shadow ≥4.19 refuses one that does not).",
+		}, checkFiles),
+		checks.New(checks.Info{
+			ID: "subid.overlap", Title: "overlapping subordinate ranges",
+			Doc: "No two lines of /etc/subuid (or of /etc/subgid) share an id: not across owners, not for one owner twice, not for one account named once by name and once by uid.",
+		}, checkOverlap),
+		checks.New(checks.Info{
+			ID: "subid.account_uids", Title: "ranges that contain account ids",
+			Doc: "No /etc/subuid range contains the uid of an account in /etc/passwd, and no /etc/subgid range the gid of a group in /etc/group.",
+		}, checkAccountIDs),
+		checks.New(checks.Info{
+			ID: "subid.remap_user", Title: "Docker remap user's ranges",
+			Doc:     "The userns-remap user has ranges in BOTH /etc/subuid and /etc/subgid, looked up by user name or uid (never the group), of at least 65536 ids, in one range (Docker concatenates several in file order and uses at most 5).",
+			Targets: []checks.Target{checks.Docker},
+		}, checkRemapUser),
+		checks.New(checks.Info{
+			ID: "subid.kubelet", Title: "kubelet's id range",
+			Doc:     "The kubelet user's range, as getsubids reports it, is one line identical for uids and gids, 65536-aligned, at least 65536 × maxPods ids and below 2^32; without a kubelet user or getsubids the kubelet silently uses 65536..2^32.",
+			Targets: []checks.Target{checks.Kubernetes},
+		}, checkKubelet),
+		checks.New(checks.Info{
+			ID: "subid.nsswitch", Title: "subordinate id source",
+			Doc: "The `subid:` line of /etc/nsswitch.conf: a source other than files (SSSD, LDAP) means getsubids, newuidmap and the kubelet do not read /etc/subuid and /etc/subgid, while dockerd still does.",
+		}, checkNSSwitch),
+	}
+}
+
+// where names a line: "/etc/subuid:3".
+func where(f *subid.File, no int) string { return fmt.Sprintf("%s:%d", f.Name, no) }
+
+// cite names a valid line with its text: "/etc/subuid:3 (alice:100000:65536)".
+func cite(f *subid.File, l *subid.Line) string {
+	return fmt.Sprintf("%s (%s)", where(f, l.No), l.Raw)
+}
+
+// list joins the first n items with "; " and says how many more there are.
+func list(items []string, n int) string { return listSep(items, n, "; ") }
+
+func listSep(items []string, n int, sep string) string {
+	if len(items) <= n {
+		return strings.Join(items, sep)
+	}
+	return fmt.Sprintf("%s%sand %d more", strings.Join(items[:n], sep), sep, len(items)-n)
+}
+
+// idRanges converts file ranges.
+func idRanges(ls []*subid.Line) []remap.IDRange {
+	out := make([]remap.IDRange, len(ls))
+	for i, l := range ls {
+		out[i] = remap.IDRange{Start: l.Range.Start, Count: l.Range.Count}
+	}
+	return out
+}
+
+// linesFor returns the valid lines of f whose owner is one of keys, in
+// file order.
+func linesFor(f *subid.File, keys []string) []*subid.Line {
+	if f == nil {
+		return nil
+	}
+	var out []*subid.Line
+	for _, l := range f.Ranges() {
+		for _, k := range keys {
+			if l.Range.Owner == k {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// suggester hands out free ranges for remedies, each one avoiding every
+// line of both files, every account id and the ranges already suggested.
+type suggester struct {
+	used []remap.IDRange
+	req  remap.Request
+}
+
+func newSuggester(env *checks.Env) *suggester {
+	s := facts.SubIDsOf(env)
+	var ids [][]int
+	if acc, err := facts.AccountsOf(env); err == nil {
+		ids = [][]int{acc.UIDs(), acc.GIDs()}
+	}
+	d := facts.LoginDefsOf(env).Defs
+	return &suggester{
+		used: remap.Occupied(s.Files(), ids...),
+		req:  remap.Request{Min: d.SubUIDMin.Value, Max: d.SubUIDMax.Value},
+	}
+}
+
+// next returns a free range of count ids, or false.
+func (s *suggester) next(count uint64) (remap.IDRange, bool) {
+	req := s.req
+	req.Count = count
+	start, err := remap.Allocate(s.used, req)
+	if err != nil {
+		return remap.IDRange{}, false
+	}
+	r := remap.IDRange{Start: start, Count: count}
+	s.used = append(s.used, r)
+	return r, true
+}
+
+// replaceLine is the sed command that replaces line no of path with text,
+// or "" when text cannot be written safely in a sed replacement.
+func replaceLine(path string, no int, text string) string {
+	if strings.ContainsAny(text, `/&\'`+"\n") {
+		return ""
+	}
+	return fmt.Sprintf("sed -i '%ds/.*/%s/' %s", no, text, path)
+}

@@ -1,0 +1,164 @@
+package subid
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/remap"
+)
+
+const applyKube = "`usernsctl apply --target kubernetes`"
+
+// kubeletLimits are maxPods and idsPerPod as the kubelet will use them, and
+// where they came from.
+func kubeletLimits(env *checks.Env) (maxPods int, idsPerPod uint64, src string) {
+	maxPods, idsPerPod = facts.DefaultMaxPods, remap.KubeletUnit
+	kc, err := facts.KubeletConfig(env)
+	switch {
+	case err != nil || kc == nil:
+		src = fmt.Sprintf("maxPods %d assumed: the kubelet config could not be read (%v)", maxPods, err)
+	case kc.ParseErr != nil:
+		src = fmt.Sprintf("maxPods %d assumed: %s does not parse (%v)", maxPods, kc.Path, kc.ParseErr)
+	case !kc.Exists:
+		src = fmt.Sprintf("maxPods %d, the default: no kubelet config at %s", maxPods, kc.Path)
+	default:
+		if kc.MaxPods > 0 {
+			maxPods = kc.MaxPods
+		}
+		src = fmt.Sprintf("maxPods %d from %s", maxPods, kc.Path)
+		// userNamespaces.idsPerPod is honoured from Kubernetes 1.35.
+		if kc.IDsPerPod > 0 && facts.KubeAtLeast(env, "1.35") {
+			idsPerPod = uint64(kc.IDsPerPod)
+			src += fmt.Sprintf(", idsPerPod %d", idsPerPod)
+		}
+	}
+	return maxPods, idsPerPod, src
+}
+
+func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
+	maxPods, idsPerPod, limits := kubeletLimits(env)
+	ev := func(r checks.Result) checks.Result {
+		return r.With("max_pods", maxPods).With("ids_per_pod", idsPerPod)
+	}
+	acc, err := facts.AccountsOf(env)
+	if err != nil {
+		return ev(checks.Warnf("make /etc/passwd readable", "cannot tell whether a %q user exists: %v", remap.KubeletUser, err))
+	}
+	u, userOK := acc.UserByName(remap.KubeletUser)
+	keys := []string{remap.KubeletUser}
+	if userOK {
+		keys = append(keys, strconv.Itoa(u.Uid))
+	}
+
+	// What the files say, for messages and for hosts without getsubids.
+	s := facts.SubIDsOf(env)
+	fileUID, fileGID := fileRange(s.UID.File, keys), fileRange(s.GID.File, keys)
+	fileNote := ""
+	if len(fileUID.Ranges)+len(fileGID.Ranges) > 0 {
+		if vs := remap.CheckKubelet(fileUID, fileGID, maxPods, idsPerPod); len(vs) > 0 {
+			fileNote = "; the kubelet lines in the files would be refused too: " + violations(vs)
+		}
+	}
+
+	gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
+	gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
+	def := fmt.Sprintf("%d-%d", remap.KubeletDefault.Start, remap.KubeletDefault.End()-1)
+	switch {
+	case !userOK:
+		return ev(checks.Warnf(applyKube+" (creates the kubelet user and one 65536-aligned range in both files)",
+			"no %q user in %s: the kubelet silently uses its default range %s, every id above 65535, overlapping any range in %s and %s%s",
+			remap.KubeletUser, facts.PasswdFile, def, s.UID.Path, s.GID.Path, fileNote))
+	case !gu.Installed:
+		return ev(checks.Warnf("install getsubids (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install /usr/bin/getsubids`), then run this check again",
+			"getsubids is not installed: although user %q exists, the kubelet silently uses its default range %s%s",
+			remap.KubeletUser, def, fileNote).With("getsubids", false))
+	}
+
+	// The kubelet runs getsubids; judge what it prints.
+	for _, g := range []*facts.Getsubids{gu, gg} {
+		switch {
+		case g.NoRanges:
+			ids := "ids"
+			if g == gg {
+				ids = "gids"
+			}
+			return ev(checks.Failf(applyKube,
+				"`%s` prints %q: with user %q and getsubids present the kubelet fails to start with `error retrieving additional %s for user %q`%s",
+				g.Command, g.Output, remap.KubeletUser, ids, remap.KubeletUser, sourceHint(env)).With("getsubids", true))
+		case g.Err != nil:
+			return ev(checks.Failf(fmt.Sprintf("run `%s` by hand and fix what it reports", g.Command),
+				"`%s` failed: %v; the kubelet would fail to start", g.Command, g.Err).With("getsubids", true))
+		}
+	}
+	uid, gid := getsubidsRange(gu), getsubidsRange(gg)
+	r := ev(checks.Result{}).With("getsubids", true).
+		With("subuid", remap.GetsubidsOutput(remap.KubeletUser, uid.Ranges)).
+		With("subgid", remap.GetsubidsOutput(remap.KubeletUser, gid.Ranges))
+	if vs := remap.CheckKubelet(uid, gid, maxPods, idsPerPod); len(vs) > 0 {
+		r.Status = checks.Fail
+		r.Message = fmt.Sprintf("the kubelet refuses the range getsubids reports (`%s`: %q; %s): %s", gu.Command, gu.Output, limits, violations(vs))
+		r.Remedy = fmt.Sprintf("replace the kubelet's lines with one range, start and count multiples of %d, count ≥ %d: delete them and run %s",
+			idsPerPod, remap.KubeletCount(maxPods, idsPerPod), applyKube)
+		sg := newSuggester(env)
+		if sug, ok := sg.nextAligned(remap.KubeletRequest(sg.req.Min, maxPods, idsPerPod)); ok {
+			r.Remedy += fmt.Sprintf(" (a free range now: %s:%d:%d in both files)", remap.KubeletUser, sug.Start, sug.Count)
+		}
+		return r
+	}
+	k := uid.Ranges[0]
+	r.Status = checks.Pass
+	r.Message = fmt.Sprintf("getsubids gives user %q one range %d:%d for uids and gids: %d pods of %d ids (%s)",
+		remap.KubeletUser, k.Start, k.Count, k.Count/idsPerPod, idsPerPod, limits)
+	return r
+}
+
+// nextAligned is next for a request with its own bounds and alignment.
+func (s *suggester) nextAligned(req remap.Request) (remap.IDRange, bool) {
+	start, err := remap.Allocate(s.used, req)
+	if err != nil {
+		return remap.IDRange{}, false
+	}
+	r := remap.IDRange{Start: start, Count: req.Count}
+	s.used = append(s.used, r)
+	return r, true
+}
+
+// sourceHint says where getsubids looked, for a "no ranges" finding.
+func sourceHint(env *checks.Env) string {
+	ns := facts.NSSwitchOf(env)
+	if !ns.Subid.Files() {
+		return fmt.Sprintf(" (getsubids asks %s per %s:%d, not the files)", ns.Subid.Library(), facts.NSSwitchFile, ns.Subid.Line)
+	}
+	return ""
+}
+
+func fileRange(f *subid.File, keys []string) remap.KubeletRange {
+	var k remap.KubeletRange
+	for _, l := range linesFor(f, keys) {
+		k.Ranges = append(k.Ranges, remap.IDRange{Start: l.Range.Start, Count: l.Range.Count})
+		k.Where = append(k.Where, where(f, l.No))
+	}
+	return k
+}
+
+func getsubidsRange(g *facts.Getsubids) remap.KubeletRange {
+	var k remap.KubeletRange
+	for i, r := range g.Ranges {
+		k.Ranges = append(k.Ranges, remap.IDRange{Start: r.Start, Count: r.Count})
+		k.Where = append(k.Where, fmt.Sprintf("`%s` line %d", g.Command, i+1))
+	}
+	return k
+}
+
+func violations(vs []remap.Violation) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, "; ")
+}
