@@ -79,7 +79,7 @@ func write(t *testing.T, root, p, content string) {
 	}
 }
 
-func gz(t *testing.T, s string) string {
+func gz(t testing.TB, s string) string {
 	t.Helper()
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)

@@ -52,7 +52,7 @@ func checkAppArmor(_ context.Context, env *checks.Env) checks.Result {
 	if len(bins) == 0 {
 		bins = rootlesskitPaths[:1] // where the packages install it
 	}
-	profiles := loadProfiles(env)
+	profiles := loadProfiles(env, bins)
 	var granted, missing []string
 	var fixes []string
 	for _, bin := range bins {
@@ -139,18 +139,39 @@ func (s *profileSet) forBinary(bin string) *profile {
 // loadProfiles reads the top-level profiles in /etc/apparmor.d, minus
 // those disabled through /etc/apparmor.d/disable. It understands the
 // forms profiles for a single binary use, not the whole policy language.
-func loadProfiles(env *checks.Env) *profileSet {
+// Files named after rootlesskit are read first; the other hundred or so
+// profiles of an Ubuntu host only when those do not cover every binary.
+func loadProfiles(env *checks.Env, bins []string) *profileSet {
 	s := &profileSet{}
 	ents, err := env.Host.ReadDir(apparmorDir)
 	if err != nil {
 		return s
 	}
+	var named, rest []string
 	for _, e := range ents {
 		n := e.Name()
 		if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, "~") ||
 			strings.Contains(n, ".dpkg-") || strings.Contains(n, ".rpm") || n == "README" {
 			continue
 		}
+		if strings.Contains(n, "rootlesskit") {
+			named = append(named, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	s.read(env, named)
+	for _, bin := range bins {
+		if p := s.forBinary(bin); p == nil || p.userns == "" {
+			s.read(env, rest)
+			break
+		}
+	}
+	return s
+}
+
+func (s *profileSet) read(env *checks.Env, names []string) {
+	for _, n := range names {
 		if env.Host.Exists(path.Join(apparmorDir, "disable", n)) {
 			continue
 		}
@@ -174,7 +195,6 @@ func loadProfiles(env *checks.Env) *profileSet {
 			s.list = append(s.list, p)
 		}
 	}
-	return s
 }
 
 var (

@@ -82,18 +82,22 @@ type Config struct {
 	File string
 	// Gzip is set when the input was gzip-compressed.
 	Gzip bool
-	opts map[string]Option
+	// list holds the option lines in file order. Checks look up a handful
+	// of options, so a scan beats building a 10,000-entry map.
+	list []Option
 }
 
-// Len is the number of options the file sets or unsets.
-func (c *Config) Len() int { return len(c.opts) }
+// Len is the number of option lines (set or unset) in the file.
+func (c *Config) Len() int { return len(c.list) }
 
 // Lookup returns the option name ("USER_NS" or "CONFIG_USER_NS"); an
 // option the file does not mention comes back with State Absent.
 func (c *Config) Lookup(name string) Option {
 	name = strings.TrimPrefix(name, "CONFIG_")
-	if o, ok := c.opts[name]; ok {
-		return o
+	for i := len(c.list) - 1; i >= 0; i-- { // a later assignment wins
+		if c.list[i].Name == name {
+			return c.list[i]
+		}
 	}
 	return Option{Name: name, State: Absent}
 }
@@ -134,7 +138,7 @@ var gzipMagic = []byte{0x1f, 0x8b}
 // in the kernel's own reader.
 func Parse(r io.Reader, name string) (*Config, error) {
 	br := bufio.NewReader(r)
-	c := &Config{File: name, opts: map[string]Option{}}
+	c := &Config{File: name}
 	var src io.Reader = br
 	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
 		zr, err := gzip.NewReader(br)
@@ -145,51 +149,45 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		c.Gzip = true
 		src = zr
 	}
-	lr := &io.LimitedReader{R: src, N: MaxSize + 1}
-	er := &errReader{r: lr}
-	sc := bufio.NewScanner(er)
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
-	n := 0
-	readErr := func() error {
+	// One read and one string for the whole file: the options are
+	// substrings of it, so a 10,000-line config costs no per-line garbage.
+	data, err := io.ReadAll(io.LimitReader(src, MaxSize+1))
+	if err != nil {
+		lines := bytes.Count(data, []byte("\n"))
 		if c.Gzip {
-			return &Error{File: name, Msg: fmt.Sprintf("gzip: %v after line %d", er.err, n)}
+			return nil, &Error{File: name, Msg: fmt.Sprintf("gzip: %v after line %d", err, lines)}
 		}
-		return &Error{File: name, Line: n, Msg: "read: " + er.err.Error()}
+		return nil, &Error{File: name, Line: lines + 1, Msg: "read: " + err.Error()}
 	}
-	for sc.Scan() {
-		n++
-		if err := c.line(sc.Bytes(), n); err != nil {
-			// A truncated stream ends in a partial line: the read error
-			// is the real finding.
-			if er.err != nil {
-				return nil, readErr()
-			}
+	if len(data) > MaxSize {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d MiB: not a kernel config", MaxSize>>20)}
+	}
+	c.list = make([]Option, 0, bytes.Count(data, []byte("\n"))+1)
+	rest := string(data)
+	for n := 1; rest != ""; n++ {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if len(line) > maxLine {
+			return nil, &Error{File: name, Line: n, Msg: fmt.Sprintf("line longer than %d KiB: not a kernel config", maxLine>>10)}
+		}
+		if err := c.line(line, n); err != nil {
 			return nil, err
 		}
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &Error{File: name, Line: n + 1, Msg: fmt.Sprintf("line longer than %d KiB: not a kernel config", maxLine>>10)}
-		}
-		return nil, readErr()
-	}
-	if lr.N <= 0 {
-		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d MiB: not a kernel config", MaxSize>>20)}
 	}
 	return c, nil
 }
 
-func (c *Config) line(b []byte, n int) error {
+func (c *Config) line(b string, n int) error {
 	bad := func(col int, format string, a ...any) error {
 		return &Error{File: c.File, Line: n, Col: col, Msg: fmt.Sprintf(format, a...)}
 	}
-	if i := bytes.IndexByte(b, 0); i >= 0 {
+	if i := strings.IndexByte(b, 0); i >= 0 {
 		return bad(i+1, "NUL byte: binary data, not a kernel config")
 	}
-	if !utf8.Valid(b) {
+	if !utf8.ValidString(b) {
 		return bad(invalidAt(b)+1, "invalid UTF-8: not a kernel config")
 	}
-	s := strings.TrimRight(string(b), " \t\r")
+	s := strings.TrimRight(b, " \t\r")
 	lead := len(s)
 	s = strings.TrimLeft(s, " \t")
 	lead -= len(s)
@@ -202,7 +200,7 @@ func (c *Config) line(b []byte, n int) error {
 		if sym, ok := strings.CutSuffix(rest, " is not set"); ok && strings.HasPrefix(sym, "CONFIG_") {
 			sym = strings.TrimPrefix(sym, "CONFIG_")
 			if validName(sym) {
-				c.opts[sym] = Option{Name: sym, State: NotSet, Value: "n", Line: n}
+				c.list = append(c.list, Option{Name: sym, State: NotSet, Value: "n", Line: n})
 			}
 		}
 		return nil
@@ -240,23 +238,8 @@ func (c *Config) line(b []byte, n int) error {
 		}
 		o.State, o.Value = Valued, val
 	}
-	c.opts[sym] = o
+	c.list = append(c.list, o)
 	return nil
-}
-
-// errReader remembers the first read error, which bufio.Scanner would
-// otherwise report only after handing out the partial line before it.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
-	}
-	return n, err
 }
 
 // unquote undoes the kernel's string escaping: \" and \\.
@@ -293,9 +276,9 @@ func validName(s string) bool {
 	return true
 }
 
-func invalidAt(b []byte) int {
+func invalidAt(b string) int {
 	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
+		r, size := utf8.DecodeRuneInString(b[i:])
 		if r == utf8.RuneError && size <= 1 {
 			return i
 		}
