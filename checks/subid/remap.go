@@ -71,7 +71,7 @@ func judgeRemap(ctx context.Context, env *checks.Env, spec remap.Spec, source st
 	r := ev(checks.Result{}).With("subuid_ranges", rangeStrings(uidLines)).With("subgid_ranges", rangeStrings(gidLines))
 
 	if len(uidLines) == 0 || len(gidLines) == 0 {
-		return missingRanges(ctx, env, r, spec, a, who, s, uidLines, gidLines)
+		return missingRanges(ctx, env, r, spec, source, a, who, s, uidLines, gidLines)
 	}
 
 	var fails, warns []string
@@ -123,7 +123,7 @@ func judgeRemap(ctx context.Context, env *checks.Env, spec remap.Spec, source st
 }
 
 // missingRanges words a remap user without ranges in one or both files.
-func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec remap.Spec, a remap.Account, who string, s *facts.SubIDs, uidLines, gidLines []*subid.Line) checks.Result {
+func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec remap.Spec, source string, a remap.Account, who string, s *facts.SubIDs, uidLines, gidLines []*subid.Line) checks.Result {
 	var lacks []string
 	var notes []string
 	for _, side := range []struct {
@@ -152,12 +152,14 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec r
 				s.GID.Path, citeAll(s.GID.File, gl), who, quoteAll(a.SubIDKeys())))
 		}
 	}
+	symptom := fmt.Sprintf("`Can't create ID mappings: No subuid ranges found for user %q`", a.User)
 	if len(uidLines) > 0 && len(gidLines) == 0 {
-		notes = append(notes, fmt.Sprintf("dockerd 28 and later report this as `No subuid ranges found for user %q` although %s is fine", a.User, s.UID.Path))
+		symptom += fmt.Sprintf(" (dockerd 28 and later say subuid although it is %s that lacks the range)", s.GID.Path)
 	}
-	msg := fmt.Sprintf("remap user %s (userns-remap %q): %s", who, spec.Raw, strings.Join(lacks, "; "))
+	msg := fmt.Sprintf("remap user %s (userns-remap %q, %s): %s", who, spec.Raw, source, strings.Join(lacks, "; "))
+	tail := ""
 	if len(notes) > 0 {
-		msg += "; " + strings.Join(notes, "; ")
+		tail = "; " + strings.Join(notes, "; ")
 	}
 	if spec.Default {
 		p := facts.Version(ctx, env, versions.Dockerd)
@@ -165,13 +167,13 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec r
 			// Older dockerd creates dockremap with useradd -r / adduser
 			// --system, which never allocate subordinate ids.
 			return mergeEv(checks.Failf(applyDocker,
-				"%s; dockerd %s creates the dockremap account without ranges and then fails with `Can't create ID mappings: No subuid ranges found for user \"dockremap\"`", msg, p.Version), r)
+				"%s; dockerd %s creates the dockremap account without ranges and then fails with %s%s", msg, p.Version, symptom, tail), r)
 		}
 		return mergeEv(checks.Warnf(applyDocker,
-			"%s; dockerd 28 and later would allocate ranges itself, looking only at its own lines, so they can overlap other users' ranges (e.g. alice:100000:65536): allocate them explicitly", msg), r)
+			"%s; dockerd 28 and later would allocate ranges itself, looking only at its own lines, so they can overlap other users' ranges (e.g. alice:100000:65536): allocate them explicitly%s", msg, tail), r)
 	}
 	return mergeEv(checks.Failf(fmt.Sprintf("`usernsctl apply --target docker --user %s` (allocates one free range in both files)", spec.Raw),
-		"%s: dockerd fails to start with `Can't create ID mappings: No subuid ranges found for user %q`", msg, a.User), r)
+		"%s; dockerd fails to start with %s%s", msg, symptom, tail), r)
 }
 
 func mergeEv(r, from checks.Result) checks.Result {

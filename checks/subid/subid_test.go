@@ -301,7 +301,7 @@ func TestRemapUser(t *testing.T) {
 			}, remedy: []string{"usernsctl apply --target docker --user mapuser:mapgroup"}},
 		{name: "subuid only", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
 			subuid: "mapuser:200000:65536\n", subgid: "alice:100000:65536\n", value: "mapuser", st: checks.Fail,
-			msg: []string{"/etc/subgid has no range for mapuser", `dockerd 28 and later report this as`, "although /etc/subuid is fine"}},
+			msg: []string{"/etc/subgid has no range for mapuser", `No subuid ranges found for user "mapuser"` + "` (dockerd 28 and later say subuid although it is /etc/subgid that lacks the range)"}},
 		{name: "explicit user missing", value: "ghost", subuid: "", subgid: "", st: checks.Fail,
 			msg: []string{"the remap user ghost", "is not in /etc/passwd"}, remedy: []string{"useradd --system"}},
 		{name: "too few ids", pw: dockremapPW, gr: dockremapGR, value: "default",
