@@ -152,8 +152,15 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec r
 				s.GID.Path, citeAll(s.GID.File, gl), who, quoteAll(a.SubIDKeys())))
 		}
 	}
+	// dockerd reads /etc/subuid first, then /etc/subgid, and stops at the
+	// first failure.
 	symptom := fmt.Sprintf("`Can't create ID mappings: No subuid ranges found for user %q`", a.User)
-	if len(uidLines) > 0 && len(gidLines) == 0 {
+	switch {
+	case !s.UID.Exists:
+		symptom = fmt.Sprintf("`open %s: no such file or directory`", s.UID.Path)
+	case len(uidLines) > 0 && !s.GID.Exists:
+		symptom = fmt.Sprintf("`open %s: no such file or directory`", s.GID.Path)
+	case len(uidLines) > 0:
 		symptom += fmt.Sprintf(" (dockerd 28 and later say subuid although it is %s that lacks the range)", s.GID.Path)
 	}
 	msg := fmt.Sprintf("remap user %s (userns-remap %q, %s): %s", who, spec.Raw, source, strings.Join(lacks, "; "))

@@ -302,6 +302,9 @@ func TestRemapUser(t *testing.T) {
 		{name: "subuid only", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
 			subuid: "mapuser:200000:65536\n", subgid: "alice:100000:65536\n", value: "mapuser", st: checks.Fail,
 			msg: []string{"/etc/subgid has no range for mapuser", `No subuid ranges found for user "mapuser"` + "` (dockerd 28 and later say subuid although it is /etc/subgid that lacks the range)"}},
+		{name: "no subgid file", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
+			subuid: "mapuser:200000:65536\n", subgid: "<none>", value: "mapuser", st: checks.Fail,
+			msg: []string{"/etc/subgid does not exist", "dockerd fails to start with `open /etc/subgid: no such file or directory`"}},
 		{name: "explicit user missing", value: "ghost", subuid: "", subgid: "", st: checks.Fail,
 			msg: []string{"the remap user ghost", "is not in /etc/passwd"}, remedy: []string{"useradd --system"}},
 		{name: "too few ids", pw: dockremapPW, gr: dockremapGR, value: "default",
@@ -320,7 +323,11 @@ func TestRemapUser(t *testing.T) {
 		{name: "uid 0 by name", pw: "toor:x:0:0::/:/bin/sh\n", value: "toor", st: checks.Fail, msg: []string{"root cannot be remapped"}},
 	}
 	for _, c := range cases {
-		env := remapEnv(t, c.pw, c.gr, tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}, c.commands)
+		files := tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}
+		if c.subgid == "<none>" {
+			delete(files, "/etc/subgid")
+		}
+		env := remapEnv(t, c.pw, c.gr, files, c.commands)
 		r := judge(t, env, c.value, src)
 		expect(t, c.name, r, c.st, c.msg, c.remedy...)
 		if c.evidenceOK != nil && !c.evidenceOK(r.Evidence) {
