@@ -240,7 +240,15 @@ func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 	if err != nil {
 		return checks.Warnf("check /proc/sys/kernel/osrelease", "RHEL/CentOS 7 kernel %s: build number %q is not a number", rel, m[1]).With("release", rel)
 	}
-	r := func(res checks.Result) checks.Result { return res.With("release", rel).With("build", build) }
+	b, cmdErr := env.Host.ReadFile("/proc/cmdline")
+	cmdline := strings.TrimSpace(string(b))
+	r := func(res checks.Result) checks.Result {
+		res = res.With("release", rel).With("build", build)
+		if cmdErr == nil {
+			res = res.With("cmdline", cmdline)
+		}
+		return res
+	}
 	const update = "yum update kernel (7.6 or later: 3.10.0-957 or newer), then reboot"
 	mounts := fmt.Sprintf("mounts inside user namespaces are only fully supported from 7.6 (3.10.0-%d)", el7Build76)
 	if build >= el7Build74 {
@@ -250,16 +258,13 @@ func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 		}
 		return r(checks.Passf("RHEL/CentOS 7 kernel %s (7.6 or later): user namespaces and mounts inside them are supported; %s", rel, sysctlNote))
 	}
-	b, err := env.Host.ReadFile("/proc/cmdline")
-	if err != nil {
+	if cmdErr != nil {
 		return r(checks.Warnf("run `cat /proc/cmdline` and look for user_namespace.enable=1",
-			"RHEL/CentOS 7 kernel %s is older than 7.4, where user namespaces need user_namespace.enable=1 on the kernel command line, but /proc/cmdline could not be read: %v", rel, err))
+			"RHEL/CentOS 7 kernel %s is older than 7.4, where user namespaces need user_namespace.enable=1 on the kernel command line, but /proc/cmdline could not be read: %v", rel, cmdErr))
 	}
-	cmdline := strings.TrimSpace(string(b))
-	r2 := func(res checks.Result) checks.Result { return r(res).With("cmdline", cmdline) }
 	param := cmdlineParam(cmdline, "user_namespace.enable")
 	if paramOn(param) {
-		return r2(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (before 7.4): /proc/cmdline has %s, so user namespaces are on; %s", rel, param, mounts))
+		return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (before 7.4): /proc/cmdline has %s, so user namespaces are on; %s", rel, param, mounts))
 	}
 	args := "user_namespace.enable=1"
 	if env.Target == checks.Rootless {
@@ -269,7 +274,7 @@ func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 	if param != "" {
 		seen = "has " + param
 	}
-	return r2(checks.Failf(fmt.Sprintf("grubby --update-kernel=ALL --args=%q, then reboot", args),
+	return r(checks.Failf(fmt.Sprintf("grubby --update-kernel=ALL --args=%q, then reboot", args),
 		"RHEL/CentOS 7 kernel %s (before 7.4) keeps user namespaces off unless booted with user_namespace.enable=1, and /proc/cmdline %s (runc: \"USER namespaces aren't enabled in the kernel\")", rel, seen))
 }
 

@@ -44,6 +44,40 @@ const rhel7 = "# Automatically generated file; DO NOT EDIT.\r\n" +
 	"CONFIG_NET_NS=y\r\n" +
 	`CONFIG_CMDLINE="console=ttyS0 \"quoted\" back\\slash"` + "\r\n"
 
+const ubuntu2404 = `#
+# Automatically generated file; DO NOT EDIT.
+# Linux/x86 6.8.0-45-generic Kernel Configuration
+#
+CONFIG_CC_VERSION_TEXT="x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-23ubuntu4) 13.2.0"
+CONFIG_VERSION_SIGNATURE="Ubuntu 6.8.0-45.45-generic 6.8.12"
+CONFIG_NAMESPACES=y
+CONFIG_USER_NS=y
+CONFIG_SECURITY_APPARMOR_RESTRICT_USERNS=y
+CONFIG_LSM="landlock,lockdown,yama,integrity,apparmor"
+`
+
+const rhel9 = `#
+# Automatically generated file; DO NOT EDIT.
+# Linux/x86_64 5.14.0-427.13.1.el9_4.x86_64 Kernel Configuration
+#
+CONFIG_CC_VERSION_TEXT="gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)"
+CONFIG_RHEL_DIFFERENCES=y
+CONFIG_NAMESPACES=y
+CONFIG_USER_NS=y
+CONFIG_NR_CPUS=8192
+`
+
+const fedora40 = `# x86_64
+#
+# Automatically generated file; DO NOT EDIT.
+# Linux/x86_64 6.10.11-200.fc40.x86_64 Kernel Configuration
+#
+CONFIG_CC_VERSION_TEXT="gcc (GCC) 14.2.1 20240912 (Red Hat 14.2.1-3)"
+CONFIG_BUILD_SALT="6.10.11-200.fc40.x86_64"
+CONFIG_USER_NS=y
+CONFIG_LSM="lockdown,yama,integrity,selinux,bpf,landlock"
+`
+
 // A custom embedded kernel with namespaces partly off.
 const custom = `CONFIG_NAMESPACES=y
 CONFIG_UTS_NS=y
@@ -71,6 +105,22 @@ func TestParseRealConfigs(t *testing.T) {
 			"USER_NS": {Name: "USER_NS", State: BuiltIn, Value: "y", Line: 8},
 			"CMDLINE": {Name: "CMDLINE", State: Valued, Value: `console=ttyS0 "quoted" back\slash`, Line: 11},
 			"TIME_NS": {Name: "TIME_NS", State: Absent},
+		}},
+		{"ubuntu 24.04", ubuntu2404, map[string]Option{
+			"USER_NS":                           {Name: "USER_NS", State: BuiltIn, Value: "y", Line: 8},
+			"SECURITY_APPARMOR_RESTRICT_USERNS": {Name: "SECURITY_APPARMOR_RESTRICT_USERNS", State: BuiltIn, Value: "y", Line: 9},
+			"VERSION_SIGNATURE":                 {Name: "VERSION_SIGNATURE", State: Valued, Value: "Ubuntu 6.8.0-45.45-generic 6.8.12", Line: 6},
+		}},
+		{"rhel9", rhel9, map[string]Option{
+			"USER_NS":    {Name: "USER_NS", State: BuiltIn, Value: "y", Line: 8},
+			"NR_CPUS":    {Name: "NR_CPUS", State: Valued, Value: "8192", Line: 9},
+			"IPC_NS":     {Name: "IPC_NS", State: Absent},
+			"NET_NS":     {Name: "NET_NS", State: Absent},
+			"NAMESPACES": {Name: "NAMESPACES", State: BuiltIn, Value: "y", Line: 7},
+		}},
+		{"fedora40", fedora40, map[string]Option{
+			"USER_NS": {Name: "USER_NS", State: BuiltIn, Value: "y", Line: 8},
+			"LSM":     {Name: "LSM", State: Valued, Value: "lockdown,yama,integrity,selinux,bpf,landlock", Line: 9},
 		}},
 		{"custom", custom, map[string]Option{
 			"USER_NS": {Name: "USER_NS", State: NotSet, Value: "n", Line: 3},

@@ -37,6 +37,32 @@ const rhel7Conf = `# sysctl settings are defined through files in
 user.max_user_namespaces=15000
 `
 
+// Ubuntu's /etc/sysctl.d/10-kernel-hardening.conf (excerpt): a commented
+// out assignment is not an assignment.
+const ubuntuHardening = `# These settings are specific to hardening the kernel itself from attack
+# from userspace, rather than protecting userspace from other malicious
+# userspace things.
+kernel.kptr_restrict = 1
+
+# dmesg_restrict defaults to 1 via CONFIG_SECURITY_DMESG_RESTRICT, only
+# uncomment the following line to disable.
+# kernel.dmesg_restrict = 0
+`
+
+// RHEL 9's /usr/lib/sysctl.d/50-redhat.conf (excerpt).
+const rhel9RedHat = `# Kernel sysctl configuration file for Red Hat Linux
+#
+# For binary values, 0 is disabled, 1 is enabled.  See sysctl(8) and
+# sysctl.conf(5) for more details.
+
+# Controls the System Request debugging functionality of the kernel
+kernel.sysrq = 16
+
+# Controls whether core dumps will append the PID to the core filename.
+# Useful for debugging multi-threaded applications.
+kernel.core_uses_pid = 1
+`
+
 // A CIS hardening profile.
 const cis = `; CIS benchmark 1.5.x
 	user.max_user_namespaces = 0
@@ -86,6 +112,21 @@ func TestParseRealFiles(t *testing.T) {
 	f = parse(t, "/usr/lib/sysctl.d/50-coredump.conf", fedoraCoredump)
 	if e := f.Entries[0]; e.Key != "kernel.core_pattern" || e.Value != "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h" || e.Line != 2 {
 		t.Errorf("coredump entry = %+v", e)
+	}
+
+	f = parse(t, "/etc/sysctl.d/10-kernel-hardening.conf", ubuntuHardening)
+	if len(f.Entries) != 1 || f.Entries[0].Key != "kernel.kptr_restrict" || f.Entries[0].Line != 4 || len(f.Problems) != 0 {
+		t.Errorf("ubuntu hardening: %+v %v", f.Entries, f.Problems)
+	}
+
+	f = parse(t, "/usr/lib/sysctl.d/50-redhat.conf", rhel9RedHat)
+	if len(f.Entries) != 2 || f.Entries[1].String() != "/usr/lib/sysctl.d/50-redhat.conf:11: kernel.core_uses_pid = 1" {
+		t.Errorf("rhel9: %+v", f.Entries)
+	}
+
+	f = parse(t, "/etc/sysctl.conf", rhel7Conf)
+	if len(f.Entries) != 1 || f.Entries[0].String() != "/etc/sysctl.conf:5: user.max_user_namespaces = 15000" {
+		t.Errorf("rhel7: %+v", f.Entries)
 	}
 
 	f = parse(t, "/etc/sysctl.d/60-cis.conf", cis)
