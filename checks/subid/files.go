@@ -70,7 +70,11 @@ func checkFiles(_ context.Context, env *checks.Env) checks.Result {
 			if r, ok := newSuggester(env).next(facts.LoginDefsOf(env).Defs.SubUIDCount.Value); ok {
 				rng = fmt.Sprintf("%d-%d", r.Start, r.End()-1)
 			}
-			remedies = append([]string{fmt.Sprintf("create the missing file(s) and give the user a range: `touch %s && usermod --add-subuids %s --add-subgids %s USER`", strings.Join(missing, " "), rng, rng)}, remedies...)
+			who := env.User
+			if who == "" {
+				who = "USER"
+			}
+			remedies = append([]string{fmt.Sprintf("create the missing file(s) and give the user a range: `touch %s && usermod --add-subuids %s --add-subgids %s %s`", strings.Join(missing, " "), rng, rng, who)}, remedies...)
 			severe = true
 		}
 	}
