@@ -189,8 +189,11 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 	case checks.Docker, checks.Rootless:
 		return r(checks.Passf("kernel %s: %s needs no kernel feature beyond user namespaces (kernel.config.user_ns and the live probes check those)", rel, env.Target), "")
 	case checks.Kubernetes:
-		kube := fmt.Sprintf("Kubernetes %s", env.Kube)
-		if facts.KubeAtLeast(env, "1.27") {
+		kube := "Kubernetes (version unknown, so ≥1.27 rules)"
+		if env.Kube != nil {
+			kube = fmt.Sprintf("Kubernetes %s", env.Kube)
+		}
+		if env.Kube == nil || facts.KubeAtLeast(env, "1.27") {
 			if !v.AtLeast(tmpfsIdmapKernel) {
 				return r(checks.Failf(upgrade(tmpfsIdmapKernel),
 					"kernel %s is older than %s: tmpfs has no idmapped mounts, so with %s pods with hostUsers: false that mount a secret, configmap or emptyDir fail to start (the kubelet only logs a warning)",

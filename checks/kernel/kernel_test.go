@@ -125,6 +125,7 @@ func TestKernelVersion(t *testing.T) {
 		{"kube 1.33 on a suffixed 6.18", "6.18.44-fc-v769", checks.Kubernetes, "1.33", "", expect{status: checks.Pass}},
 		{"kube 1.33 on Debian 12", debianRel, checks.Kubernetes, "1.33", "",
 			expect{status: checks.Fail, msg: []string{"6.1.0-26-amd64 is older than 6.3", "secret", "Kubernetes 1.33"}, remedy: []string{"6.3"}}},
+		{"kube version unknown", debianRel, checks.Kubernetes, "", "", expect{status: checks.Fail, msg: []string{"version unknown"}}},
 		{"kube 1.27 on RHEL 9", "5.14.0-585.el9.x86_64", checks.Kubernetes, "1.27", "", expect{status: checks.Fail}},
 		{"kube 1.26 on 5.15", "5.15.0-91-generic", checks.Kubernetes, "1.26", "",
 			expect{status: checks.Warn, msg: []string{"older than 5.19", "chowns"}}},

@@ -49,9 +49,8 @@ func (k knob) describe() string {
 	switch {
 	case k.res.Final != nil:
 		s = fmt.Sprintf("%s persists %s", k.res.Final.Where(), k.res.Final.Value)
-	case len(k.res.Mentions) > 0:
-		last := k.res.Mentions[len(k.res.Mentions)-1]
-		s = fmt.Sprintf("no sysctl file persists it (%s cancels it)", last.Where())
+	case k.cancelledAt() != "":
+		s = fmt.Sprintf("no sysctl file persists it (%s cancels it)", k.cancelledAt())
 	default:
 		s = "no sysctl file sets it, so the kernel default applies at boot"
 	}
@@ -59,6 +58,17 @@ func (k knob) describe() string {
 		s += "; " + c
 	}
 	return s
+}
+
+// cancelledAt is the "-key" line that leaves the key unset, if any.
+func (k knob) cancelledAt() string {
+	at := ""
+	for _, m := range k.res.Mentions {
+		if !m.Glob && !m.HasValue {
+			at = m.Where()
+		}
+	}
+	return at
 }
 
 // context is what describe adds to the winning line: the lines it
