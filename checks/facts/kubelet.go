@@ -1,15 +1,23 @@
 package facts
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
 
 	"github.com/usernsctl/usernsctl/checks"
+	kubeletconfig "github.com/usernsctl/usernsctl/config/kubelet"
+	"github.com/usernsctl/usernsctl/config/systemd"
 )
 
 // Kubelet defaults (KubeletConfiguration).
 const (
-	DefaultMaxPods   = 110
-	DefaultIDsPerPod = 65536
+	DefaultMaxPods   = kubeletconfig.DefaultMaxPods
+	DefaultIDsPerPod = kubeletconfig.DefaultIDsPerPod
 )
 
 // Kubelet is the kubelet's configuration as far as user namespaces care.
@@ -22,10 +30,153 @@ type Kubelet struct {
 	FeatureGates map[string]bool
 	// ParseErr is a syntax error with line.
 	ParseErr error
+
+	// Source says how Path was found ("default", "--config in
+	// /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf line 6
+	// (via $KUBELET_CONFIG_ARGS)").
+	Source string
+	// MaxPodsFrom, IDsPerPodFrom and GateFrom say where each value came
+	// from: "default", "FILE line N", or a --flag in the unit (flags win
+	// over the file).
+	MaxPodsFrom   string
+	IDsPerPodFrom string
+	GateFrom      map[string]string
+	// IDsPerPodSet is true when anything sets idsPerPod explicitly.
+	IDsPerPodSet bool
+	// DropIns are the --config-dir files merged over the config file.
+	DropIns []string
+	// Notes are things the kubelet accepts with a warning, and problems
+	// reading its unit.
+	Notes []string
 }
 
-// KubeletConfig reads the kubelet config.
-// TODO(daemons helper): implement.
+// KubeletUnit is the systemd unit the kubelet runs as.
+const KubeletUnit = "kubelet.service"
+
+// KubeletConfig reads the kubelet config in effect, once per check run:
+// --config from the kubelet unit (kubeadm's 10-kubeadm.conf sets it through
+// $KUBELET_CONFIG_ARGS), else /var/lib/kubelet/config.yaml; then the
+// --config-dir drop-ins and the --max-pods and --feature-gates flags, which
+// the kubelet applies over the file. A missing file is not an error
+// (Exists is false, defaults apply); an unreadable or invalid one sets
+// ParseErr.
 func KubeletConfig(env *checks.Env) (*Kubelet, error) {
-	return nil, errors.New("facts.KubeletConfig: not implemented yet")
+	return checks.Fact(env, "kubelet.config", func(env *checks.Env) (*Kubelet, error) {
+		return loadKubelet(env), nil
+	})
+}
+
+// kubeletBools are kubelet flags that take no value when written alone.
+var kubeletBools = map[string]bool{
+	"fail-swap-on": true, "register-node": true, "rotate-certificates": true,
+	"rotate-server-certificates": true, "enable-server": true,
+}
+
+func loadKubelet(env *checks.Env) *Kubelet {
+	k := &Kubelet{
+		Path: kubeletconfig.DefaultPath, Source: "default",
+		MaxPods: DefaultMaxPods, IDsPerPod: DefaultIDsPerPod,
+		MaxPodsFrom: "default", IDsPerPodFrom: "default",
+	}
+	flags, notes := unitFlags(env, KubeletUnit, systemd.FlagSyntax{IsBool: func(n string) bool { return kubeletBools[n] }})
+	k.Notes = append(k.Notes, notes...)
+	if f, ok := lastFlag(flags, "config"); ok && f.Value != "" {
+		k.Path, k.Source = absPath(f.Value), "--config in "+f.Where()
+	}
+
+	data, err := env.Host.ReadFile(k.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		k.Exists, k.ParseErr = true, err
+	default:
+		k.Exists = true
+		c, err := kubeletconfig.Parse(bytes.NewReader(data), k.Path)
+		if err != nil {
+			k.ParseErr = err
+		} else {
+			k.apply(c)
+		}
+	}
+
+	if f, ok := lastFlag(flags, "config-dir"); ok && f.Value != "" && k.ParseErr == nil {
+		k.loadDropIns(env, absPath(f.Value))
+	}
+	if f, ok := lastFlag(flags, "max-pods"); ok && k.ParseErr == nil {
+		n, err := strconv.ParseInt(f.Value, 10, 32)
+		if err != nil || n < 0 {
+			k.ParseErr = fmt.Errorf("%s: --max-pods %q is not a number of pods: the kubelet will not start", f.Where(), f.Value)
+		} else {
+			k.MaxPods, k.MaxPodsFrom = int(n), "--max-pods in "+f.Where()
+		}
+	}
+	for _, f := range flags {
+		if f.Name != "feature-gates" || k.ParseErr != nil {
+			continue
+		}
+		gates, err := kubeletconfig.ParseFeatureGates(f.Value)
+		if err != nil {
+			k.ParseErr = fmt.Errorf("%s: %v: the kubelet will not start", f.Where(), err)
+			break
+		}
+		for g, v := range gates {
+			k.setGate(g, v, "--feature-gates in "+f.Where())
+		}
+	}
+	return k
+}
+
+// apply takes the values a config file (or drop-in) sets.
+func (k *Kubelet) apply(c *kubeletconfig.Config) {
+	if c.MaxPodsLine > 0 {
+		k.MaxPods, k.MaxPodsFrom = c.MaxPods, fmt.Sprintf("%s line %d", c.Name, c.MaxPodsLine)
+	}
+	if c.IDsPerPodLine > 0 {
+		k.IDsPerPod, k.IDsPerPodFrom, k.IDsPerPodSet = c.IDsPerPod, fmt.Sprintf("%s line %d", c.Name, c.IDsPerPodLine), true
+	}
+	gates := make([]string, 0, len(c.FeatureGates))
+	for g := range c.FeatureGates {
+		gates = append(gates, g)
+	}
+	sort.Strings(gates)
+	for _, g := range gates {
+		k.setGate(g, c.FeatureGates[g], fmt.Sprintf("%s line %d", c.Name, c.FeatureGateLines[g]))
+	}
+	k.Notes = append(k.Notes, c.Notes...)
+}
+
+func (k *Kubelet) setGate(g string, v bool, from string) {
+	if k.FeatureGates == nil {
+		k.FeatureGates, k.GateFrom = map[string]bool{}, map[string]string{}
+	}
+	k.FeatureGates[g], k.GateFrom[g] = v, from
+}
+
+// loadDropIns merges the kubelet's --config-dir files (*.conf, in name
+// order) over the config file, as the kubelet does.
+func (k *Kubelet) loadDropIns(env *checks.Env, dir string) {
+	files, err := env.Host.Glob(path.Join(dir, "*.conf"))
+	if err != nil {
+		k.ParseErr = err
+		return
+	}
+	for _, p := range files {
+		data, err := env.Host.ReadFile(p)
+		if err == nil {
+			var c *kubeletconfig.Config
+			if c, err = kubeletconfig.Parse(bytes.NewReader(data), p); err == nil {
+				k.apply(c)
+				k.DropIns = append(k.DropIns, p)
+				continue
+			}
+		}
+		k.ParseErr = err
+		return
+	}
+}
+
+// GateSet returns a feature gate's value and whether anything sets it.
+func (k *Kubelet) GateSet(g string) (value, set bool) {
+	v, ok := k.FeatureGates[g]
+	return v, ok
 }
