@@ -105,11 +105,13 @@ type funcChecker struct {
 	fn   func(context.Context, *Env) Result
 }
 
-func (c funcChecker) Info() Info                                  { return c.info }
+func (c funcChecker) Info() Info                                 { return c.info }
 func (c funcChecker) Check(ctx context.Context, env *Env) Result { return c.fn(ctx, env) }
 
 // Passf, Warnf, Failf and Skipf build results tersely.
-func Passf(format string, a ...any) Result { return Result{Status: Pass, Message: fmt.Sprintf(format, a...)} }
+func Passf(format string, a ...any) Result {
+	return Result{Status: Pass, Message: fmt.Sprintf(format, a...)}
+}
 
 // Warnf is a warning with a remedy.
 func Warnf(remedy, format string, a ...any) Result {
@@ -122,7 +124,9 @@ func Failf(remedy, format string, a ...any) Result {
 }
 
 // Skipf is a check that does not apply here.
-func Skipf(format string, a ...any) Result { return Result{Status: Skip, Message: fmt.Sprintf(format, a...)} }
+func Skipf(format string, a ...any) Result {
+	return Result{Status: Skip, Message: fmt.Sprintf(format, a...)}
+}
 
 // With returns r with evidence attached.
 func (r Result) With(key string, value any) Result {

@@ -115,7 +115,12 @@ func copyOne(dir string, src *host.Host, p string, a host.Access) (bool, error) 
 		return true, os.MkdirAll(dst, 0o755)
 	}
 	if !fi.Mode().IsRegular() {
-		return false, nil // devices, sockets: nothing a check reads
+		// A link to /dev/null masks a file (sysctl.d, modprobe.d): keep the
+		// mask as an empty file, which reads and masks the same way.
+		if a == host.Read && fi.Mode()&fs.ModeCharDevice != 0 {
+			return true, writeEmpty(dst)
+		}
+		return false, nil // sockets, block devices: nothing a check reads
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return false, err
@@ -137,6 +142,13 @@ func copyOne(dir string, src *host.Host, p string, a host.Access) (bool, error) 
 		_ = unix.Lsetxattr(dst, "security.capability", caps, 0)
 	}
 	return true, nil
+}
+
+func writeEmpty(dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, nil, 0o644)
 }
 
 func getxattr(p, name string) ([]byte, error) {
