@@ -1,11 +1,37 @@
 package facts
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/moby/sys/user"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/config/daemonjson"
+	"github.com/usernsctl/usernsctl/config/systemd"
 	"github.com/usernsctl/usernsctl/remap"
 )
+
+// Docker's host paths.
+const (
+	DaemonJSON      = "/etc/docker/daemon.json"
+	SnapDaemonJSON  = "/var/snap/docker/current/config/daemon.json"
+	DockerDefault   = "/etc/default/docker"   // Debian/Ubuntu: DOCKER_OPTS
+	DockerSysconfig = "/etc/sysconfig/docker" // RHEL/Fedora: OPTIONS
+	DefaultDataRoot = "/var/lib/docker"
+	DockerService   = "docker.service"
+)
+
+// optionFiles are the distro files that hold extra dockerd flags, and the
+// variable each uses. Whether dockerd gets them depends on the unit.
+var optionFiles = []struct{ path, variable string }{
+	{DockerDefault, "DOCKER_OPTS"},
+	{DockerSysconfig, "OPTIONS"},
+}
 
 // Docker is the daemon.json in effect and what it says.
 type Docker struct {
@@ -20,18 +46,329 @@ type Docker struct {
 	ParseErr error
 	// Remap is the raw "userns-remap" value, "" when unset.
 	Remap string
+
+	// File is the parsed file, for locations and the editor; nil when the
+	// file is missing or bad.
+	File *daemonjson.File
+	// ReadErr is why an existing Path could not be read (a directory, too
+	// large, permission denied).
+	ReadErr error
+	// RemapErr is a "userns-remap" that is not a string.
+	RemapErr error
+	// ConfigFlag is the --config-file flag that chose Path, when one did:
+	// dockerd then refuses to start while the file is missing.
+	ConfigFlag *systemd.Flag
+	// Others are daemon.json files of other Docker installations (snap,
+	// rootless) that are not the file in effect (field case 14).
+	Others []OtherConfig
 }
 
-// DockerConfig locates and parses the daemon.json in effect.
-// TODO(daemons helper): implement.
+// OtherConfig is a daemon.json that the system dockerd does not read.
+type OtherConfig struct {
+	Path string
+	// Kind is "default" (/etc/docker/daemon.json while --config-file
+	// points elsewhere), "snap" or "rootless".
+	Kind string
+}
+
+// DockerUnit is how systemd starts dockerd: docker.service, its drop-ins
+// and the environment files they read.
+type DockerUnit struct {
+	// Unit is nil when no docker.service exists; Searched then lists where
+	// it was looked for.
+	Unit     *systemd.Unit
+	Searched []string
+	// Err is a unit file or drop-in systemd could not read.
+	Err error
+	// ExecStarts are the ExecStart= in effect after the drop-ins' resets;
+	// more than one makes systemd refuse a Type=notify service.
+	ExecStarts []systemd.Entry
+	// Argv is the last effective ExecStart with variables expanded.
+	Argv []systemd.Word
+	// Flags are dockerd's flags from Argv, shorthands resolved.
+	Flags []systemd.Flag
+	// Problems are what systemd would log about the unit's files.
+	Problems []systemd.Problem
+	// EnvFiles are the unit's EnvironmentFile= settings.
+	EnvFiles []systemd.EnvFileRef
+	// Unread are flags set in /etc/default/docker or /etc/sysconfig/docker
+	// that dockerd never sees, because the unit does not read that file or
+	// variable.
+	Unread []systemd.EnvVar
+	// InitScript is set when there is no docker.service and the flags come
+	// from the distro option files, which an init script passes on.
+	InitScript bool
+}
+
+// Flag returns the last flag with one of the names (long form), which is
+// the one dockerd uses.
+func (u *DockerUnit) Flag(names ...string) (systemd.Flag, bool) {
+	for i := len(u.Flags) - 1; i >= 0; i-- {
+		for _, n := range names {
+			if u.Flags[i].Name == n {
+				return u.Flags[i], true
+			}
+		}
+	}
+	return systemd.Flag{}, false
+}
+
+var dockerdFlags = systemd.FlagSyntax{IsBool: daemonjson.IsBoolFlag, Long: daemonjson.LongFlag}
+
+// DockerdUnit loads docker.service with its drop-ins once per run.
+func DockerdUnit(env *checks.Env) *DockerUnit {
+	du, _ := checks.Fact(env, "docker.unit", func(env *checks.Env) (*DockerUnit, error) {
+		return loadDockerUnit(env), nil
+	})
+	return du
+}
+
+func loadDockerUnit(env *checks.Env) *DockerUnit {
+	du := &DockerUnit{}
+	u, err := systemd.Load(env.Host, DockerService)
+	if errors.Is(err, systemd.ErrNotFound) {
+		for _, d := range systemd.UnitDirs {
+			du.Searched = append(du.Searched, path.Join(d, DockerService))
+		}
+		du.initScript(env)
+		return du
+	}
+	if err != nil {
+		du.Err = err
+		return du
+	}
+	du.Unit, du.Searched = u, u.Searched
+	du.Problems = u.Problems()
+	envv, refs, probs := u.Environment(env.Host)
+	du.EnvFiles = refs
+	du.Problems = append(du.Problems, probs...)
+	du.ExecStarts = u.All("Service", "ExecStart")
+	if n := len(du.ExecStarts); n > 0 {
+		cmds, err := systemd.Commands(du.ExecStarts[n-1], envv)
+		if err != nil {
+			du.Problems = append(du.Problems, systemd.Problem{File: du.ExecStarts[n-1].File, Line: du.ExecStarts[n-1].Line, Msg: err.Error(), Fatal: true})
+		} else if len(cmds) > 0 {
+			du.Argv = cmds[0].Argv
+			du.Flags = systemd.ParseFlags(du.Argv, dockerdFlags)
+		}
+	}
+	du.unread(env, envv)
+	return du
+}
+
+// unread finds option files whose flags the unit never passes to dockerd:
+// the file is not an EnvironmentFile=, or its variable is not in ExecStart.
+func (du *DockerUnit) unread(env *checks.Env, envv systemd.Env) {
+	used := map[string]bool{}
+	for _, e := range du.ExecStarts {
+		for _, v := range optionFiles {
+			if strings.Contains(e.Value, "$"+v.variable) || strings.Contains(e.Value, "${"+v.variable+"}") {
+				used[v.variable] = true
+			}
+		}
+	}
+	for _, of := range optionFiles {
+		vars := readOptionFile(env, of.path)
+		for _, v := range vars {
+			if v.Name != of.variable || strings.TrimSpace(v.Value) == "" {
+				continue
+			}
+			if got, ok := envv[of.variable]; ok && used[of.variable] && got.File == of.path && got.Line == v.Line {
+				continue // passed on
+			}
+			du.Unread = append(du.Unread, v)
+		}
+	}
+}
+
+// initScript takes the flags from the option files when there is no unit:
+// the sysvinit and upstart scripts of Debian and RHEL pass them on.
+func (du *DockerUnit) initScript(env *checks.Env) {
+	argv := []systemd.Word{{Text: "dockerd"}}
+	for _, of := range optionFiles {
+		for _, v := range readOptionFile(env, of.path) {
+			if v.Name != of.variable {
+				continue
+			}
+			du.InitScript = true
+			for _, f := range strings.Fields(v.Value) {
+				argv = append(argv, systemd.Word{Text: f, File: v.File, Line: v.Line, Via: "$" + v.Name})
+			}
+		}
+	}
+	if du.InitScript {
+		du.Argv = argv
+		du.Flags = systemd.ParseFlags(argv, dockerdFlags)
+	}
+}
+
+func readOptionFile(env *checks.Env, p string) []systemd.EnvVar {
+	b, err := env.Host.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	vars, _, err := systemd.ParseEnvFile(bytes.NewReader(b), p)
+	if err != nil {
+		return nil
+	}
+	return vars
+}
+
+// DockerConfig locates and parses the daemon.json in effect: the
+// --config-file of the unit's ExecStart (drop-ins and environment files
+// applied), else /etc/docker/daemon.json. It also notes the daemon.json
+// files of snap and rootless Docker, which this dockerd does not read.
 func DockerConfig(env *checks.Env) (*Docker, error) {
-	return nil, errors.New("facts.DockerConfig: not implemented yet")
+	return checks.Fact(env, "docker.config", func(env *checks.Env) (*Docker, error) {
+		d := &Docker{Path: DaemonJSON, Source: "default"}
+		du := DockerdUnit(env)
+		if f, ok := du.Flag("config-file"); ok && f.HasValue && f.Value != "" {
+			p := f.Value
+			if !path.IsAbs(p) {
+				p = path.Join("/", p) // systemd runs dockerd in /
+			}
+			d.Path, d.Source, d.ConfigFlag = p, "--config-file in "+f.Where(), &f
+		}
+		b, err := env.Host.ReadFile(d.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			d.Exists, d.ReadErr = true, err
+		default:
+			d.Exists = true
+			d.File, d.ParseErr = daemonjson.ParseBytes(b, d.Path)
+			if d.ParseErr != nil {
+				d.File = nil
+				break
+			}
+			d.Values = d.File.Values
+			d.Remap, _, d.RemapErr = d.File.String("userns-remap")
+		}
+		if d.Path != DaemonJSON && env.Host.Exists(DaemonJSON) {
+			d.Others = append(d.Others, OtherConfig{Path: DaemonJSON, Kind: "default"})
+		}
+		if env.Host.Exists(SnapDaemonJSON) {
+			d.Others = append(d.Others, OtherConfig{Path: SnapDaemonJSON, Kind: "snap"})
+		}
+		homes, _ := env.Host.Glob("/home/*/.config/docker/daemon.json")
+		if env.Host.Exists("/root/.config/docker/daemon.json") {
+			homes = append([]string{"/root/.config/docker/daemon.json"}, homes...)
+		}
+		for _, h := range homes {
+			if h != d.Path {
+				d.Others = append(d.Others, OtherConfig{Path: h, Kind: "rootless"})
+			}
+		}
+		return d, nil
+	})
+}
+
+// DockerRemapSetting is userns-remap as the host configures it now,
+// whatever --user says.
+type DockerRemapSetting struct {
+	// Value is "" when remap is not configured.
+	Value string
+	// Where is "daemon.json /etc/docker/daemon.json line 3" or
+	// "--userns-remap in FILE line N".
+	Where string
+	// Flag is set when the value comes from a dockerd flag.
+	Flag *systemd.Flag
+}
+
+// DockerRemapConfigured reads userns-remap from daemon.json, else from the
+// dockerd flags. It fails when daemon.json cannot be read or its value is
+// not a string.
+func DockerRemapConfigured(env *checks.Env) (DockerRemapSetting, error) {
+	d, err := DockerConfig(env)
+	if err != nil {
+		return DockerRemapSetting{}, err
+	}
+	switch {
+	case d.ReadErr != nil:
+		return DockerRemapSetting{}, d.ReadErr
+	case d.ParseErr != nil:
+		return DockerRemapSetting{}, d.ParseErr
+	case d.RemapErr != nil:
+		return DockerRemapSetting{}, d.RemapErr
+	case d.File != nil && d.Remap != "":
+		return DockerRemapSetting{Value: d.Remap, Where: "daemon.json " + d.File.Location("userns-remap")}, nil
+	}
+	if f, ok := DockerdUnit(env).Flag("userns-remap"); ok && f.Value != "" {
+		return DockerRemapSetting{Value: f.Value, Where: "--userns-remap in " + f.Where(), Flag: &f}, nil
+	}
+	return DockerRemapSetting{}, nil
 }
 
 // DockerRemap resolves the remap spec: --user (env.User), else daemon.json's
-// userns-remap, else "default". source says which ("--user", "daemon.json
-// /etc/docker/daemon.json", "default").
-// TODO(daemons helper): implement.
+// userns-remap, else the --userns-remap flag of the unit, else "default".
+// source says which ("--user", "daemon.json /etc/docker/daemon.json line 3",
+// "--userns-remap in FILE line N", "default").
 func DockerRemap(env *checks.Env) (spec remap.Spec, source string, err error) {
-	return remap.Spec{}, "", errors.New("facts.DockerRemap: not implemented yet")
+	if env.User != "" {
+		spec, err = remap.ParseSpec(env.User)
+		return spec, "--user", err
+	}
+	set, err := DockerRemapConfigured(env)
+	if err != nil {
+		return remap.Spec{}, "", err
+	}
+	if set.Value != "" {
+		spec, err = remap.ParseSpec(set.Value)
+		return spec, set.Where, err
+	}
+	spec, err = remap.ParseSpec(remap.DefaultSpec)
+	return spec, "default", err
+}
+
+// DockerDataRoot is dockerd's data root before remapping: --data-root (or
+// the old -g/--graph), else daemon.json "data-root" (or "graph"), else
+// /var/lib/docker; source says which.
+func DockerDataRoot(env *checks.Env) (root, source string) {
+	if f, ok := DockerdUnit(env).Flag("data-root", "graph"); ok && f.Value != "" {
+		return path.Clean(f.Value), "--" + f.Name + " in " + f.Where()
+	}
+	if d, _ := DockerConfig(env); d != nil && d.File != nil {
+		for _, k := range []string{"data-root", "graph"} {
+			if s, ok, err := d.File.String(k); ok && err == nil && s != "" {
+				return path.Clean(s), "daemon.json " + d.File.Location(k)
+			}
+		}
+	}
+	return DefaultDataRoot, "default"
+}
+
+// RemappedRoot is where dockerd keeps its data with remap on:
+// <data-root>/<uid>.<gid>, uid and gid being the start of the account's
+// first range in /etc/subuid and /etc/subgid. ok is false when the account
+// has no range in either file yet.
+//
+// The ranges are read with moby/sys/user's parser, the one dockerd itself
+// uses for this, so the answer matches dockerd even where the strict
+// subid area reports problems.
+func RemappedRoot(env *checks.Env, root string, a remap.Account) (dir string, ok bool) {
+	first := func(p string) (int64, bool) {
+		b, err := env.Host.ReadFile(p)
+		if err != nil {
+			return 0, false
+		}
+		keys := a.SubIDKeys()
+		ranges, err := user.ParseSubIDFilter(bytes.NewReader(b), func(s user.SubID) bool {
+			for _, k := range keys {
+				if s.Name == k {
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil || len(ranges) == 0 {
+			return 0, false
+		}
+		return ranges[0].SubID, true
+	}
+	uid, okU := first("/etc/subuid")
+	gid, okG := first("/etc/subgid")
+	if !okU || !okG {
+		return "", false
+	}
+	return path.Join(root, fmt.Sprintf("%d.%d", uid, gid)), true
 }

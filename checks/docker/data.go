@@ -1,0 +1,232 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/facts"
+)
+
+// hostConfig is the part of a container's hostconfig.json that userns-remap
+// cares about (moby's container.HostConfig field names).
+type hostConfig struct {
+	NetworkMode string
+	PidMode     string
+	Privileged  bool
+	UsernsMode  string
+}
+
+// hostUser is one container that a remapped dockerd would refuse.
+type hostUser struct {
+	id, name, root string
+	uses           []string
+}
+
+func checkHostNamespaces(ctx context.Context, env *checks.Env) checks.Result {
+	root, rootSrc := facts.DockerDataRoot(env)
+	// Containers of the plain data root, and of remapped ones already made.
+	patterns := []string{path.Join(root, "containers/*/hostconfig.json"), path.Join(root, "*.*/containers/*/hostconfig.json")}
+	var files []string
+	for _, p := range patterns {
+		m, _ := env.Host.Glob(p)
+		files = append(files, m...)
+	}
+	var found []hostUser
+	var unreadable []string
+	total := 0
+	for _, f := range files {
+		dir := path.Dir(f)
+		croot := path.Dir(path.Dir(dir))
+		if croot != root && !remappedDir.MatchString(path.Base(croot)) {
+			continue
+		}
+		total++
+		b, err := env.Host.ReadFile(f)
+		var hc hostConfig
+		if err == nil {
+			err = json.Unmarshal(b, &hc)
+		}
+		if err != nil {
+			unreadable = append(unreadable, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		if hc.UsernsMode == "host" {
+			continue
+		}
+		var uses []string
+		if hc.NetworkMode == "host" {
+			uses = append(uses, "--net=host")
+		}
+		if hc.PidMode == "host" {
+			uses = append(uses, "--pid=host")
+		}
+		if hc.Privileged {
+			uses = append(uses, "--privileged")
+		}
+		if len(uses) == 0 {
+			continue
+		}
+		id := path.Base(dir)
+		found = append(found, hostUser{id: id, name: containerName(env, dir), root: croot, uses: uses})
+	}
+	r := checks.Result{}.With("data_root", root).With("containers", total)
+	if len(unreadable) > 0 {
+		r = r.With("unreadable", unreadable)
+	}
+	if len(found) == 0 {
+		r.Status = checks.Pass
+		if total == 0 {
+			r.Message = fmt.Sprintf("no containers under %s (%s)", root, rootSrc)
+		} else {
+			r.Message = fmt.Sprintf("none of the %d containers under %s (%s) uses --net=host, --pid=host or --privileged without --userns=host", total, root, rootSrc)
+		}
+		if len(unreadable) > 0 {
+			r.Message += fmt.Sprintf("; %d hostconfig.json files could not be read: %s", len(unreadable), strings.Join(unreadable, "; "))
+		}
+		return r
+	}
+	var list, ids []string
+	for _, c := range found {
+		short := c.id
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		ids = append(ids, short)
+		who := short
+		if c.name != "" {
+			who += " (" + c.name + ")"
+		}
+		list = append(list, who+": "+strings.Join(c.uses, ", "))
+	}
+	_, when := remapState(env)
+	r.Status = checks.Warn
+	r.Message = fmt.Sprintf("%d of %d containers under %s use host namespaces or privileged mode: %s. %s dockerd refuses to start such containers unless they run with --userns=host (`cannot share the host's network namespace when user namespaces are enabled`, `cannot share the host PID namespace…`, `privileged mode is incompatible with user namespaces`)",
+		len(found), total, root, strings.Join(list, "; "), capitalize(when))
+	r.Remedy = "recreate these containers with `--userns=host` added to their `docker run` options (compose: `userns_mode: host`); keep them as they are only if they do not need host namespaces"
+	return r.With("host_namespace_containers", ids)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// containerName reads the container's name from config.v2.json, "" when
+// it cannot.
+func containerName(env *checks.Env, dir string) string {
+	b, err := env.Host.ReadFile(path.Join(dir, "config.v2.json"))
+	if err != nil {
+		return ""
+	}
+	var c struct{ Name string }
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return strings.TrimPrefix(c.Name, "/")
+}
+
+// remappedDir matches the <uid>.<gid> directories dockerd makes under the
+// data root.
+var remappedDir = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+
+func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
+	root, rootSrc := facts.DockerDataRoot(env)
+	set, _ := facts.DockerRemapConfigured(env)
+	r := checks.Result{}.With("data_root", root).With("data_root_source", rootSrc)
+
+	// The remapped root this host would use, when the account has ranges.
+	var target string
+	if spec, _, err := facts.DockerRemap(env); err == nil {
+		if acc, err := facts.AccountsOf(env); err == nil {
+			if a, err := spec.Resolve(acc.Users, acc.Groups); err == nil {
+				target, _ = facts.RemappedRoot(env, root, a)
+			}
+		}
+	}
+	ents, err := env.Host.ReadDir(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		r = r.With("exists", false)
+		return withEvidence(r, checks.Passf("%s (%s) does not exist yet: there are no images or volumes to lose", root, rootSrc))
+	case err != nil:
+		return withEvidence(r, checks.Warnf(fmt.Sprintf("make %s a directory dockerd can use, or point data-root elsewhere", root),
+			"cannot list the data root %s (%s): %v", root, rootSrc, err))
+	}
+	var existing []string
+	for _, e := range ents {
+		if e.IsDir() && remappedDir.MatchString(e.Name()) {
+			existing = append(existing, path.Join(root, e.Name()))
+		}
+	}
+	r = r.With("remapped_roots", existing)
+	if target != "" {
+		r = r.With("remapped_root", target)
+	}
+	images, volumes := content(env, root)
+	r = r.With("images", images).With("volumes", volumes)
+
+	active := set.Value != "" && target != "" && contains(existing, target)
+	if active {
+		msg := fmt.Sprintf("userns-remap is on (%s) and dockerd keeps its data in %s", set.Where, target)
+		if images+volumes > 0 {
+			msg += fmt.Sprintf("; the %d images and %d volumes made before remap stay in %s and are not visible while remap is on", images, volumes, root)
+		}
+		return withEvidence(r, checks.Passf("%s", msg))
+	}
+	if images+volumes == 0 {
+		where := "<data-root>/<uid>.<gid>"
+		if target != "" {
+			where = target
+		}
+		return withEvidence(r, checks.Passf("%s (%s) holds no images or volumes: nothing vanishes when dockerd moves to %s", root, rootSrc, where))
+	}
+	newRoot := "<data-root>/<uid>.<gid> (uid and gid: the first subordinate IDs of the remap user)"
+	if target != "" {
+		newRoot = target
+	}
+	state := "once userns-remap is enabled"
+	if set.Value != "" {
+		state = fmt.Sprintf("when dockerd restarts with userns-remap %q (%s)", set.Value, set.Where)
+	}
+	return withEvidence(r, checks.Warnf(
+		"before `"+applyDocker+"`, save what must survive: `docker save -o images.tar IMAGE...` and back up each volume (`docker run --rm -v VOLUME:/v -v \"$PWD\":/b busybox tar -C /v -cf /b/VOLUME.tar .`); after the restart, `docker load -i images.tar` and restore the volumes",
+		"%s (%s) holds %d images and %d volumes that vanish from view %s: dockerd then uses %s, and shows the old ones again only if remap is turned off",
+		root, rootSrc, images, volumes, state, newRoot))
+}
+
+// content counts the images and volumes dockerd would show from root.
+func content(env *checks.Env, root string) (images, volumes int) {
+	imgs, _ := env.Host.Glob(path.Join(root, "image/*/imagedb/content/sha256/*"))
+	images = len(imgs)
+	if ents, err := env.Host.ReadDir(path.Join(root, "volumes")); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				volumes++
+			}
+		}
+	}
+	return images, volumes
+}
+
+func contains(xs []string, x string) bool {
+	i := sort.SearchStrings(xs, x)
+	return i < len(xs) && xs[i] == x
+}
+
+// withEvidence returns res carrying the evidence gathered in ev.
+func withEvidence(ev, res checks.Result) checks.Result {
+	for k, v := range ev.Evidence {
+		res = res.With(k, v)
+	}
+	return res
+}

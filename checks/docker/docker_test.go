@@ -1,0 +1,486 @@
+package docker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+const passwd = `root:x:0:0:root:/root:/bin/bash
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+toor:x:0:0:root alias:/root:/bin/sh
+mapuser:x:1500:1500::/nonexistent:/usr/sbin/nologin
+lonely:x:1700:1700::/nonexistent:/usr/sbin/nologin
+`
+
+const group = `root:x:0:
+daemon:x:1:
+docker:x:998:
+mapuser:x:1500:
+mapgroup:x:1600:
+`
+
+// Docker CE's unit (moby contrib/init/systemd/docker.service), trimmed.
+const ceUnit = `[Unit]
+Description=Docker Application Container Engine
+Requires=docker.socket
+
+[Service]
+Type=notify
+ExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock
+ExecReload=/bin/kill -s HUP $MAINPID
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// Debian 12's docker.io unit: reads /etc/default/docker.
+const debianUnit = `[Unit]
+Description=Docker Application Container Engine
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/docker
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// RHEL 7's docker 1.13 unit, trimmed.
+const rhelUnit = `[Service]
+Type=notify
+EnvironmentFile=-/etc/sysconfig/docker
+EnvironmentFile=-/etc/sysconfig/docker-storage
+ExecStart=/usr/bin/dockerd-current \
+          --add-runtime docker-runc=/usr/libexec/docker/docker-runc-current \
+          --default-runtime=docker-runc \
+          --exec-opt native.cgroupdriver=systemd \
+          $OPTIONS \
+          $DOCKER_STORAGE_OPTIONS
+`
+
+const rhelSysconfig = `# /etc/sysconfig/docker
+
+# Modify these options if you want to change the way the docker daemon runs
+OPTIONS='--selinux-enabled --log-driver=journald --signature-verification=false'
+if [ -z "${DOCKER_CERT_PATH}" ]; then
+    DOCKER_CERT_PATH=/etc/docker
+fi
+`
+
+type files map[string]string
+
+func newEnv(t *testing.T, fs files, commands string) *checks.Env {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range fs {
+		full := filepath.Join(dir, p)
+		if strings.HasSuffix(p, "/") {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := host.At(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commands == "" {
+		commands = "{}"
+	}
+	rec, err := run.ParseRecorded(strings.NewReader(commands))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{Reason: "test"}, Target: checks.Docker}
+}
+
+// base is a host with accounts and nothing Docker-specific.
+func base(extra files) files {
+	fs := files{"etc/passwd": passwd, "etc/group": group}
+	for k, v := range extra {
+		fs[k] = v
+	}
+	return fs
+}
+
+func check(t *testing.T, env *checks.Env, id string) checks.Result {
+	t.Helper()
+	for _, c := range Checkers() {
+		if c.Info().ID == id {
+			return c.Check(context.Background(), env)
+		}
+	}
+	t.Fatalf("no check %s", id)
+	return checks.Result{}
+}
+
+func want(t *testing.T, r checks.Result, status checks.Status, say ...string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("status = %s, want %s\nmessage: %s\nremedy: %s", r.Status, status, r.Message, r.Remedy)
+	}
+	text := r.Message + "\n" + r.Remedy
+	for _, s := range say {
+		if !strings.Contains(text, s) {
+			t.Errorf("result does not say %q:\nmessage: %s\nremedy: %s", s, r.Message, r.Remedy)
+		}
+	}
+	if status != checks.Pass && status != checks.Skip && r.Remedy == "" {
+		t.Errorf("%s without a remedy: %s", status, r.Message)
+	}
+}
+
+func TestCheckersContract(t *testing.T) {
+	var ids []string
+	for _, c := range Checkers() {
+		i := c.Info()
+		ids = append(ids, i.ID)
+		if i.Area() != "docker" || i.Title == "" || i.Doc == "" || !i.AppliesTo(checks.Docker) || i.AppliesTo(checks.Kubernetes) {
+			t.Errorf("bad info %+v", i)
+		}
+	}
+	sort.Strings(ids)
+	wantIDs := "docker.containerd_snapshotter docker.daemon_json docker.data_root docker.default_runtime docker.flag_conflicts docker.host_namespaces docker.userns_remap"
+	if strings.Join(ids, " ") != wantIDs {
+		t.Fatalf("IDs = %v", ids)
+	}
+}
+
+func TestDaemonJSON(t *testing.T) {
+	t.Run("missing is fine", func(t *testing.T) {
+		r := check(t, newEnv(t, base(nil), ""), "docker.daemon_json")
+		want(t, r, checks.Pass, "/etc/docker/daemon.json does not exist (default)", "usernsctl apply will create it")
+	})
+	t.Run("valid", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"log-driver\": \"journald\",\n  \"iptables\": false\n}\n"}), ""), "docker.daemon_json")
+		want(t, r, checks.Pass, "valid JSON with 2 keys: log-driver, iptables")
+	})
+	t.Run("empty", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\n"}), ""), "docker.daemon_json")
+		want(t, r, checks.Pass, "is empty: dockerd reads it as {}")
+	})
+	t.Run("trailing comma", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"userns-remap\": \"default\",\n}\n"}), ""), "docker.daemon_json")
+		want(t, r, checks.Fail, "/etc/docker/daemon.json:3:1: invalid character '}' looking for beginning of object key string",
+			"edit /etc/docker/daemon.json at line 3, column 1 (trailing comma", "delete the ',' at line 2 column 28", "dockerd --validate --config-file /etc/docker/daemon.json")
+	})
+	t.Run("comment", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  # remap\n  \"userns-remap\": \"default\"\n}\n"}), ""), "docker.daemon_json")
+		want(t, r, checks.Fail, "daemon.json:2:3:", "JSON has no comments")
+	})
+	t.Run("two objects appended", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), ""), "docker.daemon_json")
+		want(t, r, checks.Fail, "daemon.json:2:1:", "appended with >>")
+	})
+	t.Run("binary", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\x7fELF\x02\x01\x01\x00\xff"}), ""), "docker.daemon_json")
+		want(t, r, checks.Fail, "daemon.json:1:9: invalid UTF-8", "binary file")
+	})
+	t.Run("directory", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json/": ""}), ""), "docker.daemon_json")
+		want(t, r, checks.Fail, "is a directory", "mv /etc/docker/daemon.json /etc/docker/daemon.json.dir")
+	})
+	t.Run("duplicates", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n\"userns-remap\": \"a\",\n\"userns-remap\": \"default\"\n}"}), ""), "docker.daemon_json")
+		want(t, r, checks.Warn, `"userns-remap" is given again at line 3 (first at line 2)`)
+	})
+	t.Run("BOM on an old dockerd", func(t *testing.T) {
+		fs := base(files{"etc/docker/daemon.json": "\xEF\xBB\xBF{}"})
+		r := check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`), "docker.daemon_json")
+		want(t, r, checks.Warn, "byte order mark, which dockerd 20.10.24", "sed -i")
+		r = check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`), "docker.daemon_json")
+		want(t, r, checks.Pass, "byte order mark, which dockerd 23.0 and later skip")
+	})
+	t.Run("config-file from a drop-in", func(t *testing.T) {
+		fs := base(files{
+			"lib/systemd/system/docker.service":                 ceUnit,
+			"etc/systemd/system/docker.service.d/override.conf": "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// \\\n  --config-file /etc/docker/alt.json\n",
+			"etc/docker/alt.json":                               "{\"debug\": true}",
+			"etc/docker/daemon.json":                            "{broken",
+		})
+		env := newEnv(t, fs, "")
+		r := check(t, env, "docker.daemon_json")
+		// Field case 14: the file operators edit is not the one in effect.
+		want(t, r, checks.Warn, "/etc/docker/alt.json (--config-file in /etc/systemd/system/docker.service.d/override.conf line 4) is valid JSON",
+			"/etc/docker/daemon.json exists but dockerd does not read it", "move what /etc/docker/daemon.json should say into /etc/docker/alt.json")
+		if r.Evidence["path"] != "/etc/docker/alt.json" {
+			t.Errorf("evidence path = %v", r.Evidence["path"])
+		}
+	})
+	t.Run("config-file missing", func(t *testing.T) {
+		fs := base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --config-file=/srv/docker.json", 1)})
+		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
+		want(t, r, checks.Warn, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it", "remove `--config-file=/srv/docker.json`")
+	})
+	t.Run("snap Docker only", func(t *testing.T) {
+		fs := base(files{"var/snap/docker/current/config/daemon.json": "{}"})
+		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
+		want(t, r, checks.Warn, "runs from the snap, which reads /var/snap/docker/current/config/daemon.json", "snap restart docker")
+	})
+	t.Run("snap and rootless beside the system dockerd", func(t *testing.T) {
+		fs := base(files{
+			"lib/systemd/system/docker.service":          ceUnit,
+			"var/snap/docker/current/config/daemon.json": "{}",
+			"home/alice/.config/docker/daemon.json":      "{}",
+		})
+		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
+		want(t, r, checks.Pass, "snap Docker's /var/snap/docker/current/config/daemon.json is not the file in effect", "/home/alice/.config/docker/daemon.json belongs to a rootless Docker")
+	})
+}
+
+func TestUsernsRemap(t *testing.T) {
+	dj := func(v string) files { return base(files{"etc/docker/daemon.json": `{"userns-remap": ` + v + "}"}) }
+	for _, tc := range []struct {
+		desc   string
+		fs     files
+		user   string
+		status checks.Status
+		say    []string
+	}{
+		{"not enabled", base(nil), "", checks.Warn,
+			[]string{"userns-remap is not enabled: usernsctl apply --target docker would set \"default\" (default)", "dockremap, which do not exist yet"}},
+		{"not enabled, --user", base(nil), "mapuser", checks.Warn,
+			[]string{`would set "mapuser" (--user) → user mapuser (uid 1500), group mapuser (gid 1500)`, "usernsctl apply --target docker --user mapuser"}},
+		{"default, dockremap to be created", dj(`"default"`), "", checks.Pass,
+			[]string{`userns-remap "default" (daemon.json /etc/docker/daemon.json line 1) → user and group dockremap, which do not exist yet: dockerd creates them`}},
+		{"user:group, by user name and uid", dj(`"mapuser:mapgroup"`), "", checks.Pass,
+			[]string{"user mapuser (uid 1500), group mapgroup (gid 1600)", `looked up by "mapuser" or "1500" in /etc/subuid and /etc/subgid`}},
+		{"uid", dj(`"1500"`), "", checks.Pass, []string{"user mapuser (uid 1500)"}},
+		{"root", dj(`"root"`), "", checks.Fail, []string{"user namespaces OFF", `set userns-remap to "default"`}},
+		{"uid 0", dj(`"0:0"`), "", checks.Fail, []string{"user namespaces OFF"}},
+		{"alias of root", dj(`"toor"`), "", checks.Fail, []string{`names toor (uid 0)`, "user namespaces OFF"}},
+		{"three parts", dj(`"a:b:c"`), "", checks.Fail, []string{`has 3 ":"-separated parts`}},
+		{"empty group", dj(`"mapuser:"`), "", checks.Fail, []string{"the group part is empty"}},
+		{"not a string", dj(`true`), "", checks.Fail, []string{`"userns-remap" is a boolean, want a string`, "daemon.json:1:2"}},
+		{"missing user", dj(`"ghost"`), "", checks.Fail,
+			[]string{`names user "ghost", which is not in /etc/passwd`, "useradd --system --no-create-home --shell /usr/sbin/nologin ghost"}},
+		{"missing uid", dj(`"4242"`), "", checks.Fail, []string{"names uid 4242", "--uid 4242"}},
+		{"missing group", dj(`"lonely"`), "", checks.Fail,
+			[]string{`dockerd looks up group "lonely" (the user's name, as no group is given), which is not in /etc/group`, "groupadd --system lonely"}},
+		{"--user differs", dj(`"default"`), "mapuser", checks.Warn,
+			[]string{`userns-remap is "default" (daemon.json /etc/docker/daemon.json line 1) but --user asks for "mapuser"`}},
+		{"--user root", base(nil), "root", checks.Fail, []string{"(--user)"}},
+		{"flag in the unit", base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --userns-remap=mapuser", 1)}), "", checks.Pass,
+			[]string{`"mapuser" (--userns-remap in /lib/systemd/system/docker.service line 7)`}},
+		{"daemon.json broken", base(files{"etc/docker/daemon.json": "{,}"}), "", checks.Skip, []string{"see docker.daemon_json"}},
+		{"daemon.json broken, --user", base(files{"etc/docker/daemon.json": "{,}"}), "mapuser", checks.Skip, []string{"see docker.daemon_json"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			env := newEnv(t, tc.fs, "")
+			env.User = tc.user
+			want(t, check(t, env, "docker.userns_remap"), tc.status, tc.say...)
+		})
+	}
+}
+
+func TestFlagConflicts(t *testing.T) {
+	for _, tc := range []struct {
+		desc   string
+		fs     files
+		status checks.Status
+		say    []string
+	}{
+		{"no unit", base(nil), checks.Pass, []string{"no docker.service found (/etc/systemd/system/docker.service"}},
+		{"CE unit, clean daemon.json", base(files{
+			"lib/systemd/system/docker.service": ceUnit,
+			"etc/docker/daemon.json":            `{"userns-remap": "default"}`,
+		}), checks.Pass, []string{"none of dockerd's 2 flags (/lib/systemd/system/docker.service) is also set in daemon.json"}},
+		{"hosts in daemon.json and -H in the unit", base(files{
+			"lib/systemd/system/docker.service": ceUnit,
+			"etc/docker/daemon.json":            "{\n  \"hosts\": [\"unix:///var/run/docker.sock\"]\n}",
+		}), checks.Fail, []string{"the following directives are specified both as a flag and in the configuration file",
+			"hosts: flag `-H fd://` (/lib/systemd/system/docker.service line 7) and /etc/docker/daemon.json line 2",
+			"remove `-H fd://` from /lib/systemd/system/docker.service line 7, or \"hosts\" from /etc/docker/daemon.json"}},
+		{"Debian DOCKER_OPTS userns-remap and daemon.json", base(files{
+			"lib/systemd/system/docker.service": debianUnit,
+			"etc/default/docker":                "# comment\nDOCKER_OPTS=\"--userns-remap=default\"\n",
+			"etc/docker/daemon.json":            "{\n  \"userns-remap\": \"default\"\n}",
+		}), checks.Fail, []string{"userns-remap: flag `--userns-remap=default` (/etc/default/docker line 2 (via $DOCKER_OPTS)) and /etc/docker/daemon.json line 2"}},
+		{"RHEL sysconfig and daemon.json", base(files{
+			"usr/lib/systemd/system/docker.service": rhelUnit,
+			"etc/sysconfig/docker":                  rhelSysconfig,
+			"etc/docker/daemon.json":                "{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"log-driver\": \"json-file\"\n}",
+		}), checks.Fail, []string{"exec-opts: flag `--exec-opt native.cgroupdriver=systemd` (/usr/lib/systemd/system/docker.service line 8) and /etc/docker/daemon.json line 2",
+			"log-driver: flag `--log-driver=journald` (/etc/sysconfig/docker line 4 (via $OPTIONS)) and /etc/docker/daemon.json line 3"}},
+		{"nested directive", base(files{
+			"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --tlsverify", 1),
+			"etc/docker/daemon.json":            "{\"tls-block\": {\n  \"tlsverify\": true}}",
+		}), checks.Fail, []string{"tlsverify: flag `--tlsverify`", "daemon.json line 2"}},
+		{"drop-in without ExecStart= reset", base(files{
+			"lib/systemd/system/docker.service":                 ceUnit,
+			"etc/systemd/system/docker.service.d/override.conf": "[Service]\nExecStart=/usr/bin/dockerd --userns-remap=default\n",
+		}), checks.Fail, []string{"docker.service has 2 ExecStart= in effect (/lib/systemd/system/docker.service line 7, /etc/systemd/system/docker.service.d/override.conf line 2)",
+			"put an empty `ExecStart=` line before the ExecStart= at /etc/systemd/system/docker.service.d/override.conf line 2"}},
+		{"userns-remap only as a flag", base(files{
+			"lib/systemd/system/docker.service":                 ceUnit,
+			"etc/systemd/system/docker.service.d/override.conf": "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --userns-remap mapuser\n",
+		}), checks.Warn, []string{"userns-remap is a dockerd flag (`--userns-remap mapuser`, /etc/systemd/system/docker.service.d/override.conf line 3)",
+			"usernsctl apply --target docker --user mapuser"}},
+		{"DOCKER_OPTS ignored by the CE unit", base(files{
+			"lib/systemd/system/docker.service": ceUnit,
+			"etc/default/docker":                "DOCKER_OPTS=\"--userns-remap=default\"\n",
+			"etc/docker/daemon.json":            `{"userns-remap": "default"}`,
+		}), checks.Pass, []string{"/etc/default/docker sets DOCKER_OPTS at line 1, but docker.service does not pass it to dockerd"}},
+		{"no unit, init script options", base(files{
+			"etc/default/docker":     "DOCKER_OPTS=\"--debug\"\n",
+			"etc/docker/daemon.json": `{"debug": true}`,
+		}), checks.Fail, []string{"debug: flag `--debug` (/etc/default/docker line 1 (via $DOCKER_OPTS))"}},
+		{"missing EnvironmentFile without -", base(files{
+			"lib/systemd/system/docker.service": strings.Replace(ceUnit, "Type=notify", "Type=notify\nEnvironmentFile=/etc/docker/env", 1),
+		}), checks.Fail, []string{"EnvironmentFile=/etc/docker/env does not exist"}},
+		{"masked", base(files{"etc/systemd/system/docker.service": "", "lib/systemd/system/docker.service": ceUnit}), checks.Warn,
+			[]string{"is masked", "systemctl unmask docker.service"}},
+		{"unit is binary", base(files{"lib/systemd/system/docker.service": "\x7fELF\x00\x00"}), checks.Fail,
+			[]string{"/lib/systemd/system/docker.service:1: binary data"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			want(t, check(t, newEnv(t, tc.fs, ""), "docker.flag_conflicts"), tc.status, tc.say...)
+		})
+	}
+}
+
+func TestContainerdSnapshotter(t *testing.T) {
+	for _, tc := range []struct {
+		desc, daemon, unit, dockerd string
+		status                      checks.Status
+		say                         []string
+	}{
+		{"absent", `{}`, "", "", checks.Pass, []string{"not enabled explicitly"}},
+		{"false", `{"features": {"containerd-snapshotter": false}}`, "", "", checks.Pass, nil},
+		{"true, remap to come", "{\n  \"features\": {\n    \"containerd-snapshotter\": true\n  }\n}", "", "", checks.Fail,
+			[]string{`"features": {"containerd-snapshotter": true} in /etc/docker/daemon.json line 3`, "once userns-remap is enabled", "not compatible with userns remapping"}},
+		{"true with remap set", `{"userns-remap": "default", "features": {"containerd-snapshotter": true}}`, "", "", checks.Fail,
+			[]string{`with userns-remap "default" set (daemon.json /etc/docker/daemon.json line 1)`}},
+		{"flag", `{}`, "--feature containerd-snapshotter", "", checks.Fail, []string{"`--feature containerd-snapshotter` (/lib/systemd/system/docker.service line 7)"}},
+		{"flag false", `{}`, "--feature=containerd-snapshotter=false", "", checks.Pass, nil},
+		{"Docker 29 note", `{}`, "", "Docker version 29.1.0, build 1\n", checks.Pass, []string{"containerd image store by default"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			fs := base(files{"etc/docker/daemon.json": tc.daemon})
+			if tc.unit != "" {
+				fs["lib/systemd/system/docker.service"] = strings.Replace(ceUnit, "-H fd://", "-H fd:// "+tc.unit, 1)
+			}
+			cmds := ""
+			if tc.dockerd != "" {
+				cmds = `{"dockerd --version": "` + strings.ReplaceAll(tc.dockerd, "\n", `\n`) + `"}`
+			}
+			want(t, check(t, newEnv(t, fs, cmds), "docker.containerd_snapshotter"), tc.status, tc.say...)
+		})
+	}
+}
+
+func TestDefaultRuntime(t *testing.T) {
+	r := check(t, newEnv(t, base(nil), ""), "docker.default_runtime")
+	want(t, r, checks.Pass, "no default-runtime is set")
+
+	r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"default-runtime\": \"runsc\",\n  \"runtimes\": {\"runsc\": {\"path\": \"/usr/local/bin/runsc\"}}\n}"}), ""), "docker.default_runtime")
+	want(t, r, checks.Warn, `default-runtime is "runsc" (/usr/local/bin/runsc) (/etc/docker/daemon.json line 2)`, "--runtime runsc")
+
+	r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": `{"default-runtime": "io.containerd.runc.v2"}`}), ""), "docker.default_runtime")
+	want(t, r, checks.Pass, "is runc")
+
+	// RHEL 7: docker-runc is runc renamed, set by flags.
+	r = check(t, newEnv(t, base(files{"usr/lib/systemd/system/docker.service": rhelUnit}), ""), "docker.default_runtime")
+	want(t, r, checks.Pass, `default-runtime "docker-runc"`, "runc under another name (/usr/libexec/docker/docker-runc-current)")
+}
+
+func hostconfig(net, pid string, priv bool, userns string) string {
+	p := "false"
+	if priv {
+		p = "true"
+	}
+	return `{"NetworkMode":"` + net + `","PidMode":"` + pid + `","Privileged":` + p + `,"UsernsMode":"` + userns + `","Binds":null}`
+}
+
+func TestHostNamespaces(t *testing.T) {
+	const a = "aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111"
+	const b = "bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222"
+	const c = "cccccccccccc3333333333333333333333333333333333333333333333333333"
+	const d = "dddddddddddd4444444444444444444444444444444444444444444444444444"
+	fs := base(files{
+		"etc/docker/daemon.json":                          `{"data-root": "/srv/docker"}`,
+		"srv/docker/containers/" + a + "/hostconfig.json": hostconfig("host", "host", false, ""),
+		"srv/docker/containers/" + a + "/config.v2.json":  `{"Name":"/node_exporter"}`,
+		"srv/docker/containers/" + b + "/hostconfig.json": hostconfig("bridge", "", true, ""),
+		"srv/docker/containers/" + c + "/hostconfig.json": hostconfig("host", "", true, "host"),
+		"srv/docker/containers/" + d + "/hostconfig.json": hostconfig("bridge", "", false, ""),
+		// The default data root is not the one in effect.
+		"var/lib/docker/containers/" + d + "/hostconfig.json": hostconfig("host", "", false, ""),
+	})
+	r := check(t, newEnv(t, fs, ""), "docker.host_namespaces")
+	want(t, r, checks.Warn, "2 of 4 containers under /srv/docker use host namespaces or privileged mode",
+		"aaaaaaaaaaaa (node_exporter): --net=host, --pid=host", "bbbbbbbbbbbb: --privileged",
+		"cannot share the host's network namespace when user namespaces are enabled", "--userns=host")
+	if ids, _ := r.Evidence["host_namespace_containers"].([]string); strings.Join(ids, ",") != "aaaaaaaaaaaa,bbbbbbbbbbbb" {
+		t.Errorf("evidence = %v", r.Evidence["host_namespace_containers"])
+	}
+
+	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": hostconfig("bridge", "", false, "")}), ""), "docker.host_namespaces")
+	want(t, r, checks.Pass, "none of the 1 containers under /var/lib/docker (default)")
+
+	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": "\x00garbage"}), ""), "docker.host_namespaces")
+	want(t, r, checks.Pass, "1 hostconfig.json files could not be read")
+
+	r = check(t, newEnv(t, base(nil), ""), "docker.host_namespaces")
+	want(t, r, checks.Pass, "no containers under /var/lib/docker")
+}
+
+func TestDataRoot(t *testing.T) {
+	const img = "var/lib/docker/image/overlay2/imagedb/content/sha256/"
+	withContent := files{
+		img + "1111": "{}", img + "2222": "{}",
+		"var/lib/docker/volumes/metadata.db":   "",
+		"var/lib/docker/volumes/pgdata/_data/": "",
+		"etc/subuid":                           "dockremap:100000:65536\n",
+		"etc/subgid":                           "dockremap:200000:65536\n",
+	}
+	r := check(t, newEnv(t, base(withContent), ""), "docker.data_root")
+	want(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volumes that vanish from view once userns-remap is enabled",
+		"dockerd then uses /var/lib/docker/100000.200000", "docker save -o images.tar")
+
+	// Configured but dockerd not restarted yet: still about to vanish.
+	fs := base(withContent)
+	fs["etc/docker/daemon.json"] = `{"userns-remap": "default"}`
+	r = check(t, newEnv(t, fs, ""), "docker.data_root")
+	want(t, r, checks.Warn, `when dockerd restarts with userns-remap "default" (daemon.json /etc/docker/daemon.json line 1)`)
+
+	// Active: the remapped root exists.
+	fs["var/lib/docker/100000.200000/image/"] = ""
+	r = check(t, newEnv(t, fs, ""), "docker.data_root")
+	want(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
+		"the 2 images and 1 volumes made before remap stay in /var/lib/docker")
+
+	r = check(t, newEnv(t, base(files{"var/lib/docker/": ""}), ""), "docker.data_root")
+	want(t, r, checks.Pass, "holds no images or volumes")
+
+	r = check(t, newEnv(t, base(nil), ""), "docker.data_root")
+	want(t, r, checks.Pass, "/var/lib/docker (default) does not exist yet")
+
+	// data-root from a flag wins over daemon.json.
+	fs = base(files{
+		"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --data-root=/data/docker", 1),
+		"etc/docker/daemon.json":            `{"data-root": "/srv/docker"}`,
+		"data/docker/volumes/v1/":           "",
+	})
+	r = check(t, newEnv(t, fs, ""), "docker.data_root")
+	want(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volumes", "<data-root>/<uid>.<gid>")
+}
