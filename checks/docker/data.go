@@ -86,15 +86,19 @@ func checkHostNamespaces(ctx context.Context, env *checks.Env) checks.Result {
 		if total == 0 {
 			r.Message = fmt.Sprintf("no containers under %s (%s)", root, rootSrc)
 		} else {
-			r.Message = fmt.Sprintf("none of the %d containers under %s (%s) uses --net=host, --pid=host or --privileged without --userns=host", total, root, rootSrc)
+			r.Message = fmt.Sprintf("none of the %s under %s (%s) uses --net=host, --pid=host or --privileged without --userns=host", plural(total, "container"), root, rootSrc)
 		}
 		if len(unreadable) > 0 {
-			r.Message += fmt.Sprintf("; %d hostconfig.json files could not be read: %s", len(unreadable), strings.Join(unreadable, "; "))
+			r.Message += fmt.Sprintf("; %s could not be read: %s", plural(len(unreadable), "hostconfig.json file"), strings.Join(unreadable, "; "))
 		}
 		return r
 	}
 	var list, ids []string
+	used := map[string]bool{}
 	for _, c := range found {
+		for _, u := range c.uses {
+			used[u] = true
+		}
 		short := c.id
 		if len(short) > 12 {
 			short = short[:12]
@@ -108,8 +112,18 @@ func checkHostNamespaces(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	_, when := remapState(env)
 	r.Status = checks.Warn
-	r.Message = fmt.Sprintf("%d of %d containers under %s use host namespaces or privileged mode: %s. %s dockerd refuses to start such containers unless they run with --userns=host (`cannot share the host's network namespace when user namespaces are enabled`, `cannot share the host PID namespace…`, `privileged mode is incompatible with user namespaces`)",
-		len(found), total, root, strings.Join(list, "; "), capitalize(when))
+	var errs []string
+	for _, e := range []struct{ use, text string }{
+		{"--net=host", "cannot share the host's network namespace when user namespaces are enabled"},
+		{"--pid=host", "cannot share the host PID namespace when user namespaces are enabled"},
+		{"--privileged", "privileged mode is incompatible with user namespaces"},
+	} {
+		if used[e.use] {
+			errs = append(errs, "`"+e.text+"`")
+		}
+	}
+	r.Message = fmt.Sprintf("%s under %s use host namespaces or privileged mode: %s. %s dockerd refuses to start such containers unless they run with --userns=host (%s)",
+		count(len(found), total), root, strings.Join(list, "; "), capitalize(when), strings.Join(errs, ", "))
 	r.Remedy = "recreate these containers with `--userns=host` added to their `docker run` options (compose: `userns_mode: host`); keep them as they are only if they do not need host namespaces"
 	return r.With("host_namespace_containers", ids)
 }
@@ -179,7 +193,7 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 	if active {
 		msg := fmt.Sprintf("userns-remap is on (%s) and dockerd keeps its data in %s", set.Where, target)
 		if images+volumes > 0 {
-			msg += fmt.Sprintf("; the %d images and %d volumes made before remap stay in %s and are not visible while remap is on", images, volumes, root)
+			msg += fmt.Sprintf("; the %s and %s made before remap stay in %s and are not visible while remap is on", plural(images, "image"), plural(volumes, "volume"), root)
 		}
 		return withEvidence(r, checks.Passf("%s", msg))
 	}
@@ -200,8 +214,8 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	return withEvidence(r, checks.Warnf(
 		"before `"+applyDocker+"`, save what must survive: `docker save -o images.tar IMAGE...` and back up each volume (`docker run --rm -v VOLUME:/v -v \"$PWD\":/b busybox tar -C /v -cf /b/VOLUME.tar .`); after the restart, `docker load -i images.tar` and restore the volumes",
-		"%s (%s) holds %d images and %d volumes that vanish from view %s: dockerd then uses %s, and shows the old ones again only if remap is turned off",
-		root, rootSrc, images, volumes, state, newRoot))
+		"%s (%s) holds %s and %s that vanish from view %s: dockerd then uses %s, and shows the old ones again only if remap is turned off",
+		root, rootSrc, plural(images, "image"), plural(volumes, "volume"), state, newRoot))
 }
 
 // content counts the images and volumes dockerd would show from root.
@@ -229,4 +243,16 @@ func withEvidence(ev, res checks.Result) checks.Result {
 		res = res.With(k, v)
 	}
 	return res
+}
+
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// count is "2 of 5 containers" or "1 of 1 container".
+func count(n, total int) string {
+	return fmt.Sprintf("%d of %s", n, plural(total, "container"))
 }

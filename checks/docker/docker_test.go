@@ -435,10 +435,10 @@ func TestHostNamespaces(t *testing.T) {
 	}
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": hostconfig("bridge", "", false, "")}), ""), "docker.host_namespaces")
-	want(t, r, checks.Pass, "none of the 1 containers under /var/lib/docker (default)")
+	want(t, r, checks.Pass, "none of the 1 container under /var/lib/docker (default)")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": "\x00garbage"}), ""), "docker.host_namespaces")
-	want(t, r, checks.Pass, "1 hostconfig.json files could not be read")
+	want(t, r, checks.Pass, "1 hostconfig.json file could not be read")
 
 	r = check(t, newEnv(t, base(nil), ""), "docker.host_namespaces")
 	want(t, r, checks.Pass, "no containers under /var/lib/docker")
@@ -454,7 +454,7 @@ func TestDataRoot(t *testing.T) {
 		"etc/subgid":                           "dockremap:200000:65536\n",
 	}
 	r := check(t, newEnv(t, base(withContent), ""), "docker.data_root")
-	want(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volumes that vanish from view once userns-remap is enabled",
+	want(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volume that vanish from view once userns-remap is enabled",
 		"dockerd then uses /var/lib/docker/100000.200000", "docker save -o images.tar")
 
 	// Configured but dockerd not restarted yet: still about to vanish.
@@ -467,7 +467,7 @@ func TestDataRoot(t *testing.T) {
 	fs["var/lib/docker/100000.200000/image/"] = ""
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
 	want(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
-		"the 2 images and 1 volumes made before remap stay in /var/lib/docker")
+		"the 2 images and 1 volume made before remap stay in /var/lib/docker")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/": ""}), ""), "docker.data_root")
 	want(t, r, checks.Pass, "holds no images or volumes")
@@ -482,5 +482,5 @@ func TestDataRoot(t *testing.T) {
 		"data/docker/volumes/v1/":           "",
 	})
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	want(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volumes", "<data-root>/<uid>.<gid>")
+	want(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volume", "<data-root>/<uid>.<gid>")
 }
