@@ -156,3 +156,21 @@ func BenchmarkAllocate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAllocateFromFiles is apply's whole allocation on a host with a
+// 100,000-line /etc/subuid and /etc/subgid: parse both, collect, allocate.
+func BenchmarkAllocateFromFiles(b *testing.B) {
+	var sb strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&sb, "user%d:%d:65536\n", i, 100000+uint64(i)*65536%4000000000)
+	}
+	text := sb.String()
+	req := Request{Min: 100000, Max: 1<<32 - 1, Count: 65536}
+	for b.Loop() {
+		uid := mustParse(b, "/etc/subuid", text)
+		gid := mustParse(b, "/etc/subgid", text)
+		if _, err := Allocate(Occupied([]*subid.File{uid, gid}), req); err != nil && !errors.Is(err, ErrNoRoom) {
+			b.Fatal(err)
+		}
+	}
+}

@@ -453,3 +453,41 @@ func TestIDsAndTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileHosts runs every check, for every target, on hosts whose
+// files are missing, binary, huge or directories: each must give a
+// finding, never an internal error.
+func TestHostileHosts(t *testing.T) {
+	junk := "\x7fELF\x02\x01\x01\x00\xff\xfe\x00:\x00\n\xc3\x28:1:2\n"
+	long := strings.Repeat("k", 10<<20)
+	paths := []string{"/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid", "/etc/login.defs", "/etc/nsswitch.conf"}
+	hosts := map[string]tree{"empty": {}}
+	for name, content := range map[string]string{"binary": junk, "long": long, "dir": "<dir>"} {
+		h := tree{}
+		for _, p := range paths {
+			h[p] = content
+		}
+		hosts[name] = h
+	}
+	cmds := `{"getsubids kubelet": "\u0000\u00ff", "getsubids -g kubelet": {"stdout": "", "stderr": "boom", "exit": 2}}`
+	for name, files := range hosts {
+		for _, target := range checks.AllTargets {
+			env := newEnv(t, target, files, cmds)
+			var list []checks.Checker
+			for _, c := range Checkers() {
+				if c.Info().AppliesTo(target) {
+					list = append(list, c)
+				}
+			}
+			rep := checks.Run(context.Background(), env, list, checks.Options{}, "test")
+			for _, o := range rep.Checks {
+				if strings.Contains(o.Message, "internal error") || o.Message == "" {
+					t.Errorf("%s host, %s: %s %s: %q", name, target, o.ID, o.Status, o.Message)
+				}
+				if len(o.Message) > 4000 {
+					t.Errorf("%s host, %s: %s message is %d bytes", name, target, o.ID, len(o.Message))
+				}
+			}
+		}
+	}
+}

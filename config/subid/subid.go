@@ -130,12 +130,9 @@ type File struct {
 // recorded in Problems. The error is only for input that cannot be read or
 // is larger than MaxSize.
 func Parse(r io.Reader, name string) (*File, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	data, err := readAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%s: %w", name, ErrTooLarge)
 	}
 	f := &File{Name: name, data: data}
 	// One string for the whole file: owners are substrings of it rather than
@@ -160,6 +157,22 @@ func Parse(r io.Reader, name string) (*File, error) {
 		f.Lines = append(f.Lines, l)
 	}
 	return f, nil
+}
+
+// readAll reads at most MaxSize bytes, sized up front when the reader
+// knows its length (a 100,000-line file is then read without regrowing).
+func readAll(r io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	if l, ok := r.(interface{ Len() int }); ok && l.Len() <= MaxSize {
+		buf.Grow(l.Len() + bytes.MinRead) // ReadFrom wants MinRead free before EOF
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r, MaxSize+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > MaxSize {
+		return nil, ErrTooLarge
+	}
+	return buf.Bytes(), nil
 }
 
 // HasFinalNewline reports whether the rendered file ends with a newline
