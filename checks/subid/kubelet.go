@@ -65,19 +65,19 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 		}
 	}
 
-	gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
-	gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
 	def := fmt.Sprintf("%d-%d", remap.KubeletDefault.Start, remap.KubeletDefault.End()-1)
-	switch {
-	case !userOK:
+	if !userOK {
 		return ev(checks.Warnf(applyKube+" (creates the kubelet user and one 65536-aligned range in both files)",
 			"no %q user in %s: the kubelet silently uses its default range %s, every id above 65535, overlapping any range in %s and %s%s",
 			remap.KubeletUser, facts.PasswdFile, def, s.UID.Path, s.GID.Path, fileNote))
-	case !gu.Installed:
+	}
+	gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
+	if !gu.Installed {
 		return ev(checks.Warnf("install getsubids (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install /usr/bin/getsubids`), then run this check again",
 			"getsubids is not installed: although user %q exists, the kubelet silently uses its default range %s%s",
 			remap.KubeletUser, def, fileNote).With("getsubids", false))
 	}
+	gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
 
 	// The kubelet runs getsubids; judge what it prints.
 	for _, g := range []*facts.Getsubids{gu, gg} {
