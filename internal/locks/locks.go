@@ -41,6 +41,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,7 @@ func Tool(ctx context.Context, r *inroot.Root, p string, timeout time.Duration) 
 	if err != nil {
 		if errors.Is(err, errTimeout) {
 			pid := readPID(f)
-			err = &BusyError{Path: p, Target: "usernsctl (" + p + ")", PID: pid, Comm: comm(pid), Waited: timeout,
+			err = &BusyError{Path: p, Target: "usernsctl's state (" + p + ")", PID: pid, Comm: comm(pid), Waited: timeout,
 				Detail: "another usernsctl apply or revert is running on this host"}
 		}
 		f.Close()
@@ -203,6 +204,9 @@ func File(ctx context.Context, r *inroot.Root, p string, timeout time.Duration) 
 	var detail string
 	var ino uint64
 	err = wait(ctx, timeout, func() (bool, error) {
+		// FILE.<pid> is per process: goroutines take turns with it.
+		linkMu.Lock()
+		defer linkMu.Unlock()
 		ok, pid, why, in, err := tryLink(dfd, mine, lockName)
 		holder, detail, ino = pid, why, in
 		return ok, err
@@ -240,6 +244,8 @@ func File(ctx context.Context, r *inroot.Root, p string, timeout time.Duration) 
 	}
 	return &Lock{path: dir + lockName, release: release}, nil
 }
+
+var linkMu sync.Mutex
 
 // tryLink makes one attempt at shadow's link lock. It returns ok when the
 // lock is ours, else the live holder's pid or why the lock is unusable.
