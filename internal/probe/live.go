@@ -48,6 +48,7 @@ type Live struct {
 	ns     *os.File // the probe user namespace, once one was made
 	worker *worker  // the current private-mount-namespace thread
 	closed bool
+	quit   chan struct{}  // closed by Close: idle workers leave at once
 	busy   sync.WaitGroup // workers still running
 }
 
@@ -60,7 +61,9 @@ type call struct {
 }
 
 // NewLive returns a live prober for h, which must be the live host.
-func NewLive(h *host.Host) *Live { return &Live{h: h, memo: map[string]*call{}} }
+func NewLive(h *host.Host) *Live {
+	return &Live{h: h, memo: map[string]*call{}, quit: make(chan struct{})}
+}
 
 func (l *Live) timeout() time.Duration {
 	if l.Timeout > 0 {
@@ -196,6 +199,9 @@ func failure(step string, err error, detail map[string]string) Result {
 // Later probes answer "closed".
 func (l *Live) Close() error {
 	l.mu.Lock()
+	if !l.closed {
+		close(l.quit)
+	}
 	l.closed = true
 	ns := l.ns
 	l.ns = nil

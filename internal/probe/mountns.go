@@ -115,20 +115,29 @@ func (l *Live) serve(w *worker) {
 		case j := <-w.jobs:
 			j.out <- runJob(j, nsErr)
 			idle.Reset(linger)
+			continue
 		case <-idle.C:
-			l.mu.Lock()
-			if len(w.jobs) > 0 {
-				l.mu.Unlock()
-				idle.Reset(linger)
-				continue
-			}
-			if l.worker == w {
-				l.worker = nil
-			}
-			l.mu.Unlock()
+		case <-l.quit:
+		}
+		if l.retire(w) {
 			return
 		}
+		idle.Reset(linger)
 	}
+}
+
+// retire takes an idle worker out of service unless a probe was queued
+// for it meanwhile (submissions happen under l.mu, so none is lost).
+func (l *Live) retire(w *worker) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(w.jobs) > 0 {
+		return false
+	}
+	if l.worker == w {
+		l.worker = nil
+	}
+	return true
 }
 
 // privateMountNS moves the calling thread into a new mount namespace in

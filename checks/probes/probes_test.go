@@ -1,0 +1,269 @@
+package probes
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-version"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+// setup is a snapshot host: files, recorded commands and probe results.
+type setup struct {
+	files    map[string]string
+	commands string // commands.json
+	probes   string // probes.json
+	target   checks.Target
+	kube     string
+}
+
+func (s setup) env(t *testing.T) *checks.Env {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range s.files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := host.At(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := s.commands
+	if cmds == "" {
+		cmds = "{}"
+	}
+	rec, err := run.ParseRecorded(strings.NewReader(cmds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := s.probes
+	if probes == "" {
+		probes = "{}"
+	}
+	pr, err := probe.ParseRecorded(strings.NewReader(probes), probe.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &checks.Env{Host: h, Run: rec, Probes: pr, Target: s.target}
+	if env.Target == "" {
+		env.Target = checks.Kubernetes
+	}
+	if s.kube != "" {
+		env.Kube = version.Must(version.NewVersion(s.kube))
+		env.KubeSource = "--kubernetes-version"
+	}
+	return env
+}
+
+func run1(t *testing.T, id string, s setup) checks.Result {
+	t.Helper()
+	for _, c := range Checkers() {
+		if c.Info().ID == id {
+			return c.Check(context.Background(), s.env(t))
+		}
+	}
+	t.Fatalf("no check %s", id)
+	return checks.Result{}
+}
+
+func expect(t *testing.T, r checks.Result, status checks.Status, in ...string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %s, want %s: %s (remedy: %s)", r.Status, status, r.Message, r.Remedy)
+	}
+	for _, s := range in {
+		if !strings.Contains(r.Message+"\n"+r.Remedy, s) {
+			t.Errorf("%q not in message %q / remedy %q", s, r.Message, r.Remedy)
+		}
+	}
+	if status == checks.Warn || status == checks.Fail {
+		if r.Remedy == "" {
+			t.Error("a warning or failure without a remedy")
+		}
+	}
+}
+
+func TestIDsAreContracts(t *testing.T) {
+	want := map[string]bool{"host.in_userns": true, "probe.userns": true, "probe.overlay_idmap": true,
+		"probe.tmpfs_idmap": true, "probe.kubelet_pods_idmap": true}
+	for _, c := range Checkers() {
+		if !want[c.Info().ID] {
+			t.Errorf("unexpected check %s", c.Info().ID)
+		}
+		delete(want, c.Info().ID)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing checks: %v", want)
+	}
+}
+
+func TestNotRecordedSkips(t *testing.T) {
+	for _, c := range Checkers() {
+		r := c.Check(context.Background(), setup{kube: "1.33"}.env(t))
+		if r.Status != checks.Skip || !strings.Contains(r.Message, probe.NotRecorded) {
+			t.Errorf("%s with nothing recorded: %s %q", c.Info().ID, r.Status, r.Message)
+		}
+	}
+}
+
+func TestUserNS(t *testing.T) {
+	ok := setup{probes: `{"userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 666 1", "gid_map": "0 667 1"}}}`}
+	expect(t, run1(t, "probe.userns", ok), checks.Pass, `"0 666 1"`)
+
+	enospc := setup{
+		probes: `{"userns": {"ran": true, "step": "clone", "errno": "ENOSPC", "error": "fork/exec /proc/self/exe: no space left on device"}}`,
+		files:  map[string]string{"/proc/sys/user/max_user_namespaces": "0\n"},
+	}
+	expect(t, run1(t, "probe.userns", enospc), checks.Fail, "ENOSPC", "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=28633")
+
+	used := enospc
+	used.files = map[string]string{"/proc/sys/user/max_user_namespaces": "15\n"}
+	expect(t, run1(t, "probe.userns", used), checks.Fail, "used up", "= 15")
+
+	el7 := setup{
+		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EINVAL", "error": "invalid argument"}}`,
+		files:  map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-1160.el7.x86_64\n"},
+	}
+	expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
+
+	noUserNS := el7
+	noUserNS.files = map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-26-amd64\n"}
+	expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
+
+	eperm := setup{
+		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EPERM", "error": "operation not permitted"}}`,
+		files: map[string]string{
+			"/proc/self/status":        "Name:\tusernsctl\nSeccomp:\t2\nSeccomp_filters:\t1\n",
+			"/sys/kernel/security/lsm": "lockdown,capability,apparmor\n",
+		},
+	}
+	expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
+}
+
+func TestInUserNS(t *testing.T) {
+	nested := setup{probes: `{"self-userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 100000 65536"}}}`}
+	expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
+	host := setup{probes: `{"self-userns": {"ran": true, "ok": false, "detail": {"uid_map": "0 0 4294967295"}}}`}
+	expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
+}
+
+const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL",
+  "error": "invalid argument", "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "nfs4", "source": "nas:/export"}}}`
+
+func TestOverlayIdmap(t *testing.T) {
+	c2 := `{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n"}`
+	r := run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c2, target: checks.Containerd})
+	expect(t, r, checks.Warn, "nfs4 (nas:/export) at /var/lib/containerd", "mount_setattr failed with EINVAL", "slow_chown", "containerd's default root")
+	if r.Evidence["fstype"] != "nfs4" || r.Evidence["errno"] != "EINVAL" {
+		t.Errorf("evidence %v", r.Evidence)
+	}
+
+	c17 := `{"containerd --version": "containerd github.com/containerd/containerd v1.7.24 61f9fd8\n"}`
+	expect(t, run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c17, target: checks.Kubernetes, kube: "1.26"}),
+		checks.Pass, "containerd 1.7.24 does not idmap snapshots")
+
+	docker := `{"overlay-idmap:/var/lib/docker": {"ran": true, "ok": false, "step": "mount overlay", "errno": "EINVAL", "error": "invalid argument",
+	  "detail": {"path": "/var/lib/docker", "dir": "/var/lib", "missing": "true", "fstype": "xfs"}}}`
+	expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
+		files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}}),
+		checks.Pass, "xfs at /var/lib, the nearest existing directory to /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
+
+	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
+	expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
+
+	// The snapshotter's root_path in the containerd config is what gets probed.
+	conf := setup{
+		target:   checks.Containerd,
+		commands: c2,
+		files: map[string]string{"/etc/containerd/config.toml": "version = 3\n" +
+			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/data/snapshots'\n"},
+		probes: `{"overlay-idmap:/data/snapshots": {"ran": true, "ok": true, "detail": {"fstype": "xfs", "dir": "/data/snapshots", "path": "/data/snapshots"}}}`,
+	}
+	expect(t, run1(t, "probe.overlay_idmap", conf), checks.Pass, "xfs at /data/snapshots", "/etc/containerd/config.toml")
+}
+
+func TestTmpfsIdmap(t *testing.T) {
+	fail := `{"tmpfs-idmap": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "tmpfs"}}}`
+	files := map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}
+	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.33", files: files}), checks.Fail,
+		"secrets, configmaps and emptyDir", "kernel ≥6.3", "5.15.0-91-generic")
+	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.26", files: files}), checks.Warn, "1.27 and later do")
+	ok := `{"tmpfs-idmap": {"ran": true, "ok": true, "detail": {"fstype": "tmpfs", "owner": "666:667"}}}`
+	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: ok, kube: "1.33"}), checks.Pass, "666:667")
+}
+
+const podsMountinfo = `26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+300 26 0:60 / /var/lib/kubelet/pods/1111/volumes/kubernetes.io~projected/kube-api-access-a rw,relatime shared:90 - tmpfs tmpfs rw,size=4k
+301 26 0:61 / /var/lib/kubelet/pods/0000/volumes/kubernetes.io~secret/tls rw,relatime shared:91 - tmpfs tmpfs rw,size=4k
+302 26 0:62 / /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data rw,relatime shared:92 - nfs4 nas:/export rw,vers=4.2
+303 26 0:63 / /var/lib/kubelet/pods/3333/volumes/kubernetes.io~csi/hp/mount rw,relatime shared:93 - hugetlbfs hugetlbfs rw,pagesize=2M
+304 26 0:64 / /var/lib/kubelet/podsX rw,relatime shared:94 - nfs4 other:/x rw
+`
+
+func TestKubeletPods(t *testing.T) {
+	probes := `{
+ "idmap:/var/lib/kubelet/pods": {"ran": true, "ok": true, "detail": {"fstype": "ext4", "dir": "/var/lib/kubelet/pods", "path": "/var/lib/kubelet/pods"}},
+ "idmap:/var/lib/kubelet/pods/0000/volumes/kubernetes.io~secret/tls": {"ran": true, "ok": true, "detail": {"fstype": "tmpfs"}},
+ "idmap:/var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "nfs4"}},
+ "idmap:/var/lib/kubelet/pods/3333/volumes/kubernetes.io~csi/hp/mount": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "hugetlbfs"}}
+}`
+	s := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": podsMountinfo}}
+	r := run1(t, "probe.kubelet_pods_idmap", s)
+	expect(t, r, checks.Fail, "nfs4 volume at /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data: mount_setattr failed with EINVAL",
+		"hugetlbfs volume at", "NFS and hugetlbfs")
+	// The two tmpfs volumes are one filesystem type, probed once (the
+	// first by path); podsX is not under pods/.
+	if n := r.Evidence["volume_filesystems"]; n != 3 {
+		t.Errorf("volume filesystems probed: %v, want 3 (tmpfs, nfs4, hugetlbfs)", n)
+	}
+	if !strings.Contains(r.Message, "tmpfs volume at /var/lib/kubelet/pods/0000/volumes/kubernetes.io~secret/tls (and 1 more tmpfs mounts)") {
+		t.Errorf("message %q", r.Message)
+	}
+
+	expect(t, run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.26"}), checks.Skip, "1.27")
+
+	// Without a mount table the pods directory is still probed.
+	r = run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.33"})
+	expect(t, r, checks.Pass, "ext4 at /var/lib/kubelet/pods", "volume mounts were not enumerated")
+
+	bad := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": "26 1 254:0 / / rw - ext4 /dev/vda rw\ngarbage\n"}}
+	expect(t, run1(t, "probe.kubelet_pods_idmap", bad), checks.Pass, "/proc/self/mountinfo:2:")
+}
+
+// The checks against the live host, with the live prober: on this
+// project's machines (6.x kernels) every probe must pass.
+func TestLiveChecks(t *testing.T) {
+	if uid := os.Geteuid(); uid != 0 {
+		t.Skipf("live probes need root (CAP_SYS_ADMIN); running as uid %d", uid)
+	}
+	l := probe.NewLive(host.Live())
+	defer l.Close()
+	env := &checks.Env{Host: host.Live(), Run: run.NewMemo(&run.Exec{}), Probes: l, Target: checks.Kubernetes,
+		Kube: version.Must(version.NewVersion("1.33"))}
+	for _, c := range Checkers() {
+		r := c.Check(context.Background(), env)
+		t.Logf("%s: %s: %s", c.Info().ID, r.Status, r.Message)
+		switch c.Info().ID {
+		case "probe.userns", "probe.tmpfs_idmap", "probe.kubelet_pods_idmap", "probe.overlay_idmap":
+			if r.Status != checks.Pass {
+				t.Errorf("%s: %s, want pass on this kernel: %s", c.Info().ID, r.Status, r.Message)
+			}
+		case "host.in_userns":
+			if r.Status == checks.Skip || r.Status == checks.Fail {
+				t.Errorf("%s: %s: %s", c.Info().ID, r.Status, r.Message)
+			}
+		}
+	}
+}
