@@ -16,7 +16,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-func newEnv(t *testing.T, kube string, files map[string]string) *checks.Env {
+func newEnv(t testing.TB, kube string, files map[string]string) *checks.Env {
 	t.Helper()
 	root := t.TempDir()
 	for p, content := range files {
