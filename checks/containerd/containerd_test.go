@@ -277,7 +277,6 @@ func TestSnapshotterSkips(t *testing.T) {
 	}
 }
 
-
 func TestSnapshotterMetacopy17(t *testing.T) {
 	persist := "/etc/modprobe.d/usernsctl-overlay.conf"
 	for _, tc := range []struct {
