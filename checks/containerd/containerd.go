@@ -196,18 +196,15 @@ func checkIdmap(ctx context.Context, env *checks.Env, c *facts.Containerd) check
 	if err != nil {
 		return checks.Failf("write `slow_chown = true` or `slow_chown = false` (a TOML boolean)", "%v: the overlayfs snapshotter will not load", err)
 	}
-	// The probe runs on the filesystem that holds the snapshots: root_path
-	// when set, else containerd's root.
-	probePath, pathFrom, err := cfg.String("", "plugins", cdconfig.PluginOverlayfs, "root_path")
-	if err == nil && probePath == "" {
-		probePath, pathFrom, err = cfg.Root()
-	}
+	// The probe runs on the filesystem that holds the snapshots (shared with
+	// probe.overlay_idmap: one probe run, one key in probes.json).
+	probePath, pathFrom, err := facts.SnapshotterPath(ctx, env)
 	if err != nil {
 		return checks.Failf("write the directory as a TOML string", "%v: containerd will not start", err)
 	}
 	res := env.Probes.Probe(ctx, probe.Spec{Kind: probe.OverlayIdmap, Path: probePath})
 	r := func(x checks.Result) checks.Result {
-		x = x.With("probe_path", probePath).With("probe_path_from", pathFrom.String()).
+		x = x.With("probe_path", probePath).With("probe_path_from", pathFrom).
 			With("probe", map[string]any{"ran": res.Ran, "ok": res.OK, "reason": res.Reason, "errno": res.Errno, "step": res.Step, "error": res.Error}).
 			With("slow_chown", slow).With("slow_chown_from", slowFrom.String())
 		return x
