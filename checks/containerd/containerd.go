@@ -46,6 +46,9 @@ func configEvidence(c *facts.Containerd, r checks.Result) checks.Result {
 			files = append(files, map[string]any{"path": f.Name, "version": f.EffectiveVersion(), "imported_by": f.ImportedBy})
 		}
 		r = r.With("files", files).With("imports", c.Config.Imported()).With("version", c.Config.Main().EffectiveVersion())
+		if rt, _, err := c.Config.CRIRuntime(); err == nil {
+			r = r.With("cri_default_runtime", rt)
+		}
 	}
 	if len(c.Notes) > 0 {
 		r = r.With("notes", c.Notes)
@@ -119,6 +122,16 @@ func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
 	reader := "containerd (version unknown)"
 	if known {
 		reader = "containerd " + c.Program.Version.Raw
+	}
+	if len(cfg.Dropped) > 0 {
+		var lost, fix []string
+		for _, d := range cfg.Dropped {
+			lost = append(lost, fmt.Sprintf("%s's [plugins.%q] replaces the whole table, dropping %s set in %s",
+				d.By, d.Plugin, strings.Join(d.Keys, ", "), strings.Join(d.From, ", ")))
+			fix = append(fix, fmt.Sprintf("repeat %s in %s's [plugins.%q]", strings.Join(d.Keys, ", "), d.By, d.Plugin))
+		}
+		return ev(checks.Warnf(strings.Join(fix, "; ")+" (containerd 1.x does not merge plugin tables; check with `containerd config dump`)",
+			"%s: %s (merge rule of %s)", c.Path, strings.Join(lost, "; "), reader))
 	}
 	if known && major < 2 && ver < 2 {
 		return ev(checks.Warnf(fmt.Sprintf("before upgrading to containerd 2.x, rewrite %s as version 2 (`version = 2`, full plugin URIs such as io.containerd.grpc.v1.cri); containerd 2.x's `containerd config migrate` converts it", c.Path),

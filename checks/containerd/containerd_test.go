@@ -166,6 +166,11 @@ func TestConfigCheck(t *testing.T) {
 			[]string{"imports /etc/containerd/conf.d/a.toml, /etc/containerd/conf.d/b.toml", "containerd 2.1.9+unknown"}},
 		{"version 2 under 2.x", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 2\n"}}, checks.Pass,
 			[]string{"migrated to version 3 on every start"}},
+		{"1.x import replaces a plugin table", hostSpec{commands: v1724, files: map[string]string{
+			cfgPath:                          "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[plugins.\"io.containerd.snapshotter.v1.overlayfs\"]\n  root_path = \"/data\"\n",
+			"/etc/containerd/conf.d/10.toml": "version = 2\n[plugins.\"io.containerd.snapshotter.v1.overlayfs\"]\n  upperdir_label = true\n"}}, checks.Warn,
+			[]string{`/etc/containerd/conf.d/10.toml's [plugins."io.containerd.snapshotter.v1.overlayfs"] replaces the whole table, dropping root_path set in /etc/containerd/config.toml`,
+				"repeat root_path in /etc/containerd/conf.d/10.toml"}},
 		{"containerd not installed", hostSpec{commands: none, files: map[string]string{cfgPath: "version = 2\n"}}, checks.Pass,
 			[]string{"containerd (version unknown)"}},
 	} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -78,8 +79,22 @@ type Config struct {
 	// their full URIs and, under MergeKeys, CRI keys of version 2 files
 	// moved to where 2.x reads them.
 	Tree map[string]any
+	// Dropped lists plugin keys an import threw away: under ReplacePlugins
+	// (1.x) an imported plugin table replaces the whole table, so keys set
+	// before and absent from the import are lost.
+	Dropped []Dropped
 
 	origin *originNode
+}
+
+// Dropped is one plugin table replaced by an import under ReplacePlugins.
+type Dropped struct {
+	Plugin string
+	// Keys were set by earlier files and are not in By's table.
+	Keys []string
+	// From are the files that had set them.
+	From []string
+	By   string
 }
 
 // Main is the main config file.
@@ -346,9 +361,13 @@ func (c *Config) merge(f *File) {
 			}
 			for name, sv := range src {
 				p := []string{k, name}
-				if k == "plugins" && c.Rule == MergeKeys {
+				switch {
+				case k == "plugins" && c.Rule == MergeKeys:
 					c.mergeValue(f, p, sv)
-				} else {
+				case k == "plugins":
+					c.noteDropped(f, name, sv)
+					c.set(f, p, sv)
+				default:
 					c.set(f, p, sv)
 				}
 			}
@@ -371,6 +390,30 @@ func (c *Config) merge(f *File) {
 				}
 			}
 		}
+	}
+}
+
+// noteDropped records the keys of plugin table name that replacing it
+// with v (from file f) throws away.
+func (c *Config) noteDropped(f *File, name string, v any) {
+	old, _ := c.lookup([]string{"plugins", name}).(map[string]any)
+	repl, _ := v.(map[string]any)
+	d := Dropped{Plugin: name, By: f.Name}
+	from := map[string]bool{}
+	for k := range old {
+		if _, kept := repl[k]; kept {
+			continue
+		}
+		d.Keys = append(d.Keys, k)
+		if n := c.originAt([]string{"plugins", name, k}); n.origin.File != "" && !from[n.origin.File] {
+			from[n.origin.File] = true
+			d.From = append(d.From, n.origin.File)
+		}
+	}
+	if len(d.Keys) > 0 {
+		sort.Strings(d.Keys)
+		sort.Strings(d.From)
+		c.Dropped = append(c.Dropped, d)
 	}
 }
 

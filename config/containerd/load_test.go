@@ -201,6 +201,10 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 	if _, _, ok := c1.Lookup("plugins", PluginCRIv2, "sandbox_image"); !ok {
 		t.Error("1.x: a plugin table the drop-in does not name must stay")
 	}
+	wantDropped := []Dropped{{Plugin: PluginOverlayfs, Keys: []string{"root_path"}, From: []string{DefaultPath}, By: "/etc/containerd/conf.d/50-x.toml"}}
+	if !reflect.DeepEqual(c1.Dropped, wantDropped) {
+		t.Errorf("1.x dropped %+v, want %+v", c1.Dropped, wantDropped)
+	}
 
 	c2, err := Load(tree(t, files), DefaultPath, v2)
 	if err != nil {
@@ -216,6 +220,9 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 	}
 	if _, o, _ := c2.Lookup("plugins", PluginOverlayfs, "upperdir_label"); o.File != "/etc/containerd/conf.d/50-x.toml" || o.Line != 7 {
 		t.Errorf("upperdir_label origin %s, want the drop-in line 7", o)
+	}
+	if len(c2.Dropped) != 0 {
+		t.Errorf("2.x drops nothing: %+v", c2.Dropped)
 	}
 	if v, _, _ := c2.Lookup("disabled_plugins"); len(v.([]any)) != 2 {
 		t.Errorf("2.x unions arrays: %v", v)
