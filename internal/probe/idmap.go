@@ -471,7 +471,15 @@ func (s *session) overlayIdmap(path string, nsfd int) Result {
 		return result(err, d)
 	}
 	s.describeFS(d, t.dir, t.mntID)
-	if err := s.makeScratch(t.workParent()); err != nil {
+	err = s.makeScratch(t.workParent())
+	if err != nil && notWritable(err) && t.workParent() != t.dir {
+		err = s.makeScratch(t.dir)
+	}
+	if err != nil && notWritable(err) {
+		// Not a verdict on idmap support: nothing can be written here.
+		return Result{Reason: fmt.Sprintf("cannot create a scratch directory on %s: %v", t.dir, err), Detail: d}
+	}
+	if err != nil {
 		return result(err, d)
 	}
 	if err := s.mkdirs("lower", "lowermap", "upper", "work", "merged"); err != nil {

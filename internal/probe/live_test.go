@@ -55,6 +55,18 @@ func needRoot(t testing.TB) {
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("live probes need root (CAP_SYS_ADMIN); running as uid %d", uid)
 	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("cannot tell whether CAP_SYS_ADMIN is held: %v", err)
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(ln, "CapEff:"); ok {
+			var caps uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &caps); err == nil && caps&(1<<unix.CAP_SYS_ADMIN) == 0 {
+				t.Skipf("live probes need CAP_SYS_ADMIN; root here has CapEff %s", strings.TrimSpace(v))
+			}
+		}
+	}
 }
 
 func newLive(t testing.TB) *Live {
@@ -157,9 +169,11 @@ func noScratch(t testing.TB, dirs ...string) {
 }
 
 // mountAt mounts a fresh filesystem of fstype on dir for the test.
-func mountAt(t testing.TB, fstype, dir string) {
+func mountAt(t testing.TB, fstype, dir string) { mountFlags(t, fstype, dir, 0) }
+
+func mountFlags(t testing.TB, fstype, dir string, flags uintptr) {
 	t.Helper()
-	if err := unix.Mount(fstype, dir, fstype, 0, ""); err != nil {
+	if err := unix.Mount(fstype, dir, fstype, flags, ""); err != nil {
 		t.Fatalf("mount %s on %s: %v", fstype, dir, err)
 	}
 	t.Cleanup(func() {
@@ -302,6 +316,27 @@ func TestLiveIdmapRamfsFails(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("ramfs holds %d entries after the probes, want only sub", len(ents))
+	}
+}
+
+// Nothing can be written on a read-only filesystem: the idmap probe
+// clones it as it is; the overlay probe, which needs an upper directory,
+// does not run rather than blame idmap support.
+func TestLiveReadOnlyFilesystem(t *testing.T) {
+	needRoot(t)
+	l := newLive(t)
+	dir := t.TempDir()
+	mountFlags(t, "tmpfs", dir, unix.MS_RDONLY)
+	s := Spec{Kind: Idmap, Path: filepath.Join(dir, "missing")}
+	r := l.Probe(context.Background(), s)
+	wantOK(t, s, r)
+	if r.Detail["method"] != "clone" {
+		t.Errorf("method %q on a read-only filesystem", r.Detail["method"])
+	}
+	s = Spec{Kind: OverlayIdmap, Path: dir}
+	r = l.Probe(context.Background(), s)
+	if r.Ran || !strings.Contains(r.Reason, "cannot create a scratch directory") || !strings.Contains(r.Reason, "read-only") {
+		t.Errorf("%s on a read-only filesystem: %+v", s.Key(), r)
 	}
 }
 

@@ -156,7 +156,8 @@ func privateMountNS() error {
 
 func runJob(j *job, nsErr error) (r Result) {
 	if nsErr != nil {
-		return failure("unshare", nsErr, nil)
+		// Not a verdict on any filesystem: the probe could not start.
+		return Result{Reason: "cannot make a private mount namespace for the probe (needs CAP_SYS_ADMIN): " + nsErr.Error()}
 	}
 	if err := j.ctx.Err(); err != nil {
 		return interrupted(err)

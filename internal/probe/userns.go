@@ -23,26 +23,59 @@ const childGrace = time.Second
 // Its /proc/PID/ns/user descriptor outlives the child and is kept for the
 // idmap probes; the child itself is reaped before this returns.
 func (l *Live) userNS(ctx context.Context) Result {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout())
+	timeout := l.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ns, detail, step, err := newUserNS(ctx)
-	if err != nil {
-		if ctx.Err() == context.Canceled {
-			return interrupted(ctx.Err())
+	type made struct {
+		ns     *os.File
+		detail map[string]string
+		step   string
+		err    error
+	}
+	// On its own goroutine so that a child that never starts cannot hang
+	// the caller past the deadline; newUserNS reaps whatever it started.
+	ch := make(chan made, 1)
+	go func() {
+		var m made
+		m.ns, m.detail, m.step, m.err = newUserNS(ctx)
+		ch <- m
+	}()
+	var m made
+	select {
+	case m = <-ch:
+	case <-ctx.Done():
+		go func() {
+			if late := <-ch; late.ns != nil {
+				late.ns.Close()
+			}
+		}()
+		return userNSStopped(ctx, timeout)
+	}
+	if m.err != nil {
+		if ctx.Err() != nil {
+			return userNSStopped(ctx, timeout)
 		}
-		return failure(step, err, detail)
+		return failure(m.step, m.err, m.detail)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		ns.Close()
+		m.ns.Close()
 		return Result{Reason: "the prober was closed"}
 	}
 	if l.ns != nil {
 		l.ns.Close()
 	}
-	l.ns = ns
-	return Result{Ran: true, OK: true, Detail: detail}
+	l.ns = m.ns
+	return Result{Ran: true, OK: true, Detail: m.detail}
+}
+
+func userNSStopped(ctx context.Context, timeout time.Duration) Result {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Result{Ran: true, Step: "clone", Errno: "ETIMEDOUT",
+			Error: fmt.Sprintf("the child in a new user namespace did not start within %s", timeout)}
+	}
+	return interrupted(ctx.Err())
 }
 
 func newUserNS(ctx context.Context) (ns *os.File, detail map[string]string, step string, err error) {
