@@ -21,20 +21,28 @@ func kubeletLimits(env *checks.Env) (maxPods int, idsPerPod uint64, src string) 
 	kc, err := facts.KubeletConfig(env)
 	switch {
 	case err != nil || kc == nil:
-		src = fmt.Sprintf("maxPods %d assumed: the kubelet config could not be read (%v)", maxPods, err)
+		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: the kubelet config could not be read (%v)", maxPods, err)
 	case kc.ParseErr != nil:
-		src = fmt.Sprintf("maxPods %d assumed: %s does not parse (%v)", maxPods, kc.Path, kc.ParseErr)
-	case !kc.Exists:
-		src = fmt.Sprintf("maxPods %d, the default: no kubelet config at %s", maxPods, kc.Path)
-	default:
-		if kc.MaxPods > 0 {
-			maxPods = kc.MaxPods
+		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: %s does not load (%v)", maxPods, kc.Path, kc.ParseErr)
+	}
+	if kc.MaxPods > 0 {
+		maxPods = kc.MaxPods
+	}
+	from := kc.MaxPodsFrom
+	if from == "" || from == "default" {
+		from = "the default"
+		if !kc.Exists {
+			from += fmt.Sprintf("; no kubelet config at %s", kc.Path)
 		}
-		src = fmt.Sprintf("maxPods %d from %s", maxPods, kc.Path)
+	}
+	src = fmt.Sprintf("maxPods %d from %s", maxPods, from)
+	if kc.IDsPerPodSet && kc.IDsPerPod > 0 {
 		// userNamespaces.idsPerPod is honoured from Kubernetes 1.35.
-		if kc.IDsPerPod > 0 && facts.KubeAtLeast(env, "1.35") {
+		if facts.KubeAtLeast(env, "1.35") {
 			idsPerPod = uint64(kc.IDsPerPod)
-			src += fmt.Sprintf(", idsPerPod %d", idsPerPod)
+			src += fmt.Sprintf(", idsPerPod %d from %s", idsPerPod, kc.IDsPerPodFrom)
+		} else {
+			src += fmt.Sprintf(", idsPerPod %d (%s) ignored before Kubernetes 1.35", kc.IDsPerPod, kc.IDsPerPodFrom)
 		}
 	}
 	return maxPods, idsPerPod, src

@@ -491,3 +491,16 @@ func TestHostileHosts(t *testing.T) {
 		}
 	}
 }
+
+func TestKubeletUsesKubeletConfig(t *testing.T) {
+	docs := "0: kubelet 65536 7208960\n"
+	files := with(tree{
+		"/var/lib/kubelet/config.yaml": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 250\n",
+		"/etc/subuid":                  "kubelet:65536:7208960\n", "/etc/subgid": "kubelet:65536:7208960\n",
+	})
+	files["/etc/passwd"] += kubeletPW
+	env := newEnv(t, checks.Kubernetes, files, getsubids(docs, docs))
+	expect(t, "maxPods 250", run1(t, "subid.kubelet", env), checks.Fail,
+		[]string{"maxPods 250 from /var/lib/kubelet/config.yaml", "kubelet user assigned IDs are not enough to support 250 pods"},
+		"count ≥ 16384000")
+}
