@@ -149,7 +149,34 @@ func (j *journal) readManifest(dir string) (*manifest, error) {
 	if m.Schema != schema {
 		return nil, fmt.Errorf("%s/%s: unknown schema %q (written by a newer usernsctl?)", dir, manifestName, m.Schema)
 	}
+	if err := m.valid(); err != nil {
+		return nil, fmt.Errorf("%s/%s: %w (usernsctl's journal was edited or damaged; move the entry away to continue)", dir, manifestName, err)
+	}
 	return &m, nil
+}
+
+// valid checks what recovery and revert rely on.
+func (m *manifest) valid() error {
+	if m.State != statePending && m.State != stateCommitted {
+		return fmt.Errorf("unknown state %q", m.State)
+	}
+	if m.Kind != kindApply && m.Kind != kindRevert {
+		return fmt.Errorf("unknown kind %q", m.Kind)
+	}
+	for i, r := range m.Files {
+		if c, err := inroot.Clean(r.Path); err != nil || c != r.Path {
+			return fmt.Errorf("file %d: bad path %q", i, r.Path)
+		}
+		if r.Existed && (r.Meta == nil || r.Backup == "" || strings.ContainsRune(r.Backup, '/') || strings.HasPrefix(r.Backup, ".")) {
+			return fmt.Errorf("file %d (%s): bad backup record", i, r.Path)
+		}
+		for _, d := range r.Dirs {
+			if c, err := inroot.Clean(d); err != nil || c != d {
+				return fmt.Errorf("file %d (%s): bad directory %q", i, r.Path, d)
+			}
+		}
+	}
+	return nil
 }
 
 // nextID names a new entry: a sequence number, so that order never

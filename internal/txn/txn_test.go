@@ -601,9 +601,16 @@ func TestDamagedManifest(t *testing.T) {
 	dir := newTree(t)
 	e := filepath.Join(dir, DefaultStateDir, "backups", "000001-20250101T000000Z")
 	os.MkdirAll(e, 0o700)
-	os.WriteFile(filepath.Join(e, "manifest.json"), []byte("{\x00garbage"), 0o600)
-	_, err := Begin(ctx, hostAt(t, dir), testOpt)
-	if err == nil || !strings.Contains(err.Error(), "manifest.json") {
-		t.Fatalf("got %v", err)
+	for _, bad := range []string{
+		"{\x00garbage",
+		`{"schema":"usernsctl.journal/v1","kind":"apply","state":"committed","files":[{"path":"/etc/subuid","existed":true,"backup":"../../../../etc/shadow","meta":{}}]}`,
+		`{"schema":"usernsctl.journal/v1","kind":"apply","state":"committed","files":[{"path":"etc/subuid"}]}`,
+		`{"schema":"usernsctl.journal/v9"}`,
+	} {
+		os.WriteFile(filepath.Join(e, "manifest.json"), []byte(bad), 0o600)
+		_, err := Begin(ctx, hostAt(t, dir), testOpt)
+		if err == nil || !strings.Contains(err.Error(), "manifest.json") {
+			t.Fatalf("%s: got %v", bad, err)
+		}
 	}
 }
