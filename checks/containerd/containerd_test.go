@@ -261,6 +261,11 @@ func TestSnapshotter2x(t *testing.T) {
 			t.Error("probed although the snapshotter is not overlayfs")
 		}
 	})
+	t.Run("another snapshotter, version 2 key", func(t *testing.T) {
+		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{
+			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"}}))
+		expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
+	})
 	t.Run("slow_chown not a boolean", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = 'yes'\n"}}))
