@@ -11,12 +11,15 @@
 //   - Locked: a transaction holds usernsctl's own lock (applies and
 //     reverts run one at a time) and, for the account files, the locks
 //     shadow-utils and glibc take (see package locks), so useradd and
-//     usermod never interleave with it.
+//     usermod never interleave with it. usernsctl's lock is an flock on
+//     /var/lib/usernsctl/lock rather than in /run: it must exist under
+//     --root DIR as well, and it guards the journal it sits next to.
 //   - Compare-and-swap: a change says what it was planned from (Old); if
 //     the file no longer holds exactly that, nothing is written.
 //   - Journaled: before the first target is touched, the exact previous
 //     bytes, mode and owner of every file (or "did not exist") are saved
-//     under /var/lib/usernsctl/backups/<id>/ with a manifest. Killing the
+//     under /var/lib/usernsctl/backups/<id>/ with a manifest (layout in
+//     journal.go; <id> is a sequence number and a UTC time). Killing the
 //     process at any moment leaves each file old or new, never truncated
 //     or mixed; the next transaction finds the interrupted entry and rolls
 //     it back, so an apply is all or nothing.
