@@ -92,7 +92,7 @@ func failed(r probe.Result) string {
 }
 
 // where names the filesystem a probe tested: "ext4 (/dev/vda) at /var/lib,
-// the nearest existing directory to /var/lib/containerd".
+// the nearest existing directory to the missing /var/lib/containerd".
 func where(r probe.Result) string {
 	d := r.Detail
 	fs := d["fstype"]
@@ -104,7 +104,7 @@ func where(r probe.Result) string {
 	}
 	switch {
 	case d["missing"] == "true":
-		return fmt.Sprintf("%s at %s, the nearest existing directory to %s (which does not exist)", fs, d["dir"], d["path"])
+		return fmt.Sprintf("%s at %s, the nearest existing directory to the missing %s", fs, d["dir"], d["path"])
 	case d["dir"] != "" && d["path"] != "" && d["dir"] != path.Clean(d["path"]):
 		return fmt.Sprintf("%s at %s (%s resolved)", fs, d["dir"], d["path"])
 	case d["dir"] != "":
@@ -153,7 +153,8 @@ func checkUserNS(ctx context.Context, env *checks.Env) checks.Result {
 // explainUserNS turns the errno of a failed clone(CLONE_NEWUSER) into the
 // cause and the fix.
 func explainUserNS(env *checks.Env, r probe.Result) (msg, remedy string) {
-	const sysctlFix = "`sysctl -w user.max_user_namespaces=28633`, and persist it with a file in /etc/sysctl.d/ (`usernsctl apply --fix-sysctl` does both)"
+	// The same fix as sysctl.max_user_namespaces gives.
+	const sysctlFix = "`sysctl -w user.max_user_namespaces=28633 && echo 'user.max_user_namespaces = 28633' > /etc/sysctl.d/99-usernsctl.conf`"
 	release := checks.KernelRelease(env)
 	switch r.Errno {
 	case "ENOSPC":

@@ -178,7 +178,7 @@ func TestOverlayIdmap(t *testing.T) {
 	  "detail": {"path": "/var/lib/docker", "dir": "/var/lib", "missing": "true", "fstype": "xfs"}}}`
 	expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
 		files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}}),
-		checks.Pass, "xfs at /var/lib, the nearest existing directory to /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
+		checks.Pass, "xfs at /var/lib, the nearest existing directory to the missing /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
 
 	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
 	expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
