@@ -86,6 +86,12 @@ type Change struct {
 	// Mode is the permission bits of a created file (0 means 0644). A
 	// replaced file keeps its own mode, owner and group.
 	Mode fs.FileMode
+	// Check, when set, runs just before this change is written, after the
+	// plan's earlier changes are in place: a validator that needs them
+	// (dockerd --validate needs the remap user's new subuid lines) vets
+	// the candidate content. An error aborts the commit and rolls every
+	// written file back.
+	Check func(candidate []byte) error
 
 	restore *meta // revert: the exact mode and owner to put back
 }
@@ -416,6 +422,11 @@ func (tx *Tx) commit(p Plan, kind string, reverts, removeDirs []string) (*entry,
 		return nil, nil, fmt.Errorf("%w; every file was rolled back", err)
 	}
 	for i, c := range changes {
+		if c.Check != nil {
+			if err := c.Check(c.New); err != nil {
+				return fail(fmt.Errorf("%s: %w", c.Path, err))
+			}
+		}
 		if err := tx.write(c, &recs[i]); err != nil {
 			return fail(err)
 		}

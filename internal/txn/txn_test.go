@@ -614,3 +614,32 @@ func TestDamagedManifest(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSeesEarlierChangesAndAborts: a change's Check runs after the
+// plan's earlier changes are written (a validator can rely on them), and
+// its error rolls every written file back.
+func TestCheckSeesEarlierChangesAndAborts(t *testing.T) {
+	dir := newTree(t)
+	h := hostAt(t, dir)
+	var sawNewSubuid bool
+	_, err := Commit(ctx, h, testOpt, Plan{
+		{Path: "/etc/subuid", Old: []byte(subOld), New: []byte("x:1:1\n")},
+		{Path: "/etc/docker/daemon.json", New: []byte("{}\n"), Check: func(candidate []byte) error {
+			b, _ := os.ReadFile(filepath.Join(dir, "etc/subuid"))
+			sawNewSubuid = string(b) == "x:1:1\n"
+			return errors.New("dockerd --validate: invalid config")
+		}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "dockerd --validate: invalid config") || !strings.Contains(err.Error(), "every file was rolled back") {
+		t.Fatalf("got %v", err)
+	}
+	if !sawNewSubuid {
+		t.Fatal("Check ran before the earlier change was written")
+	}
+	if stateOf(t, dir, "/etc/subuid").data != subOld {
+		t.Fatal("/etc/subuid not rolled back")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/docker/daemon.json")); !os.IsNotExist(err) {
+		t.Fatalf("daemon.json written despite the failed check: %v", err)
+	}
+}
