@@ -75,6 +75,7 @@ func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer closeEnv(env)
 	env.User = strings.TrimSpace(f.user)
 	if err := facts.Plan(ctx, env, f.target, f.kube); err != nil {
 		return nil, usageErr("%v", err)

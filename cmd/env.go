@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"time"
 
@@ -33,7 +34,19 @@ func newEnv(rootDir string) (*checks.Env, error) {
 		}
 		r = rec
 	}
-	return &checks.Env{Host: h, Run: run.NewMemo(r), Probes: probe.For(h)}, nil
+	pr, err := probe.Open(h)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return &checks.Env{Host: h, Run: run.NewMemo(r), Probes: pr}, nil
+}
+
+// closeEnv releases what the env holds (the live prober's child and
+// mount namespace thread).
+func closeEnv(env *checks.Env) {
+	if c, ok := env.Probes.(io.Closer); ok {
+		c.Close()
+	}
 }
 
 func loadRecorded(h *host.Host) (*run.Recorded, error) {

@@ -45,6 +45,7 @@ func Checkers() []checks.Checker {
 			Doc:     "The Kubernetes version planned for supports user namespaces (≥1.25) and at which maturity.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubelet),
+		FeaturesChecker(),
 	}
 }
 

@@ -22,9 +22,6 @@ import (
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-// ProbesFile is where a snapshot tree keeps probe results.
-const ProbesFile = "/.usernsctl/probes.json"
-
 // neverCopy lists host paths a snapshot must not contain even if a check
 // read them: secrets have no place in a file operators attach to tickets.
 var neverCopy = []string{
@@ -78,7 +75,7 @@ func Write(dir string, src *host.Host, c Contents) (skipped []string, err error)
 	if err := writeJSON(filepath.Join(dir, run.CommandsFile), c.Commands); err != nil {
 		return skipped, err
 	}
-	if err := writeJSON(filepath.Join(dir, ProbesFile), c.Probes); err != nil {
+	if err := writeJSON(filepath.Join(dir, probe.File), c.Probes); err != nil {
 		return skipped, err
 	}
 	return skipped, nil
