@@ -26,8 +26,8 @@ import (
 // read them: secrets have no place in a file operators attach to tickets.
 var neverCopy = []string{
 	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
-	"/etc/ssh", "/root", "/home", "/etc/ssl/private", "/var/lib/kubelet/pki",
-	"/etc/kubernetes/pki", "/etc/docker/certs.d",
+	"/etc/ssh", "/root/.ssh", "/etc/ssl/private", "/var/lib/kubelet/pki",
+	"/etc/kubernetes/pki", "/etc/docker/certs.d", "/root/.docker",
 }
 
 func secret(p string) bool {
@@ -36,8 +36,10 @@ func secret(p string) bool {
 			return true
 		}
 	}
-	ext := path.Ext(p)
-	return ext == ".key" || ext == ".pem" || ext == ".crt" || strings.HasSuffix(p, "kubeconfig")
+	base, ext := path.Base(p), path.Ext(p)
+	return ext == ".key" || ext == ".pem" || ext == ".crt" || strings.Contains(base, "kubeconfig") ||
+		base == "admin.conf" || base == "kubelet.conf" || // kubeadm kubeconfigs
+		strings.HasSuffix(p, "/.docker/config.json") // registry credentials
 }
 
 // Contents is what a capture gathered.
@@ -49,7 +51,8 @@ type Contents struct {
 
 // Write lays out a snapshot tree in dir, which must not exist or be
 // empty. It reads the files from src (the live host). Skipped lists paths
-// left out on purpose (secrets) or that vanished while copying.
+// left out on purpose (secrets); absent paths need no entry, their absence
+// is reproduced by itself.
 func Write(dir string, src *host.Host, c Contents) (skipped []string, err error) {
 	if err := emptyDir(dir); err != nil {
 		return nil, err
@@ -64,12 +67,8 @@ func Write(dir string, src *host.Host, c Contents) (skipped []string, err error)
 			skipped = append(skipped, p+" (never copied: may hold secrets)")
 			continue
 		}
-		ok, err := copyOne(dir, src, p, c.Files[p])
-		if err != nil {
+		if _, err := copyOne(dir, src, p, c.Files[p]); err != nil {
 			return skipped, fmt.Errorf("snapshot %s: %w", p, err)
-		}
-		if !ok {
-			skipped = append(skipped, p+" (absent)")
 		}
 	}
 	if err := writeJSON(filepath.Join(dir, run.CommandsFile), c.Commands); err != nil {
