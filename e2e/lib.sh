@@ -18,6 +18,9 @@
 E2E_DOCKER_SOCK=$E2E_RUN/docker.sock
 E2E_CONTAINERD_SOCK=$E2E_RUN/containerd.sock
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The restart hook for usernsctl --restart-command: "$E2E_RESTART dockerd".
+# shellcheck disable=SC2034 # for the scripts that source this file
+E2E_RESTART=$E2E_DIR/restart.sh
 
 # Packages from the machine's own suite; the build ones are for runc (cgo + seccomp).
 E2E_BOOKWORM_PKGS=(docker.io containerd runc crun uidmap busybox-static)
@@ -34,7 +37,7 @@ E2E_HOST_FILES=(
 # before our first daemon started; e2e_track_path adds more.
 E2E_SIDE_PATHS=(
 	/etc/docker /etc/docker/key.json /opt/containerd /run/containerd /run/nri /var/lib/nri /etc/nri /opt/nri
-	/run/containerd/runc/$E2E_CTR_NS /run/mount
+	"/run/containerd/runc/$E2E_CTR_NS" /run/mount
 	/run/docker /var/lib/docker /var/lib/containerd /run/netns /etc/cni /opt/cni /var/lib/cni
 )
 # A deterministic PATH for daemons: never /usr/local (which may hold another docker).
@@ -48,10 +51,10 @@ _e2e_err() {
 
 # _e2e_quiet LOG CMD...: run CMD with its output in LOG; on failure show the log's tail.
 _e2e_quiet() {
-	local log=$1
+	local log=$1 rc
 	shift
-	if "$@" >"$log" 2>&1; then return 0; fi
-	local rc=$?
+	"$@" >"$log" 2>&1 && return 0
+	rc=$?
 	printf 'e2e: command failed (exit %s): %s\n--- last lines of %s ---\n' "$rc" "$*" "$log" >&2
 	tail -n 30 "$log" >&2
 	return "$rc"
@@ -150,14 +153,14 @@ install_runc() {
 	_e2e_runc_ok "$bin" "$v" || _e2e_err "built $bin but it does not report version $v with idmap support"
 }
 
-# _e2e_apt_stanza SUITE: a deb822 stanza for SUITE on the mirror that serves this machine's
+# _e2e_apt_stanza SUITE [ETC_APT [CODENAME]]: a deb822 stanza for SUITE on the mirror that serves this machine's
 # own release, derived from /etc/apt/sources.list.d/*.sources or one-line sources at run
 # time (the host name is never written into the repo). Signed-By is carried over as is.
 _e2e_apt_stanza() {
-	local suite=$1 code f out
-	code=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
+	local suite=$1 etc=${2:-/etc/apt} code=${3:-} f out
+	[[ -n $code ]] || code=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
 	[[ -n $code ]] || _e2e_err "no VERSION_CODENAME in /etc/os-release" || return 1
-	for f in /etc/apt/sources.list.d/*.sources; do
+	for f in "$etc"/sources.list.d/*.sources; do
 		[[ -f $f ]] || continue
 		out=$(awk -v code="$code" -v suite="$suite" '
 			function reset() { types = uris = suites = signed = ""; enabled = "yes"; last = "" }
@@ -189,12 +192,12 @@ _e2e_apt_stanza() {
 				else if (key == "signed-by") signed = (val == "" ? "" : " " val)
 			}
 			END { flush() }' "$f") || return 1
-		[[ -n $out ]] && {
+		if [[ -n $out ]]; then
 			printf '%s\n' "$out"
 			return 0
-		}
+		fi
 	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+	for f in "$etc"/sources.list "$etc"/sources.list.d/*.list; do
 		[[ -f $f ]] || continue
 		out=$(awk -v code="$code" -v suite="$suite" '
 			/^[ \t]*deb[ \t]/ {
@@ -212,12 +215,12 @@ _e2e_apt_stanza() {
 				printf "Targets: Packages\n"
 				exit
 			}' "$f") || return 1
-		[[ -n $out ]] && {
+		if [[ -n $out ]]; then
 			printf '%s\n' "$out"
 			return 0
-		}
+		fi
 	done
-	_e2e_err "no 'deb' source for $code in /etc/apt/sources.list or /etc/apt/sources.list.d"
+	_e2e_err "no 'deb' source for $code in $etc/sources.list or $etc/sources.list.d"
 }
 
 # _e2e_apt SUITE ARGS...: apt-get with a private configuration for SUITE: its own source
@@ -327,6 +330,7 @@ _e2e_stat() { # PID: prints "STATE PPID STARTTIME" from /proc/PID/stat
 _e2e_alive() {
 	local st
 	st=$(_e2e_stat "$1") || return 1
+	# shellcheck disable=SC2086 # split "STATE PPID STARTTIME"
 	set -- "$1" "${2:-}" $st
 	[[ $3 != Z && $3 != X ]] || return 1
 	[[ -z $2 || $2 == "$5" ]]
@@ -341,7 +345,7 @@ _e2e_pids_with() {
 		st=$(_e2e_stat "$p") || break
 		p=${st#* }
 		p=${p%% *}
-		[[ $p == 1 ]] && break
+		if [[ $p == 1 ]]; then break; fi
 	done
 	skip+="$$ "
 	local -a argv
@@ -352,12 +356,13 @@ _e2e_pids_with() {
 		((${#argv[@]})) || continue
 		cmd=" ${argv[*]} "
 		for s in "$@"; do
-			[[ -n $s && $cmd == *"$s"* ]] && {
+			if [[ -n $s && $cmd == *"$s"* ]]; then
 				echo "$pid"
 				break
-			}
+			fi
 		done
 	done
+	return 0
 }
 
 _e2e_children_map() { # prints "PPID PID" for every process
@@ -380,12 +385,16 @@ _e2e_kill_tree() {
 		queue=("${queue[@]:1}")
 		[[ $all == *" $p "* ]] && continue
 		all+="$p "
-		while read -r i c; do [[ $i == "$p" ]] && queue+=("$c"); done <<<"$map"
+		while read -r i c; do
+			if [[ $i == "$p" ]]; then queue+=("$c"); fi
+		done <<<"$map"
 	done
 	for p in $all; do kill -KILL "$p" 2>/dev/null || true; done
 	for ((i = 0; i < 100; i++)); do
 		c=0
-		for p in $all; do _e2e_alive "$p" && c=1; done
+		for p in $all; do
+			if _e2e_alive "$p"; then c=1; fi
+		done
 		((c)) || return 0
 		sleep 0.1
 	done
@@ -464,7 +473,9 @@ _e2e_stop_pid() {
 # (octal escapes such as \040 decoded).
 _e2e_mounts_under() {
 	local r roots=()
-	for r in "$@"; do [[ -n $r ]] && roots+=("$(readlink -m "$r")"); done
+	for r in "$@"; do
+		if [[ -n $r ]]; then roots+=("$(readlink -m "$r")"); fi
+	done
 	((${#roots[@]})) || return 0
 	local mp
 	while read -r mp; do printf '%b\n' "$mp"; done < <(
@@ -577,6 +588,9 @@ start_dockerd() {
 	E2E_S_ROOTS="$E2E_RUN/docker $(readlink -m "$dataroot")"
 	E2E_S_CALL=(start_dockerd "$src" "$dataroot" "$config" "$@")
 	_e2e_state_save dockerd || return 1
+	_e2e_link_bins docker="$cli" dockerd="$bin" containerd="${prefix}/usr/bin/containerd" \
+		ctr="${prefix}/usr/bin/ctr" containerd-shim-runc-v2="${prefix}/usr/bin/containerd-shim-runc-v2" \
+		runc="${runc:-/usr/sbin/runc}" || return 1
 	_e2e_wait_ready dockerd env DOCKER_CONFIG="$E2E_RUN/docker-cli" "$cli" -H "unix://$E2E_DOCKER_SOCK" info || return 1
 	e2e_log "dockerd $(e2e_docker version --format '{{.Server.Version}}' 2>/dev/null) up (pid $E2E_S_PID, $bin)"
 }
@@ -628,6 +642,8 @@ start_containerd() {
 	E2E_S_ROOTS="$E2E_RUN/containerd $(readlink -m "$root")"
 	E2E_S_CALL=(start_containerd "$src" "$root" "$config" "$runc")
 	_e2e_state_save containerd || return 1
+	_e2e_link_bins containerd="$bin" ctr="$cli" containerd-shim-runc-v2="${prefix}/usr/bin/containerd-shim-runc-v2" \
+		runc="$runc" || return 1
 	_e2e_wait_ready containerd "$cli" -a "$E2E_CONTAINERD_SOCK" version || return 1
 	e2e_log "containerd $(containerd_version) up (pid $E2E_S_PID, $bin, runc $runc)"
 }
@@ -675,7 +691,9 @@ restart_daemon() {
 	local kind=${1:-} f
 	if [[ -z $kind ]]; then
 		local found=()
-		for f in "$E2E_RUN"/state/*.state; do [[ -f $f ]] && found+=("$(basename "$f" .state)"); done
+		for f in "$E2E_RUN"/state/*.state; do
+			if [[ -f $f ]]; then found+=("$(basename "$f" .state)"); fi
+		done
 		((${#found[@]} == 1)) || _e2e_err "restart_daemon: say which daemon (state files: ${found[*]:-none})" || return 1
 		kind=${found[0]}
 	fi
@@ -689,6 +707,36 @@ restart_daemon() {
 	else
 		"${call[@]}"
 	fi
+}
+
+# _e2e_link_bins NAME=TARGET...: $E2E_RUN/bin/NAME -> TARGET (skipped when TARGET is not
+# there), so that `dockerd --version`, `runc --version`, ... run by usernsctl through PATH
+# report the binaries of the daemons that run.
+_e2e_link_bins() {
+	local kv
+	mkdir -p "$E2E_RUN/bin" || return 1
+	for kv in "$@"; do
+		if [[ -x ${kv#*=} ]]; then ln -sfn "${kv#*=}" "$E2E_RUN/bin/${kv%%=*}" || return 1; fi
+	done
+}
+
+# e2e_env: export lines for a shell (eval "$(e2e_env)") or a test that drives usernsctl
+# and the CLIs against the daemons lib.sh started: PATH starts with $E2E_RUN/bin (links to
+# the running daemons' dockerd, docker, containerd, ctr, shim and runc), DOCKER_HOST,
+# DOCKER_CONFIG, CONTAINERD_ADDRESS, CONTAINERD_NAMESPACE, and the E2E_* paths (so that
+# e2e/restart.sh, run by usernsctl, finds the same state).
+e2e_env() {
+	printf 'export %s=%q\n' PATH "$E2E_RUN/bin:$PATH" DOCKER_HOST "unix://$E2E_DOCKER_SOCK" \
+		DOCKER_CONFIG "$E2E_RUN/docker-cli" CONTAINERD_ADDRESS "$E2E_CONTAINERD_SOCK" \
+		CONTAINERD_NAMESPACE "$E2E_CTR_NS" E2E_CACHE "$E2E_CACHE" E2E_OPT "$E2E_OPT" \
+		E2E_RUN "$E2E_RUN" E2E_LIB "$E2E_LIB"
+}
+
+# daemon_pid dockerd|containerd: the running daemon's pid (for /proc/PID/ns/user).
+daemon_pid() {
+	_e2e_state_load "${1:?daemon_pid dockerd|containerd}" && _e2e_alive "$E2E_S_PID" "$E2E_S_START" ||
+		_e2e_err "no running $1 started by lib.sh" || return 1
+	echo "$E2E_S_PID"
 }
 
 # e2e_docker ARGS...: the docker CLI paired with the running dockerd, on its socket, with
@@ -813,7 +861,7 @@ restore_host_files() {
 		esac
 	done <"$b/manifest"
 	while IFS=$'\t' read -r kind p; do
-		[[ $kind == absent ]] && { rm -rf -- "$p" || rc=1; }
+		if [[ $kind == absent ]]; then rm -rf -- "$p" || rc=1; fi
 	done < <(sort -t$'\t' -k2,2r "$b/manifest")
 	((rc)) && return 1
 	rm -rf "$b"
@@ -844,9 +892,10 @@ _e2e_cgroup_dirs() { # our cgroup directories in every cgroup hierarchy, deepest
 		read -r -a f <<<"$line"
 		printf -v mp '%b' "${f[4]}"
 		for d in "$mp/$E2E_CGROUP"*; do
-			[[ -d $d ]] && find "$d" -depth -type d
+			if [[ -d $d ]]; then find "$d" -depth -type d 2>/dev/null || true; fi
 		done
 	done </proc/self/mountinfo
+	return 0
 }
 
 _e2e_rmdir_cgroups() { # remove our cgroup directories that are empty
@@ -856,7 +905,7 @@ _e2e_rmdir_cgroups() { # remove our cgroup directories that are empty
 
 _e2e_cgroup_pids() { # processes inside our cgroups
 	local d
-	_e2e_cgroup_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null; done | sort -un
+	_e2e_cgroup_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null || true; done | sort -un
 }
 
 # cleanup_all: stop both daemons, kill anything still running from our roots or cgroups,

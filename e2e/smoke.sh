@@ -49,7 +49,7 @@ phase() {
 row() {
 	local result=PASS
 	[[ $5 == "$6" ]] || result=FAIL
-	printf '%-3s | %-24s | %-15s | %-17s | %-16s | %-16s | %s\n' "$@" "$result" >>"$ROWS"
+	printf '%-3s | %-24s | %-15s | %-19s | %-16s | %-16s | %s\n' "$@" "$result" >>"$ROWS"
 	[[ $result == PASS ]]
 }
 
@@ -60,6 +60,12 @@ map() { awk '{ $1 = $1; printf "%s%s", (NR > 1 ? "; " : ""), $0 }' "$1"; }
 # (/etc/subuid or /etc/subgid): container ids from 0, one line per range, in file order.
 want_map() {
 	awk -F: -v u="$1" '$1 == u { printf "%s%d %d %d", (n ? "; " : ""), c, $2, $3; c += $3; n++ }' "$2"
+}
+
+own_userns() { # PID DAEMON: "yes" when PID's user namespace differs from DAEMON's
+	local d
+	d=$(daemon_pid "$2")
+	if [[ $(readlink "/proc/$1/ns/user") != "$(readlink "/proc/$d/ns/user")" ]]; then echo yes; else echo no; fi
 }
 
 runc_version() { "$1" --version | awk 'NR == 1 { print $3 }'; }
@@ -80,7 +86,8 @@ docker_case() {
 	pid=$(e2e_docker inspect -f '{{.State.Pid}}' "$id")
 	row "$c" "$daemon" "$runtime" "remap uid_map" "$(want_map dockremap /etc/subuid)" "$(map "/proc/$pid/uid_map")" || true
 	row "$c" "$daemon" "$runtime" "remap gid_map" "$(want_map dockremap /etc/subgid)" "$(map "/proc/$pid/gid_map")" || true
-	row "$c" "$daemon" "$runtime" "remap own userns" yes "$([[ $(readlink "/proc/$pid/ns/user") != $(readlink /proc/1/ns/user) ]] && echo yes || echo no)" || true
+	# Against the daemon's own user namespace, not this shell's (probes.md).
+	row "$c" "$daemon" "$runtime" "remap own userns" yes "$(own_userns "$pid" dockerd)" || true
 	e2e_docker rm -f "$id" >/dev/null
 
 	# The same daemon without remap, restarted through the restart hook.
@@ -92,6 +99,7 @@ docker_case() {
 	id=$(e2e_docker run -d --network none "$E2E_PROBE_IMAGE")
 	pid=$(e2e_docker inspect -f '{{.State.Pid}}' "$id")
 	row "$c" "$daemon" "$runtime" "no remap uid_map" "$IDENTITY" "$(map "/proc/$pid/uid_map")" || true
+	row "$c" "$daemon" "$runtime" "no remap own userns" no "$(own_userns "$pid" dockerd)" || true
 	e2e_docker rm -f "$id" >/dev/null
 	stop_dockerd
 	# Next daemon allocates its own dockremap range from the original files.
@@ -112,6 +120,7 @@ containerd_userns_case() {
 	pid=$(e2e_ctr tasks ls | awk '$1 == "smoke-userns" { print $2 }')
 	row "$c" "$daemon" "$runtime" "--uidmap uid_map" "0 200000 65536" "$(map "/proc/$pid/uid_map")" || true
 	row "$c" "$daemon" "$runtime" "--gidmap gid_map" "0 200000 65536" "$(map "/proc/$pid/gid_map")" || true
+	row "$c" "$daemon" "$runtime" "--uidmap own userns" yes "$(own_userns "$pid" containerd)" || true
 	e2e_ctr run -d "$E2E_PROBE_IMAGE" smoke-host
 	pid=$(e2e_ctr tasks ls | awk '$1 == "smoke-host" { print $2 }')
 	row "$c" "$daemon" "$runtime" "no userns uid_map" "$IDENTITY" "$(map "/proc/$pid/uid_map")" || true
@@ -140,7 +149,7 @@ run_case() {
 	rc=$?
 	set -e
 	if ((rc)); then
-		grep -q "^$c " "$ROWS" || printf '%-3s | %-24s | %-15s | %-17s | %-16s | %-16s | %s\n' \
+		grep -q "^$c " "$ROWS" || printf '%-3s | %-24s | %-15s | %-19s | %-16s | %-16s | %s\n' \
 			"$c" "$*" - - - "error, see log above" FAIL >>"$ROWS"
 		stop_dockerd || true
 		stop_containerd || true
@@ -197,7 +206,7 @@ on_exit() {
 	[[ $clean == yes ]] || rc=1
 	echo
 	echo "usernsctl e2e smoke matrix"
-	printf '%-3s | %-24s | %-15s | %-17s | %-16s | %-16s | %s\n' case daemon runtime check expected seen result
+	printf '%-3s | %-24s | %-15s | %-19s | %-16s | %-16s | %s\n' case daemon runtime check expected seen result
 	cat "$ROWS"
 	echo
 	cat "$PHASES"
@@ -213,6 +222,9 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+e2e_log "kernel $(uname -r), pid 1 is $(cat /proc/1/comm), $(nproc) cores"
+# A crashed earlier run may have left daemons, mounts or a backup of the host files.
+phase "cleanup_all (earlier runs)" cleanup_all
 phase "install_bookworm" install_bookworm
 phase "install_runc v$E2E_RUNC_VERSION" install_runc
 for s in $SMOKE_SUITES sid trixie; do
