@@ -559,11 +559,13 @@ start_dockerd() {
 	cli=${prefix}/usr/bin/docker
 	[[ -x $bin ]] || _e2e_err "no dockerd at $bin (install_bookworm / install_suite?)" || return 1
 	[[ -x $cli ]] || cli=/usr/bin/docker
-	if [[ -n $prefix ]]; then
-		runc=${E2E_DOCKER_RUNC:-$(runc_path)}
-		[[ -x $runc ]] || runc=/usr/sbin/runc
-	elif [[ -n ${E2E_DOCKER_RUNC:-} ]]; then
+	if [[ -n ${E2E_DOCKER_RUNC:-} ]]; then
 		runc=$E2E_DOCKER_RUNC
+		[[ -x $runc ]] || _e2e_err "E2E_DOCKER_RUNC: no runc at $runc" || return 1
+	elif [[ -n $prefix ]]; then
+		# The newer suites' own runc needs a newer glibc: the built one, else Debian 12's.
+		runc=$(runc_path)
+		[[ -x $runc ]] || runc=/usr/sbin/runc
 	fi
 	path=$E2E_SYS_PATH
 	[[ -n $prefix ]] && path=$prefix/usr/sbin:$prefix/usr/bin:$path

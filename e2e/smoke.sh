@@ -31,16 +31,17 @@ SNAPSHOT_TAKEN=0
 # phase NAME CMD...: run CMD in a subshell with errexit (bash ignores errexit in any
 # function called from a condition or an || list, so the subshell is a plain statement).
 phase() {
-	local name=$1 t=$EPOCHREALTIME rc
+	local name=$1 t=$EPOCHREALTIME rc errexit=0
 	shift
 	e2e_log "== $name"
+	[[ $- != *e* ]] || errexit=1
 	set +e
 	(
 		set -e
 		"$@"
 	)
 	rc=$?
-	set -e
+	((errexit == 0)) || set -e
 	printf '%-34s %6ss%s\n' "$name" "$(_e2e_since "$t")" "$( ((rc == 0)) || echo "  FAILED (exit $rc)")" >>"$PHASES"
 	return "$rc"
 }
