@@ -20,18 +20,24 @@ type Options struct {
 // Validate rejects ignore entries that name no check, so a typo is not a
 // silent no-op.
 func (o Options) Validate(known []Checker) error {
+	return ValidateIDs("--ignore", o.Ignore, known)
+}
+
+// ValidateIDs rejects IDs (other than "all") that name no check; flag
+// names the option in the message.
+func ValidateIDs(flag string, list []string, known []Checker) error {
 	ids := map[string]bool{}
 	for _, c := range known {
 		ids[c.Info().ID] = true
 	}
 	var bad []string
-	for _, id := range o.Ignore {
+	for _, id := range list {
 		if id != "all" && !ids[id] {
 			bad = append(bad, id)
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("--ignore: unknown check ID %s (see `usernsctl check --list`)", strings.Join(bad, ", "))
+		return fmt.Errorf("%s: unknown check ID %s (see `usernsctl check --list`)", flag, strings.Join(bad, ", "))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -22,6 +23,10 @@ import (
 // would silently drop that change: Revert then changes nothing at all and
 // names the file and its backup, unless Options.Force. Undone entries move
 // to reverted/; a second Revert finds none and says so.
+
+// ErrRevertRefused: a file changed since usernsctl wrote it, and Force
+// was not given.
+var ErrRevertRefused = errors.New("revert refused")
 
 // Revert undoes every recorded apply. See the package documentation.
 func Revert(ctx context.Context, h *host.Host, opt Options) (*Result, error) {
@@ -135,8 +140,8 @@ func (tx *Tx) revert(entries []*entry) (*Result, error) {
 		plan = append(plan, c)
 	}
 	if len(conflicts) > 0 {
-		return nil, fmt.Errorf("revert refused, nothing was changed: putting the backups back would discard changes made by something else:\n  - %s\nrestore these files by hand, or revert with --force to put usernsctl's backups back anyway (the current content is saved first)",
-			strings.Join(conflicts, "\n  - "))
+		return nil, fmt.Errorf("%w, nothing was changed: putting the backups back would discard changes made by something else:\n  - %s\nrestore these files by hand, or revert with --force to put usernsctl's backups back anyway (the current content is saved first)",
+			ErrRevertRefused, strings.Join(conflicts, "\n  - "))
 	}
 
 	// Directories applies created go, deepest first, if empty.

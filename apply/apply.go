@@ -1,0 +1,330 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/catalog"
+	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
+	"github.com/usernsctl/usernsctl/config/sysctl"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/txn"
+)
+
+// Schemas of the JSON outputs.
+const (
+	ApplySchema  = "usernsctl.apply/v1"
+	RevertSchema = "usernsctl.revert/v1"
+)
+
+// Options are apply's flags.
+type Options struct {
+	Target    checks.Target
+	User      string // docker remap spec (--user)
+	Count     uint64 // --count: ids per new docker range
+	MaxPods   int    // --max-pods
+	SlowChown Mode
+	Metacopy  Mode
+	FixSysctl bool
+	// Force names failing checks that must not block the apply ("all").
+	Force  []string
+	DryRun bool
+	// Restart restarts the daemons whose config changed and waits for
+	// them; see Restarter.
+	Restart  bool
+	Restarts Restarter
+	// StateDir is txn's state directory (journal, lock); default
+	// /var/lib/usernsctl.
+	StateDir string
+}
+
+// Change is one file in the apply JSON.
+type Change struct {
+	Path   string `json:"path"`
+	Action string `json:"action"`
+	Backup string `json:"backup"`
+	Diff   string `json:"diff"`
+}
+
+// Result is the output contract of apply and revert (other tools and
+// Ansible parse it; keep it stable).
+type Result struct {
+	Schema          string           `json:"schema"`
+	Target          checks.Target    `json:"target,omitempty"`
+	Changed         bool             `json:"changed"`
+	Failed          bool             `json:"failed"`
+	Msg             string           `json:"msg"`
+	DryRun          bool             `json:"dry_run,omitempty"`
+	Changes         []Change         `json:"changes"`
+	Live            []LiveChange     `json:"live"`
+	Notes           []string         `json:"notes"`
+	Blocking        []checks.Outcome `json:"blocking,omitempty"`
+	Fix             string           `json:"fix,omitempty"`
+	RestartRequired bool             `json:"restart_required"`
+	Restarted       bool             `json:"restarted"`
+}
+
+type applier struct {
+	env    *checks.Env
+	runner run.Runner // not memoized: validations and restart polls run for real each time
+	opts   Options
+	// confirm runs after every file is written, before the commit is
+	// final (containerd config dump): an error rolls everything back.
+	confirm []func() error
+}
+
+// Apply runs the checks, refuses when a failing check is not one this
+// apply fixes, plans the changes and commits them (or, with DryRun, only
+// shows them). Errors: *InputError (exit 2); a Result with Failed (exit 1).
+func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options) (*Result, error) {
+	a := &applier{env: env, runner: runner, opts: opts}
+	res := &Result{Schema: ApplySchema, Target: opts.Target, DryRun: opts.DryRun, Changes: []Change{}, Live: []LiveChange{}, Notes: []string{}}
+	if opts.Restart && !env.Host.Live() {
+		return nil, inputErr(errors.New("--restart with --root: nothing is executed or restarted under --root"))
+	}
+	if opts.Restart && !opts.DryRun {
+		if err := opts.Restarts.Usable(); err != nil {
+			return nil, inputErr(err)
+		}
+	}
+
+	rep := checks.Run(ctx, env, catalog.For(opts.Target), checks.Options{}, "")
+	if blocking := a.blocking(rep); len(blocking) > 0 {
+		res.Failed, res.Blocking = true, blocking
+		ids := make([]string, len(blocking))
+		for i, o := range blocking {
+			ids[i] = o.ID
+		}
+		res.Msg = fmt.Sprintf("refused, nothing written: %d failing check(s) that this apply does not fix: %s", len(blocking), strings.Join(ids, ", "))
+		res.Fix = "fix them (see each remedy), or name them in --force to go ahead anyway"
+		return res, nil
+	}
+
+	var tx *txn.Tx
+	read := hostReader(env)
+	if !opts.DryRun {
+		var err error
+		tx, err = txn.Begin(ctx, env.Host, txn.Options{StateDir: opts.StateDir}, a.paths(ctx)...)
+		if err != nil {
+			return nil, err
+		}
+		defer tx.Close()
+		for _, r := range tx.Recovered() {
+			res.Notes = append(res.Notes, "recovered an interrupted run: "+r)
+		}
+		read = tx.Read
+	}
+	p := newPlan(env, read)
+	if err := a.build(ctx, p); err != nil {
+		var ref *Refusal
+		if errors.As(err, &ref) {
+			res.Failed, res.Msg, res.Fix = true, "refused, nothing written: "+ref.Reason, ref.Fix
+			res.Notes = append(res.Notes, p.notes...)
+			return res, nil
+		}
+		return nil, err
+	}
+	res.Notes = append(res.Notes, p.notes...)
+	res.Live = append(res.Live, p.live...)
+	plan := p.changes()
+	res.Changed = plan.Changed() || len(p.live) > 0
+	res.RestartRequired = res.Changed && len(p.daemons) > 0
+
+	if opts.DryRun {
+		for _, c := range plan {
+			if c.Action() != "" {
+				res.Changes = append(res.Changes, Change{Path: c.Path, Action: c.Action(), Diff: c.Diff()})
+			}
+		}
+		res.Msg = summary(res, "would change")
+		return res, nil
+	}
+	if len(a.confirm) > 0 {
+		// The state file is written last: confirm the result before it is.
+		for i := range plan {
+			if plan[i].Path == stateFile {
+				plan[i].Check = a.confirmAll
+			}
+		}
+	}
+	committed, err := tx.Commit(plan)
+	if err != nil {
+		if errors.Is(err, txn.ErrConflict) {
+			return nil, err
+		}
+		res.Failed, res.Msg = true, "failed, every file rolled back: "+err.Error()
+		return res, nil
+	}
+	for _, c := range committed.Changes {
+		res.Changes = append(res.Changes, Change(c))
+	}
+	if err := writeLive(env.Host, p.live); err != nil {
+		undoErr := a.undo(tx, p.live)
+		res.Failed, res.Msg = true, fmt.Sprintf("failed: %v; files rolled back%s", err, undoErr)
+		return res, nil
+	}
+	if opts.Restart && res.RestartRequired {
+		if err := opts.Restarts.Restart(ctx, p.daemons); err != nil {
+			undoErr := a.undo(tx, p.live)
+			again := opts.Restarts.Restart(ctx, p.daemons)
+			res.Failed = true
+			res.Msg = fmt.Sprintf("failed: %v; the previous files are restored%s", err, undoErr)
+			if again != nil {
+				res.Msg += fmt.Sprintf("; restarting with them failed too: %v", again)
+			} else {
+				res.Msg += " and the daemon runs with them again"
+			}
+			return res, nil
+		}
+		res.Restarted = true
+	}
+	res.Msg = summary(res, "changed")
+	return res, nil
+}
+
+func (a *applier) confirmAll([]byte) error {
+	for _, f := range a.confirm {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// undo reverts this apply's files and live settings; the returned text is
+// appended to a failure message.
+func (a *applier) undo(tx *txn.Tx, live []LiveChange) string {
+	var msgs []string
+	if _, err := tx.Undo(); err != nil {
+		msgs = append(msgs, fmt.Sprintf("undoing the files failed too: %v (run `usernsctl revert`)", err))
+	}
+	back := make([]LiveChange, 0, len(live))
+	for _, l := range live {
+		back = append(back, LiveChange{Path: l.Path, Before: l.Value, Value: l.Before})
+	}
+	if err := writeLive(a.env.Host, back); err != nil {
+		msgs = append(msgs, fmt.Sprintf("restoring live settings failed: %v", err))
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(msgs, "; ")
+}
+
+func summary(res *Result, verb string) string {
+	switch {
+	case !res.Changed:
+		return fmt.Sprintf("no change: the host is already set up for %s", res.Target)
+	case res.Restarted:
+		return fmt.Sprintf("%s %d file(s) and %d live setting(s); restarted and answering", verb, len(res.Changes), len(res.Live))
+	case res.RestartRequired:
+		return fmt.Sprintf("%s %d file(s) and %d live setting(s); restart the daemon to take effect", verb, len(res.Changes), len(res.Live))
+	}
+	return fmt.Sprintf("%s %d file(s) and %d live setting(s)", verb, len(res.Changes), len(res.Live))
+}
+
+// build plans the target's changes.
+func (a *applier) build(ctx context.Context, p *plan) error {
+	if a.opts.FixSysctl {
+		if err := a.planSysctl(p); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch a.opts.Target {
+	case checks.Docker:
+		err = a.planDocker(ctx, p)
+	case checks.Containerd:
+		err = a.planContainerd(ctx, p)
+	case checks.Kubernetes:
+		err = a.planKubernetes(ctx, p)
+	default:
+		return inputErr(fmt.Errorf("apply --target %s: apply supports docker, containerd and kubernetes", a.opts.Target))
+	}
+	if err != nil {
+		return err
+	}
+	return p.recordState(string(a.opts.Target))
+}
+
+// fixedBy lists the checks whose failure this apply repairs.
+func (a *applier) fixedBy() []string {
+	var ids []string
+	switch a.opts.Target {
+	case checks.Docker:
+		ids = []string{"subid.files", "subid.remap_user", "docker.userns_remap"}
+	case checks.Containerd:
+		ids = []string{"containerd.snapshotter"}
+	case checks.Kubernetes:
+		ids = []string{"subid.files", "subid.kubelet", "containerd.snapshotter"}
+	}
+	if a.opts.FixSysctl {
+		// probe.userns fails with ENOSPC while the limit is 0.
+		ids = append(ids, maxUserNSCheck, "probe.userns")
+	}
+	return ids
+}
+
+// blocking are the failing checks apply neither fixes nor was told to
+// ignore.
+func (a *applier) blocking(rep *checks.Report) []checks.Outcome {
+	fixed := a.fixedBy()
+	var out []checks.Outcome
+	for _, o := range rep.Checks {
+		if o.Status != checks.Fail || slices.Contains(fixed, o.ID) || slices.Contains(a.opts.Force, o.ID) || slices.Contains(a.opts.Force, "all") {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// paths are every file the plan may write, for the transaction's locks.
+func (a *applier) paths(ctx context.Context) []string {
+	ps := []string{groupFile, gshadowFile, passwdFile, shadowFile, subuidFile, subgidFile,
+		cdconfig.DropInPath, metacopyFile, maxUserNSFile, stateFile}
+	if d, err := dockerPath(a.env); err == nil {
+		ps = append(ps, d)
+	}
+	if p := containerdPath(ctx, a.env); p != "" {
+		ps = append(ps, p)
+	}
+	ps = append(ps, sysctl.Conf)
+	return ps
+}
+
+// writeLive writes kernel settings in place, each only if it still holds
+// the value it was planned from.
+func writeLive(h *host.Host, live []LiveChange) error {
+	for _, l := range live {
+		cur, err := h.ReadFile(l.Path)
+		if err != nil {
+			return err
+		}
+		if got := strings.TrimSpace(string(cur)); got != l.Before {
+			return fmt.Errorf("%s is %q, planned from %q: something else changed it", l.Path, got, l.Before)
+		}
+		f, err := os.OpenFile(h.Path(l.Path), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return err
+		}
+		_, werr := f.WriteString(l.Value + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("write %s: %w", l.Path, werr)
+		}
+	}
+	return nil
+}
+
+// DefaultRestartTimeout bounds the wait for a restarted daemon.
+const DefaultRestartTimeout = 90 * time.Second

@@ -1,0 +1,189 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/config/daemonjson"
+	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/remap"
+)
+
+// minRemapCount is the smallest range that maps a whole container: uid 0
+// to 65535.
+const minRemapCount = 65536
+
+// planDocker enables userns-remap: the remap account (created like
+// dockerd creates dockremap), its ranges in both ID files, and the
+// userns-remap key in the daemon.json in effect.
+func (a *applier) planDocker(ctx context.Context, p *plan) error {
+	if f, ok := facts.DockerdUnit(p.env).Flag("userns-remap"); ok {
+		return &Refusal{
+			Reason: fmt.Sprintf("userns-remap is already a dockerd flag (--%s in %s): dockerd refuses to start when a directive is both a flag and in daemon.json", f.Name, f.Where()),
+			Fix:    "keep the flag and drop `apply`, or remove the flag from the unit, run `systemctl daemon-reload`, and run apply again",
+		}
+	}
+	d, err := facts.DockerConfig(p.env)
+	if err != nil {
+		return inputErr(err)
+	}
+	raw, err := p.get(d.Path)
+	if err != nil {
+		return inputErr(err)
+	}
+	var jf *daemonjson.File
+	current := ""
+	if raw != nil {
+		if jf, err = daemonjson.ParseBytes(raw, d.Path); err != nil {
+			return inputErr(fmt.Errorf("%w\nnothing was written: fix %s (`usernsctl check --target docker` shows the same), then run apply again", err, d.Path))
+		}
+		s, ok, err := jf.String("userns-remap")
+		if err != nil {
+			return inputErr(err)
+		}
+		if ok {
+			current = s
+		}
+	}
+
+	value := a.opts.User
+	switch {
+	case value == "" && current != "":
+		value = current
+	case value == "":
+		value = remap.DefaultSpec
+	}
+	spec, err := remap.ParseSpec(value)
+	if err != nil {
+		return inputErr(fmt.Errorf("userns-remap %q: %w", value, err))
+	}
+	users, groups, err := p.accounts()
+	if err != nil {
+		return err
+	}
+	acct, err := spec.Resolve(users, groups)
+	if err != nil {
+		return inputErr(err)
+	}
+	name, group := acct.User, acct.Group
+	switch {
+	case spec.Default:
+		name, group = remap.DefaultUser, remap.DefaultUser
+	case !acct.Exists && spec.UID >= 0:
+		return inputErr(fmt.Errorf("userns-remap %q: no account has uid %d: give a user name (apply creates it) or create the account first", value, spec.UID))
+	case acct.Exists && !acct.GroupExists && spec.GID >= 0:
+		return inputErr(fmt.Errorf("userns-remap %q: no group has gid %d: give a group name (apply creates it) or create the group first", value, spec.GID))
+	}
+	if group == "" {
+		group = name
+	}
+	uid, err := p.ensureAccount(name, group, "usernsctl Docker userns-remap")
+	if err != nil {
+		return err
+	}
+	if err := a.ensureRanges(p, remap.Goal{
+		Keys:     []string{name, strconv.Itoa(uid)},
+		Owner:    name,
+		Request:  a.dockerRequest(p),
+		MinCount: minRemapCount,
+	}); err != nil {
+		return err
+	}
+
+	if current != value {
+		var out []byte
+		if jf == nil {
+			out = daemonjson.Create("userns-remap", value)
+		} else if out, err = jf.Set("userns-remap", value); err != nil {
+			return inputErr(err)
+		}
+		p.set(d.Path, out, 0o644)
+		if a.canValidate(ctx, p) {
+			p.check[d.Path] = func(candidate []byte) error { return a.validateDaemonJSON(ctx, candidate) }
+		}
+		p.note("set \"userns-remap\": %q in %s (%s); dockerd keeps images, containers and volumes made before under its old data root", value, d.Path, d.Source)
+		p.restart("docker")
+	}
+	return nil
+}
+
+// dockerRequest sizes a new remap range: --count, else login.defs
+// SUB_UID_COUNT (65536 when 0, which only disables useradd's own
+// allocation); within SUB_UID_MIN/MAX and SUB_GID_MIN/MAX, since the same
+// range is written to both files.
+func (a *applier) dockerRequest(p *plan) remap.Request {
+	d := facts.LoginDefsOf(p.env).Defs
+	count := a.opts.Count
+	if count == 0 {
+		count = d.SubUIDCount.Value
+	}
+	if count == 0 {
+		count = minRemapCount
+	}
+	return remap.Request{
+		Min:   max(d.SubUIDMin.Value, d.SubGIDMin.Value),
+		Max:   min(d.SubUIDMax.Value, d.SubGIDMax.Value),
+		Count: count,
+	}
+}
+
+// ensureRanges runs the range planning on the plan's ID files.
+func (a *applier) ensureRanges(p *plan, g remap.Goal) error {
+	uid, gid, err := p.subids()
+	if err != nil {
+		return err
+	}
+	g.UIDs, g.GIDs = p.accountIDs()
+	out, err := remap.EnsureRanges(uid, gid, g)
+	if err != nil {
+		return refusal(err)
+	}
+	p.flushSubids()
+	if out.Added {
+		p.note("%s", out.Note)
+	}
+	return nil
+}
+
+// canValidate: `dockerd --validate` exists from Docker 23, and runs only
+// on the live host (nothing is executed under --root).
+func (a *applier) canValidate(ctx context.Context, p *plan) bool {
+	if !p.env.Host.Live() {
+		return false
+	}
+	v := facts.Version(ctx, p.env, versions.Dockerd)
+	return v.Known() && v.Version.AtLeast("23.0")
+}
+
+// validateDaemonJSON runs `dockerd --validate` on the candidate, written to
+// a private temporary file. It runs inside the commit after the account
+// and ID files are in place: with them, dockerd has nothing to create (for
+// "default" without dockremap, --validate would run useradd itself).
+func (a *applier) validateDaemonJSON(ctx context.Context, candidate []byte) error {
+	f, err := os.CreateTemp("", "usernsctl-daemon-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(candidate); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	out, err := a.runner.Run(ctx, "dockerd", "--validate", "--config-file", f.Name())
+	if err != nil {
+		return fmt.Errorf("dockerd --validate refused the new daemon.json: %w", err)
+	}
+	// It prints "configuration OK" on stderr.
+	if !bytes.Contains(append(out.Stderr, out.Stdout...), []byte("configuration OK")) {
+		return fmt.Errorf("dockerd --validate did not say \"configuration OK\": %s", strings.TrimSpace(string(out.Stderr)))
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/remap"
+)
+
+// planKubernetes gives the kubelet its own ranges (a `kubelet` user with
+// one 65536-aligned range, identical in both files, for maxPods pods) and
+// the containerd settings the host needs.
+func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
+	k, err := facts.KubeletConfig(p.env)
+	if err != nil {
+		return inputErr(err)
+	}
+	if k.ParseErr != nil {
+		return inputErr(fmt.Errorf("%w\nnothing was written: fix the kubelet config, then run apply again", k.ParseErr))
+	}
+	maxPods, from := k.MaxPods, k.MaxPodsFrom
+	if a.opts.MaxPods > 0 {
+		maxPods, from = a.opts.MaxPods, "--max-pods"
+	}
+	if maxPods <= 0 {
+		maxPods, from = facts.DefaultMaxPods, "the kubelet's default"
+	}
+	idsPerPod := uint64(facts.DefaultIDsPerPod)
+	if k.IDsPerPodSet && facts.KubeAtLeast(p.env, "1.35") {
+		idsPerPod = uint64(k.IDsPerPod)
+	}
+	uid, err := p.ensureAccount(remap.KubeletUser, remap.KubeletUser, "usernsctl kubelet user namespace ids")
+	if err != nil {
+		return err
+	}
+	d := facts.LoginDefsOf(p.env).Defs
+	req := remap.KubeletRequest(max(d.SubUIDMin.Value, d.SubGIDMin.Value), maxPods, idsPerPod)
+	uidF, _, err := p.subids()
+	if err != nil {
+		return err
+	}
+	before := len(uidF.Ranges())
+	if err := a.ensureRanges(p, remap.Goal{
+		Keys:      []string{remap.KubeletUser, strconv.Itoa(uid)},
+		Owner:     remap.KubeletUser,
+		Request:   req,
+		Kubelet:   true,
+		MaxPods:   maxPods,
+		IDsPerPod: idsPerPod,
+	}); err != nil {
+		return err
+	}
+	if len(uidF.Ranges()) != before {
+		r := uidF.Ranges()[len(uidF.Ranges())-1].Range
+		p.note("kubelet range sized for maxPods %d (%s) × %d ids per pod", maxPods, from, idsPerPod)
+		if err := podsFit(p, remap.IDRange{Start: r.Start, Count: r.Count}); err != nil {
+			return err
+		}
+		p.restart("kubelet")
+	}
+	if !p.env.Run.Installed("getsubids") {
+		p.note("getsubids is not installed: the kubelet ignores /etc/subuid without it and keeps its default range; install it (Debian/Ubuntu: `apt-get install uidmap`, Fedora/RHEL: `dnf install shadow-utils-subid`)")
+	}
+	return a.planContainerd(ctx, p)
+}
+
+// podsFit refuses a new range while pods on the node still hold mappings
+// outside it: the kubelet persists each pod's mapping and refuses to start
+// (`record pod mappings: id N is out of range`) when one no longer fits.
+func podsFit(p *plan, r remap.IDRange) error {
+	files, _ := p.env.Host.Glob("/var/lib/kubelet/pods/*/userns")
+	var outside []string
+	for _, f := range files {
+		b, err := p.env.Host.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, m := range hostMappings(b) {
+			if m.Start < r.Start || m.End() > r.End() {
+				outside = append(outside, fmt.Sprintf("%s (%s)", path.Base(path.Dir(f)), m))
+			}
+		}
+	}
+	if len(outside) == 0 {
+		return nil
+	}
+	sort.Strings(outside)
+	return &Refusal{
+		Reason: fmt.Sprintf("pods on this node hold user namespace mappings outside the new kubelet range %s: %s; the kubelet would not start (`record pod mappings: id N is out of range`)", r, strings.Join(outside, ", ")),
+		Fix:    "drain the node (`kubectl drain NODE`) so that no user-namespaced pod remains, then run apply again",
+	}
+}
+
+// hostMappings reads the host side of a pod's persisted mapping
+// (/var/lib/kubelet/pods/UID/userns: {"uidMappings":[{"hostId":N,
+// "containerId":0,"length":L}], "gidMappings":[...]}).
+func hostMappings(b []byte) []remap.IDRange {
+	var doc struct {
+		UID []struct {
+			HostID uint64 `json:"hostId"`
+			Length uint64 `json:"length"`
+		} `json:"uidMappings"`
+		GID []struct {
+			HostID uint64 `json:"hostId"`
+			Length uint64 `json:"length"`
+		} `json:"gidMappings"`
+	}
+	if json.Unmarshal(b, &doc) != nil {
+		return nil
+	}
+	var out []remap.IDRange
+	for _, m := range doc.UID {
+		out = append(out, remap.IDRange{Start: m.HostID, Count: m.Length})
+	}
+	for _, m := range doc.GID {
+		out = append(out, remap.IDRange{Start: m.HostID, Count: m.Length})
+	}
+	return out
+}

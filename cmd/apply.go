@@ -1,0 +1,177 @@
+package cmd
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usernsctl/usernsctl/apply"
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+func init() { extraCommands = append(extraCommands, newApplyCmd, newRevertCmd) }
+
+type restartFlags struct {
+	restart bool
+	command string
+	timeout time.Duration
+}
+
+func (r *restartFlags) add(c *cobra.Command) {
+	c.Flags().BoolVar(&r.restart, "restart", false, "restart the affected daemons and wait until they answer; if they do not, restore the previous files and restart again")
+	c.Flags().StringVar(&r.command, "restart-command", "", "command (run by sh -c, USERNSCTL_DAEMONS set) that restarts the daemons when systemd is not PID 1")
+	c.Flags().DurationVar(&r.timeout, "restart-timeout", apply.DefaultRestartTimeout, "how long to wait for a restarted daemon to answer")
+}
+
+func newApplyCmd() *cobra.Command {
+	var (
+		target, user, output, root, kube, slow, meta string
+		count                                        uint64
+		maxPods                                      int
+		fixSysctl, dryRun                            bool
+		force                                        []string
+		rs                                           restartFlags
+	)
+	c := &cobra.Command{
+		Use:   "apply --target docker|containerd|kubernetes",
+		Short: "Write what the target needs: subordinate IDs, daemon.json, containerd and kubelet settings",
+		Long: `apply runs check first and refuses (exit 1, nothing written) when a check
+fails that this apply does not fix. Then it writes exactly what the target
+needs — atomically, under the locks shadow-utils uses, with a backup of
+every file — and reports each change as a unified diff. A second apply on
+an applied host changes nothing (changed: false). revert undoes it.
+
+Exit codes: 0 done (changed or not); 1 refused or failed (nothing is left
+half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageErr("--output %q: want text or json", output)
+			}
+			if target == "" {
+				return usageErr("apply needs --target docker, containerd or kubernetes")
+			}
+			opts := apply.Options{User: user, Count: count, MaxPods: maxPods, FixSysctl: fixSysctl, Force: force, DryRun: dryRun, Restart: rs.restart}
+			var err error
+			if opts.SlowChown, err = apply.ParseMode("slow-chown", slow); err != nil {
+				return usageErr("%v", err)
+			}
+			if opts.Metacopy, err = apply.ParseMode("metacopy", meta); err != nil {
+				return usageErr("%v", err)
+			}
+			if err := checks.ValidateIDs("--force", force, catalog.All()); err != nil {
+				return usageErr("%v", err)
+			}
+			env, err := newEnv(root)
+			if err != nil {
+				return err
+			}
+			defer closeEnv(env)
+			env.User = user
+			if err := facts.Plan(cmd.Context(), env, target, kube); err != nil {
+				return usageErr("%v", err)
+			}
+			opts.Target = env.Target
+			runner := run.Runner(run.None{})
+			if env.Host.Live() {
+				runner = &run.Exec{Timeout: commandTimeout}
+			}
+			opts.Restarts = apply.Restarter{Host: env.Host, Runner: runner, Command: rs.command, Timeout: rs.timeout}
+			res, err := apply.Apply(cmd.Context(), env, runner, opts)
+			return finish(cmd, res, err, output, "apply", apply.ApplySchema, opts.Target)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&target, "target", "", "docker, containerd or kubernetes")
+	fl.StringVar(&user, "user", "", "docker: the remap user: default, NAME, NAME:GROUP, UID or UID:GID (default: daemon.json's value, else default = dockremap)")
+	fl.Uint64Var(&count, "count", 0, "docker: ids per new range (default: SUB_UID_COUNT from /etc/login.defs, 65536)")
+	fl.IntVar(&maxPods, "max-pods", 0, "kubernetes: size the kubelet range for this many pods (default: the kubelet config, 110)")
+	fl.StringVar(&slow, "slow-chown", "auto", "containerd 2.x: slow_chown for the overlayfs snapshotter: auto (when overlay idmap does not work here), on or off")
+	fl.StringVar(&meta, "metacopy", "auto", "containerd 1.7: overlay metacopy: auto (on), on or off")
+	fl.BoolVar(&fixSysctl, "fix-sysctl", false, "also set user.max_user_namespaces (live and in /etc/sysctl.d) when it is 0")
+	fl.BoolVar(&dryRun, "dry-run", false, "write nothing; print the diff of every file that would change")
+	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&root, "root", "", "apply to a host tree instead of this host: writes only under DIR, executes nothing")
+	fl.StringSliceVar(&force, "force", nil, "failing check IDs that must not block the apply (or all); never overrides bad input")
+	fl.StringVar(&kube, "kubernetes-version", "", "Kubernetes version to plan for (default: kubelet --version)")
+	rs.add(c)
+	return c
+}
+
+func newRevertCmd() *cobra.Command {
+	var (
+		output, root string
+		force        bool
+		rs           restartFlags
+	)
+	c := &cobra.Command{
+		Use:   "revert",
+		Short: "Undo every usernsctl apply: restore the exact previous bytes of every file",
+		Long: `revert puts every file that usernsctl apply changed back to its bytes
+before the first apply, removes the files apply created, restores live
+settings, and (with --restart) restarts the daemons. A file that something
+else changed since apply wrote it is not overwritten (exit 1) unless
+--force. A second revert changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageErr("--output %q: want text or json", output)
+			}
+			env, err := newEnv(root)
+			if err != nil {
+				return err
+			}
+			defer closeEnv(env)
+			runner := run.Runner(run.None{})
+			if env.Host.Live() {
+				runner = &run.Exec{Timeout: commandTimeout}
+			}
+			res, err := apply.Revert(cmd.Context(), env, apply.RevertOptions{Restart: rs.restart, Force: force,
+				Restarts: apply.Restarter{Host: env.Host, Runner: runner, Command: rs.command, Timeout: rs.timeout}})
+			return finish(cmd, res, err, output, "revert", apply.RevertSchema, "")
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	c.Flags().StringVar(&root, "root", "", "revert a host tree instead of this host")
+	c.Flags().BoolVar(&force, "force", false, "restore the backups even over files changed since apply wrote them")
+	rs.add(c)
+	return c
+}
+
+// finish renders an apply or revert and turns it into the exit code. With
+// --output json an error still prints one JSON object, so that scripts
+// always have something to parse.
+func finish(cmd *cobra.Command, res *apply.Result, err error, output, verb, schema string, target checks.Target) error {
+	code := exitOK
+	if err != nil {
+		code = exitProblem
+		var ie *apply.InputError
+		if errors.As(err, &ie) {
+			code = exitUsage
+		}
+		res = &apply.Result{Schema: schema, Target: target, Failed: true, Msg: err.Error(),
+			Changes: []apply.Change{}, Live: []apply.LiveChange{}, Notes: []string{}}
+	} else if res.Failed {
+		code = exitProblem
+	}
+	if output == "json" {
+		if werr := res.WriteJSON(cmd.OutOrStdout()); werr != nil {
+			return &exitError{code: exitUsage, err: werr}
+		}
+	} else if err == nil {
+		if werr := res.WriteText(cmd.OutOrStdout(), verb); werr != nil {
+			return &exitError{code: exitUsage, err: werr}
+		}
+	}
+	if code == exitOK {
+		return nil
+	}
+	if output == "json" || err == nil {
+		return &exitError{code: code}
+	}
+	return &exitError{code: code, err: err}
+}
