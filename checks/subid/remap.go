@@ -169,15 +169,25 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec r
 		tail = "; " + strings.Join(notes, "; ")
 	}
 	if spec.Default {
-		p := facts.Version(ctx, env, versions.Dockerd)
-		if p.Known() && !p.Version.AtLeast("28.0") {
-			// Older dockerd creates dockremap with useradd -r / adduser
-			// --system, which never allocate subordinate ids.
+		// dockerd allocates ranges (usermod -v/-w) only right after it
+		// creates dockremap itself; an account that exists already, made by
+		// `useradd -r` or `adduser --system`, never gets any.
+		switch {
+		case a.Exists:
 			return mergeEv(checks.Failf(applyDocker,
-				"%s; dockerd %s creates the dockremap account without ranges and then fails with %s%s", msg, p.Version, symptom, tail), r)
+				"%s; the dockremap account exists already, so dockerd does not allocate ranges for it and fails with %s%s", msg, symptom, tail), r)
+		case !s.UID.Exists || !s.GID.Exists:
+			return mergeEv(checks.Failf(applyDocker,
+				"%s; dockerd would create dockremap but cannot record its ranges and fails with %s%s", msg, symptom, tail), r)
+		}
+		how := "an overlap test that can miss other users' ranges"
+		if p := facts.Version(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("28.0") {
+			how = "dockerd 28 and later looking only at root's own lines, so they can overlap other users' ranges (e.g. alice:100000:65536)"
+		} else if p.Known() {
+			how = fmt.Sprintf("dockerd %s skipping past the existing lines from 100000 with an overlap test that misses a small range lying inside the new block", p.Version)
 		}
 		return mergeEv(checks.Warnf(applyDocker,
-			"%s; dockerd 28 and later would allocate ranges itself, looking only at its own lines, so they can overlap other users' ranges (e.g. alice:100000:65536): allocate them explicitly%s", msg, tail), r)
+			"%s; dockerd would create dockremap at start and allocate its ranges itself, with %s: allocate them explicitly%s", msg, how, tail), r)
 	}
 	return mergeEv(checks.Failf(fmt.Sprintf("`usernsctl apply --target docker --user %s` (allocates one free range in both files)", spec.Raw),
 		"%s; dockerd fails to start with %s%s", msg, symptom, tail), r)

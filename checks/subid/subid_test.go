@@ -289,9 +289,19 @@ func TestRemapUser(t *testing.T) {
 		{name: "default, nothing yet, dockerd 28", value: "default", commands: `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`,
 			subuid: "alice:100000:65536\n", subgid: "alice:100000:65536\n", st: checks.Warn,
 			msg: []string{"/etc/subuid has no range for dockremap", "can overlap other users' ranges"}, remedy: []string{"usernsctl apply --target docker"}},
-		{name: "default, nothing yet, dockerd 20.10 (field case 5)", value: "default", commands: `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`,
+		// dockerd of every version creates dockremap and allocates its
+		// ranges itself (moby's AddNamespaceRangesUser), but only when the
+		// account does not exist yet.
+		{name: "default, nothing yet, dockerd 20.10", value: "default", commands: `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`,
+			subuid: "alice:100000:65536\n", subgid: "alice:100000:65536\n", st: checks.Warn, remedy: []string{"usernsctl apply --target docker"},
+			msg: []string{"dockerd would create dockremap at start and allocate its ranges itself", "dockerd 20.10.24+dfsg1 skipping past the existing lines"}},
+		{name: "dockremap made by useradd -r, no ranges (field case 5)", pw: dockremapPW, gr: dockremapGR, value: "default",
 			subuid: "alice:100000:65536\n", subgid: "alice:100000:65536\n", st: checks.Fail,
-			msg: []string{"dockerd 20.10.24+dfsg1 creates the dockremap account without ranges", `No subuid ranges found for user "dockremap"`}},
+			commands: `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`,
+			msg:      []string{"the dockremap account exists already, so dockerd does not allocate ranges", `No subuid ranges found for user "dockremap"`}},
+		{name: "default, no subuid file (field case 5)", value: "default", commands: `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`,
+			subuid: "<none>", subgid: "", st: checks.Fail,
+			msg: []string{"/etc/subuid does not exist", "dockerd would create dockremap but cannot record its ranges", "`open /etc/subuid: no such file or directory`"}},
 		{name: "group-keyed subgid (field case 6)", pw: "mapuser:x:1500:1600::/:/bin/false\n", gr: "mapgroup:x:1600:\n",
 			subuid: "mapuser:200000:65536\n", subgid: "mapgroup:200000:65536\n", value: "mapuser:mapgroup", st: checks.Fail,
 			msg: []string{
@@ -324,8 +334,10 @@ func TestRemapUser(t *testing.T) {
 	}
 	for _, c := range cases {
 		files := tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}
-		if c.subgid == "<none>" {
-			delete(files, "/etc/subgid")
+		for p, content := range files {
+			if content == "<none>" {
+				delete(files, p)
+			}
 		}
 		env := remapEnv(t, c.pw, c.gr, files, c.commands)
 		r := judge(t, env, c.value, src)
