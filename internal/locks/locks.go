@@ -200,6 +200,7 @@ func File(ctx context.Context, r *inroot.Root, p string, timeout time.Duration) 
 	lockName := base + ".lock"
 	mine := base + "." + strconv.Itoa(os.Getpid())
 
+	removeStaleTemps(d, base)
 	var holder int
 	var detail string
 	var ino uint64
@@ -246,6 +247,38 @@ func File(ctx context.Context, r *inroot.Root, p string, timeout time.Duration) 
 }
 
 var linkMu sync.Mutex
+
+// removeStaleTemps deletes FILE.<pid> files left by a locker (usernsctl
+// or shadow-utils: both write "<pid>\0") that was killed between creating
+// and unlinking it. Only files whose content is exactly their own name's
+// pid, and whose pid is dead, go: anything else is not a lock temp.
+func removeStaleTemps(d *os.File, base string) {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	dfd := int(d.Fd())
+	for _, n := range names {
+		suffix, ok := strings.CutPrefix(n, base+".")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(suffix)
+		if err != nil || pid <= 0 || strconv.Itoa(pid) != suffix || alive(pid) {
+			continue
+		}
+		fd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		buf := make([]byte, 32)
+		k, _ := unix.Read(fd, buf)
+		unix.Close(fd)
+		if k > 0 && string(buf[:k]) == suffix+"\x00" {
+			unix.Unlinkat(dfd, n, 0)
+		}
+	}
+}
 
 // tryLink makes one attempt at shadow's link lock. It returns ok when the
 // lock is ours, else the live holder's pid or why the lock is unusable.

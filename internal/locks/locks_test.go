@@ -318,3 +318,40 @@ func TestRealUsermodWaits(t *testing.T) {
 		})
 	}
 }
+
+// A FILE.<pid> left by a locker killed mid-protocol (dead pid, content
+// "<pid>\0") is cleaned up by the next lock; other files are not touched.
+func TestStaleTempsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	r, err := inroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	dead := deadPID(t)
+	stale := filepath.Join(dir, "etc", "subuid."+strconv.Itoa(dead))
+	os.WriteFile(stale, append([]byte(strconv.Itoa(dead)), 0), 0o600)
+	other := filepath.Join(dir, "etc", "subuid.12")
+	os.WriteFile(other, []byte("not a lock temp"), 0o600)
+	l, err := File(context.Background(), r, "/etc/subuid", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale %s left: %v", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("unrelated file removed: %v", err)
+	}
+}
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
+}
