@@ -251,7 +251,8 @@ var linkMu sync.Mutex
 // removeStaleTemps deletes FILE.<pid> files left by a locker (usernsctl
 // or shadow-utils: both write "<pid>\0") that was killed between creating
 // and unlinking it. Only files whose content is exactly their own name's
-// pid, and whose pid is dead, go: anything else is not a lock temp.
+// pid (or nothing: killed before the write), and whose pid is dead, go:
+// anything else is not a lock temp.
 func removeStaleTemps(d *os.File, base string) {
 	names, err := d.Readdirnames(-1)
 	if err != nil {
@@ -274,7 +275,7 @@ func removeStaleTemps(d *os.File, base string) {
 		buf := make([]byte, 32)
 		k, _ := unix.Read(fd, buf)
 		unix.Close(fd)
-		if k > 0 && string(buf[:k]) == suffix+"\x00" {
+		if k == 0 || k > 0 && string(buf[:k]) == suffix+"\x00" {
 			unix.Unlinkat(dfd, n, 0)
 		}
 	}
