@@ -65,8 +65,13 @@ _e2e_init() {
 	mkdir -p "$E2E_RUN"/{state,logs,backup} "$E2E_LIB" "$E2E_CACHE" || return 1
 	# Data roots are traversed by remapped root (userns-remap): no group/other read needed.
 	chmod 0711 "$E2E_LIB"
+}
+
+# _e2e_track_side_paths: at each daemon start (not at install: packages own some of these
+# paths, e.g. docker.io's /etc/docker).
+_e2e_track_side_paths() {
 	local p
-	for p in "${E2E_SIDE_PATHS[@]}"; do _e2e_track_absent "$p"; done
+	for p in "${E2E_SIDE_PATHS[@]}"; do _e2e_track_absent "$p" || return 1; done
 }
 
 # e2e_track_path PATH: remember PATH as ours-to-remove by cleanup_all if it does not exist
@@ -547,6 +552,7 @@ start_dockerd() {
 		_e2e_err "dockerd already running (pid $E2E_S_PID); stop_dockerd first"
 		return 1
 	fi
+	_e2e_track_side_paths || return 1
 	# With no --containerd, dockerd uses a host containerd whose default socket exists
 	# instead of starting its own: our containers would land in the host's containerd.
 	if [[ -z ${E2E_DOCKER_CONTAINERD:-} && -S /run/containerd/containerd.sock ]]; then
@@ -615,6 +621,7 @@ start_containerd() {
 		_e2e_err "containerd already running (pid $E2E_S_PID); stop_containerd first"
 		return 1
 	fi
+	_e2e_track_side_paths || return 1
 	local prefix bin cli path
 	prefix=$(_e2e_prefix_of "$src")
 	bin=${prefix}/usr/bin/containerd
@@ -828,6 +835,7 @@ import_image_containerd() {
 # backup_host_files [PATH...]: remember PATHs (default E2E_HOST_FILES) byte for byte, with
 # owner and mode, or that they did not exist. Only the first backup counts, so a crashed
 # run's backup is not overwritten by the state it left. restore_host_files puts it back.
+# Call it after the installs (packages own /etc/docker, /etc/containerd/config.toml).
 backup_host_files() {
 	_e2e_init || return 1
 	local b=$E2E_RUN/backup p
@@ -863,7 +871,10 @@ restore_host_files() {
 		esac
 	done <"$b/manifest"
 	while IFS=$'\t' read -r kind p; do
-		if [[ $kind == absent ]]; then rm -rf -- "$p" || rc=1; fi
+		[[ $kind == absent && ( -e $p || -L $p ) ]] || continue
+		# Installed since the backup: a package's path is not ours to remove.
+		if dpkg-query -S "$p" >/dev/null 2>&1; then continue; fi
+		rm -rf --one-file-system -- "$p" || rc=1
 	done < <(sort -t$'\t' -k2,2r "$b/manifest")
 	((rc)) && return 1
 	rm -rf "$b"
@@ -927,6 +938,8 @@ cleanup_all() {
 	if [[ -f $E2E_RUN/state/absent-paths ]]; then
 		while read -r p; do
 			[[ -n $p && ( -e $p || -L $p ) ]] || continue
+			# A package installed meanwhile may own it (docker.io: /etc/docker).
+			if dpkg-query -S "$p" >/dev/null 2>&1; then continue; fi
 			if [[ -n $(_e2e_mounts_under "$p") ]]; then
 				_e2e_err "not removing $p: something is mounted under it"
 				rc=1
