@@ -75,17 +75,7 @@ func Revert(ctx context.Context, env *checks.Env, opts RevertOptions) (*Result, 
 		}
 	}
 	res.Changed = r.Changed || len(res.Live) > 0
-	var daemons []string
-	for _, t := range st.Targets {
-		switch checks.Target(t) {
-		case checks.Docker:
-			daemons = append(daemons, "docker")
-		case checks.Containerd:
-			daemons = append(daemons, "containerd")
-		case checks.Kubernetes:
-			daemons = append(daemons, "containerd", "kubelet")
-		}
-	}
+	daemons := st.Restart
 	res.RestartRequired = r.Changed && len(daemons) > 0
 	if !res.Changed {
 		res.Msg = "nothing to revert: no usernsctl apply is recorded"

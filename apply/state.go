@@ -18,8 +18,11 @@ const stateFile = txn.DefaultStateDir + "/applied.json"
 const stateSchema = "usernsctl.state/v1"
 
 type state struct {
-	Schema  string       `json:"schema"`
-	Targets []string     `json:"targets"`
+	Schema  string   `json:"schema"`
+	Targets []string `json:"targets"`
+	// Restart lists the daemons whose config applies changed: revert
+	// restarts these.
+	Restart []string     `json:"restart,omitempty"`
 	Live    []LiveChange `json:"live,omitempty"`
 }
 
@@ -51,6 +54,11 @@ func (p *plan) recordState(target string) error {
 	}
 	if !slices.Contains(st.Targets, target) {
 		st.Targets = append(st.Targets, target)
+	}
+	for _, d := range p.daemons {
+		if !slices.Contains(st.Restart, d) {
+			st.Restart = append(st.Restart, d)
+		}
 	}
 	for _, l := range p.live {
 		i := slices.IndexFunc(st.Live, func(x LiveChange) bool { return x.Path == l.Path })

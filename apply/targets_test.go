@@ -1,0 +1,194 @@
+package apply_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const (
+	kubeReady   = "fedora-kubernetes-ready"
+	cd17Host    = "rhel-9-containerd"
+	overlayIdKy = "overlay-idmap:/var/lib/containerd"
+)
+
+// setProbe rewrites one recorded probe result in a tree.
+func setProbe(t *testing.T, dir, key string, ok bool, errText string) {
+	t.Helper()
+	var probes map[string]map[string]any
+	if err := json.Unmarshal([]byte(read(t, dir, ".usernsctl/probes.json")), &probes); err != nil {
+		t.Fatal(err)
+	}
+	probes[key] = map[string]any{"ran": true, "ok": ok, "step": "stat", "error": errText,
+		"detail": map[string]string{"fstype": "xfs"}}
+	b, _ := json.Marshal(probes)
+	write(t, dir, ".usernsctl/probes.json", string(b))
+}
+
+// A ready Kubernetes node: apply changes nothing.
+func TestKubernetesReadyNodeNoChange(t *testing.T) {
+	dir := tree(t, kubeReady)
+	before := state(t, dir)
+	r, code := run(t, "apply", "--target", "kubernetes", "--root", dir)
+	if code != 0 || r.Changed {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	if d := diffStates(before, state(t, dir)); len(d) > 0 {
+		t.Errorf("touched %v", d)
+	}
+}
+
+// No kubelet range yet: one line, 65536-aligned, 65536 × maxPods, the
+// same in both files, above SUB_UID_MIN; --max-pods sizes it.
+func TestKubernetesAllocatesKubeletRange(t *testing.T) {
+	dir := tree(t, kubeReady)
+	for _, f := range []string{"etc/subuid", "etc/subgid"} {
+		var kept []string
+		for _, l := range strings.SplitAfter(read(t, dir, f), "\n") {
+			if !strings.HasPrefix(l, "kubelet:") {
+				kept = append(kept, l)
+			}
+		}
+		write(t, dir, f, strings.Join(kept, ""))
+	}
+	r, code := run(t, "apply", "--target", "kubernetes", "--root", dir, "--max-pods", "250")
+	if code != 0 || !r.Changed {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	want := "kubelet:524288:16384000\n" // Fedora's SUB_UID_MIN 524288 is 65536-aligned; 250 × 65536
+	for _, f := range []string{"etc/subuid", "etc/subgid"} {
+		if got := read(t, dir, f); !strings.HasSuffix(got, want) {
+			t.Errorf("%s = %q, want it to end with %q", f, got, want)
+		}
+	}
+	if _, code := run(t, "check", "--target", "kubernetes", "--root", dir); code != 0 {
+		t.Errorf("check after apply: exit %d", code)
+	}
+}
+
+// A kubelet range the kubelet would refuse is reported, not replaced.
+func TestKubernetesRefusesMisalignedRange(t *testing.T) {
+	dir := tree(t, kubeReady)
+	for _, f := range []string{"etc/subuid", "etc/subgid"} {
+		write(t, dir, f, strings.ReplaceAll(read(t, dir, f), "kubelet:65536:7208960", "kubelet:100000:65536"))
+	}
+	before := state(t, dir)
+	r, code := run(t, "apply", "--target", "kubernetes", "--root", dir, "--force", "subid.kubelet")
+	if code != 1 || !strings.Contains(r.Msg, "is not a multiple of 65536") || r.Fix == "" {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	if d := diffStates(before, state(t, dir)); len(d) > 0 {
+		t.Errorf("refused apply wrote %v", d)
+	}
+}
+
+// containerd 2.x on a filesystem where overlay over idmapped lower layers
+// fails: a drop-in with slow_chown, imported by the main config with only
+// bytes added; a second apply changes nothing; revert removes the drop-in
+// and restores the main file.
+func TestContainerd2SlowChownDropIn(t *testing.T) {
+	dir := tree(t, kubeReady)
+	setProbe(t, dir, overlayIdKy, false, "mount_setattr: invalid argument")
+	mainBefore := read(t, dir, "etc/containerd/config.toml")
+	before := contentState(t, dir)
+	if _, code := run(t, "check", "--target", "containerd", "--root", dir); code != 1 {
+		t.Fatalf("check should fail containerd.snapshotter first: exit %d", code)
+	}
+	r, code := run(t, "apply", "--target", "containerd", "--root", dir)
+	if code != 0 || !r.Changed {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	drop := read(t, dir, "etc/containerd/conf.d/99-usernsctl.toml")
+	if !strings.Contains(drop, "version = 3") || !strings.Contains(drop, "slow_chown = true") || !strings.Contains(drop, "'io.containerd.snapshotter.v1.overlayfs'") {
+		t.Errorf("drop-in:\n%s", drop)
+	}
+	mainAfter := read(t, dir, "etc/containerd/config.toml")
+	if !strings.Contains(mainAfter, "/etc/containerd/conf.d/99-usernsctl.toml") || len(mainAfter) <= len(mainBefore) {
+		t.Errorf("main config does not import the drop-in")
+	}
+	if _, code := run(t, "check", "--target", "containerd", "--root", dir); code != 0 {
+		t.Errorf("check after apply: exit %d", code)
+	}
+	if r, code := run(t, "apply", "--target", "containerd", "--root", dir); code != 0 || r.Changed {
+		t.Errorf("second apply: exit %d %+v", code, r)
+	}
+	if _, code := run(t, "revert", "--root", dir); code != 0 {
+		t.Fatal("revert failed")
+	}
+	if d := diffStates(contentState(t, dir), before); len(d) > 0 {
+		t.Errorf("revert left %v", d)
+	}
+	// Where idmap works, nothing is written.
+	dir = tree(t, kubeReady)
+	if r, code := run(t, "apply", "--target", "containerd", "--root", dir); code != 0 || r.Changed {
+		t.Errorf("supported host: exit %d %+v", code, r)
+	}
+	// --slow-chown on forces it.
+	if r, code := run(t, "apply", "--target", "containerd", "--root", dir, "--slow-chown", "on"); code != 0 || !r.Changed {
+		t.Errorf("--slow-chown on: exit %d %+v", code, r)
+	}
+}
+
+// containerd 1.7: metacopy on, persisted and live; revert puts the live
+// value back.
+func TestContainerd17Metacopy(t *testing.T) {
+	dir := tree(t, cd17Host)
+	r, code := run(t, "apply", "--target", "containerd", "--root", dir)
+	if code != 0 || !r.Changed || len(r.Live) != 1 || r.Live[0].Value != "Y" {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	if got := read(t, dir, "etc/modprobe.d/99-usernsctl-overlay.conf"); !strings.Contains(got, "options overlay metacopy=on\n") {
+		t.Errorf("modprobe.d: %q", got)
+	}
+	if got := strings.TrimSpace(read(t, dir, "sys/module/overlay/parameters/metacopy")); got != "Y" {
+		t.Errorf("live metacopy %q", got)
+	}
+	if r.RestartRequired {
+		t.Error("metacopy needs no containerd restart")
+	}
+	rv, code := run(t, "revert", "--root", dir)
+	if code != 0 || len(rv.Live) != 1 {
+		t.Fatalf("revert: exit %d %+v", code, rv)
+	}
+	if got := strings.TrimSpace(read(t, dir, "sys/module/overlay/parameters/metacopy")); got != "N" {
+		t.Errorf("live metacopy after revert %q", got)
+	}
+}
+
+// --fix-sysctl: a hardening file's 0 is named and refused without --force;
+// with it, usernsctl's file is written, the winning zero line commented
+// out, and the live value set; revert restores all three.
+func TestFixSysctl(t *testing.T) {
+	dir := tree(t, fresh)
+	write(t, dir, "etc/sysctl.d/99-zz-cis.conf", "# CIS 1.5.x\nuser.max_user_namespaces = 0\n")
+	write(t, dir, "proc/sys/user/max_user_namespaces", "0\n")
+	before := contentState(t, dir)
+	r, code := run(t, "apply", "--target", "docker", "--root", dir, "--fix-sysctl")
+	if code != 1 || !strings.Contains(r.Msg, "/etc/sysctl.d/99-zz-cis.conf:2") {
+		t.Fatalf("without --force: exit %d %+v", code, r)
+	}
+	r, code = run(t, "apply", "--target", "docker", "--root", dir, "--fix-sysctl", "--force", "sysctl.max_user_namespaces")
+	if code != 0 || !r.Changed {
+		t.Fatalf("with --force: exit %d %+v", code, r)
+	}
+	if got := read(t, dir, "etc/sysctl.d/99-zz-cis.conf"); !strings.Contains(got, "# disabled by usernsctl") {
+		t.Errorf("the later zero line is still active: %q", got)
+	}
+	if got := read(t, dir, "etc/sysctl.d/99-usernsctl.conf"); !strings.Contains(got, "user.max_user_namespaces = 28633") {
+		t.Errorf("99-usernsctl.conf: %q", got)
+	}
+	if got := strings.TrimSpace(read(t, dir, "proc/sys/user/max_user_namespaces")); got != "28633" {
+		t.Errorf("live value %q", got)
+	}
+	chk, code := run(t, "check", "--target", "docker", "--root", dir)
+	_ = chk
+	if code != 0 {
+		t.Errorf("check after --fix-sysctl: exit %d", code)
+	}
+	if _, code := run(t, "revert", "--root", dir); code != 0 {
+		t.Fatal("revert failed")
+	}
+	if d := diffStates(contentState(t, dir), before); len(d) > 0 {
+		t.Errorf("revert left %v", d)
+	}
+}
