@@ -259,6 +259,12 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	if p := facts.Version(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
 		return ev(checks.Passf("%s; containerd %s does not idmap snapshots (it chowns a copy per mapping), so it is not affected until an upgrade to 2.x", what, p.Version))
 	}
+	// The fallback is already configured: the remedy below would be a no-op.
+	if c := facts.ContainerdConfig(ctx, env); c.Config != nil {
+		if slow, from, err := c.Config.SlowChown(); err == nil && slow {
+			return ev(checks.Passf("%s; slow_chown = true (%s) makes containerd 2.x chown a copy of every image per mapping instead (disk space and start-up time); containerd.snapshotter decides", what, from))
+		}
+	}
 	return ev(checks.Warnf("put containerd's root on a filesystem with idmapped-mount support (ext4, xfs, btrfs, tmpfs on kernel ≥5.19), or set `slow_chown = true` for the overlayfs snapshotter (`usernsctl apply --target containerd --slow-chown on`)",
 		"%s; containerd 2.x's overlayfs snapshotter then refuses user-namespaced containers unless slow_chown is set, which copies and chowns every image per mapping (disk space and start-up time); containerd.snapshotter decides", what))
 }

@@ -180,6 +180,12 @@ func TestOverlayIdmap(t *testing.T) {
 		files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}}),
 		checks.Pass, "xfs at /var/lib, the nearest existing directory to the missing /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
 
+	// slow_chown already set: the probe's finding stands, its remedy is done.
+	slow := setup{probes: overlayFail, commands: c2, target: checks.Containerd,
+		files: map[string]string{"/etc/containerd/config.toml": "version = 3\n" +
+			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n"}}
+	expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
+
 	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
 	expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
 
