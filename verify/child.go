@@ -34,6 +34,7 @@ func RunChild(args []string, stderr io.Writer) int {
 	// shows.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	var b strings.Builder
 	fmt.Fprintf(&b, "nonce %s\nuid %d\ngid %d\n", nonce, os.Getuid(), os.Getgid())
 	for _, f := range []string{"uid_map", "gid_map"} {

@@ -484,7 +484,8 @@ func (c *criVerify) checkVolumes(_ context.Context, env *checks.Env) checks.Resu
 			continue
 		}
 		var plain, mapped []string
-		for _, m := range volumeMounts(s.Proc.Mounts) {
+		rootUID, known := procfs.ToOutside(s.Proc.UIDMap, 0)
+		for _, m := range volumeMounts(s.Proc.Mounts, rootUID, known && s.Proc.UIDErr == nil) {
 			total++
 			desc := fmt.Sprintf("%s (%s %s)", m.Mountpoint, m.FSType, m.Root)
 			if hasOpt(m.Options, "idmapped") {

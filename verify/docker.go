@@ -75,14 +75,14 @@ func (d *dockerVerify) prepare(ctx context.Context) error {
 	}
 
 	switch {
-	case !env.Host.Live():
+	case d.opts.StartProbe == nil && !env.Host.Live():
 		d.probeSkip = "a snapshot (--root) cannot start a container: only --pid and --container subjects are judged"
+	case d.opts.StartProbe == nil:
+		d.probeSkip = "no probe container was requested"
 	case d.infoErr != nil:
 		d.probeSkip = "dockerd does not answer (see verify.docker.daemon)"
 	case d.remote != "":
 		d.probeSkip = "dockerd is not on this host (see verify.docker.daemon)"
-	case d.opts.StartProbe == nil:
-		d.probeSkip = "no probe container was requested"
 	}
 	if d.probeSkip != "" {
 		return nil
@@ -350,10 +350,8 @@ func (d *dockerVerify) checkUserns(_ context.Context, env *checks.Env) checks.Re
 		return r
 	}
 	r := judgeUserns(env, d.subjects(), nil, func(bad []*Subject) string {
-		for _, s := range bad {
-			if s.UsernsMode == "host" {
-				return "recreate the container without --userns=host (it needs host namespaces: keep it on a daemon without remap)"
-			}
+		if r := hostnsRemedy(bad); r != "" {
+			return r
 		}
 		if d.info != nil && !d.info.userns() {
 			return applyDocker
@@ -389,8 +387,11 @@ func (d *dockerVerify) mapChecker(gid bool) func(context.Context, *checks.Env) c
 		if d.expect.Err != nil {
 			return checks.Failf("fix the file named, then run verify again", "cannot read the remap user's ranges: %v", d.expect.Err)
 		}
-		remedy := "restart dockerd so that it maps the remap user's current ranges (`systemctl restart docker`); check that userns-remap names the user you expect (now " +
-			d.expect.Owner + ", from " + d.expect.Source + ")"
+		remedy := hostnsRemedy(d.subjects())
+		if remedy == "" {
+			remedy = "restart dockerd so that it maps the remap user's current ranges (`systemctl restart docker`); check that userns-remap names the user you expect (now " +
+				d.expect.Owner + ", from " + d.expect.Source + ")"
+		}
 		if d.info != nil && !d.info.userns() {
 			remedy = applyDocker
 		}
@@ -466,4 +467,15 @@ func (d *dockerVerify) checkCleanup(context.Context, *checks.Env) checks.Result 
 		return checks.Passf("everything the probe created before it failed was removed")
 	}
 	return checks.Passf("probe container %s, image %s and the temporary directories were removed", d.probe.Name, d.probe.Image)
+}
+
+// hostnsRemedy is the fix when a named container asked for the host's
+// user namespace; "" when none did.
+func hostnsRemedy(ss []*Subject) string {
+	for _, s := range ss {
+		if s.UsernsMode == "host" {
+			return fmt.Sprintf("recreate %s without --userns=host; a container that needs the host's namespaces belongs on a daemon without remap", s.Label())
+		}
+	}
+	return ""
 }

@@ -51,7 +51,7 @@ func judgeUserns(env *checks.Env, ss []*Subject, fallback *reference, remedy fun
 			if s.UsernsMode == "host" {
 				why = " (it was started with --userns=host)"
 			}
-			j.bad = append(j.bad, fmt.Sprintf("%s runs in the same user namespace as %s (%d)%s: its root is the runtime's root", s.Label(), iso.ref.desc, iso.ino, why))
+			j.bad = append(j.bad, fmt.Sprintf("%s runs in the user namespace of %s, %d%s: its root is the runtime's root", s.Label(), iso.ref.desc, iso.ino, why))
 			bad = append(bad, s)
 		}
 	}
@@ -90,7 +90,7 @@ func mapProblem(env *checks.Env, s *Subject, gid bool, fallback *reference) (m [
 		return m, fmt.Sprintf("%s: %s is `%s`: %s%s", s.Label(), file, procfs.FormatMap(m), identityMsg, why), false
 	}
 	if iso := isolate(env, s, fallback); iso.err == nil && !iso.own {
-		return m, fmt.Sprintf("%s: %s reads `%s`, but the process shares the user namespace of %s (%d): that map is the namespace usernsctl itself runs in, not one made for the container; %s",
+		return m, fmt.Sprintf("%s: %s reads `%s`, but the process shares the user namespace of %s, %d: that map is the namespace usernsctl itself runs in, not one made for the container; %s",
 			s.Label(), file, procfs.FormatMap(m), iso.ref.desc, iso.ino, identityMsg), false
 	}
 	return m, "", false

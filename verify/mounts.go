@@ -108,14 +108,21 @@ var pseudoFS = map[string]bool{
 // volume directories (their root is under .../volumes/ or
 // .../volume-subpaths/) and tmpfs volumes (secrets, projected tokens,
 // emptyDir medium Memory), outside the runtime's own /proc, /sys and /dev.
-func volumeMounts(ms []*mountinfo.Info) []*mountinfo.Info {
+// A tmpfs the runtime made inside the container (/run) is not one: made in
+// the container's namespace, it shows container root's host id as its
+// uid= option (rootUID), where the kubelet's, made on the host, shows none.
+func volumeMounts(ms []*mountinfo.Info, rootUID uint64, mapped bool) []*mountinfo.Info {
+	own := fmt.Sprintf("uid=%d", rootUID)
 	var out []*mountinfo.Info
 	for _, m := range ms {
 		mp := m.Mountpoint
 		if mp == "/" || pseudoFS[m.FSType] || under(mp, "/proc") || under(mp, "/sys") || under(mp, "/dev") {
 			continue
 		}
-		if strings.Contains(m.Root, "/volumes/") || strings.Contains(m.Root, "/volume-subpaths/") || m.FSType == "tmpfs" {
+		switch {
+		case strings.Contains(m.Root, "/volumes/"), strings.Contains(m.Root, "/volume-subpaths/"):
+			out = append(out, m)
+		case m.FSType == "tmpfs" && !(mapped && hasOpt(m.VFSOptions, own)):
 			out = append(out, m)
 		}
 	}

@@ -190,7 +190,7 @@ func (r *NSReport) WriteText(w io.Writer) error {
 		head[1] = "USERNSCTL (PID " + strconv.Itoa(r.Host.PID) + ")"
 	}
 	for _, p := range r.Processes {
-		head = append(head, strings.ToUpper(p.title()))
+		head = append(head, p.title())
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, k := range procfs.Kinds {
@@ -240,7 +240,7 @@ func (p *NSProc) title() string {
 	if p.Error != "" && p.PID == 0 {
 		return p.Arg
 	}
-	t := "pid " + strconv.Itoa(p.PID)
+	t := "PID " + strconv.Itoa(p.PID)
 	if p.Comm != "" {
 		t += " " + p.Comm
 	}
@@ -283,7 +283,7 @@ func (r *NSReport) sharing() []string {
 	var keys []string
 	for i, p := range r.Processes {
 		for _, e := range p.Namespaces {
-			if e.Error != "" || len(e.With) == 0 {
+			if e.Error != "" || len(e.With) == 0 || e.Shared == nil || *e.Shared {
 				continue
 			}
 			pids := append([]int{p.PID}, e.With...)
