@@ -166,12 +166,19 @@ func (p *plan) subids() (*subid.File, *subid.File, error) {
 		return p.uid, p.gid, nil
 	}
 	var files [2]*subid.File
+	checked := facts.SubIDsOf(p.env)
 	for i, path := range []string{subuidFile, subgidFile} {
 		b, err := p.get(path)
 		if err != nil {
 			return nil, nil, inputErr(err)
 		}
-		f, err := subid.Parse(bytes.NewReader(b), path)
+		// The check run parsed the same bytes moments ago (before the
+		// locks): reuse that parse when nothing changed since.
+		if seen := []facts.SubIDFile{checked.UID, checked.GID}[i]; seen.File != nil && b != nil && bytes.Equal(b, seen.File.Source()) {
+			files[i] = seen.File.Clone()
+			continue
+		}
+		f, err := subid.ParseBytes(b, path)
 		if err != nil {
 			return nil, nil, inputErr(err)
 		}

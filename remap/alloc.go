@@ -50,7 +50,7 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 	n := 0
 	for _, f := range files {
 		if f != nil {
-			n += len(f.Lines)
+			n += len(f.Lines) + len(f.Added)
 		}
 	}
 	for _, l := range ids {
@@ -61,9 +61,11 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 		if f == nil {
 			continue
 		}
-		for i := range f.Lines {
-			if l := &f.Lines[i]; l.Valid() {
-				out = append(out, IDRange{l.Range.Start, l.Range.Count})
+		for _, ls := range [][]subid.Line{f.Lines, f.Added} {
+			for i := range ls {
+				if l := &ls[i]; l.Valid() {
+					out = append(out, IDRange{l.Range.Start, l.Range.Count})
+				}
 			}
 		}
 	}
@@ -92,6 +94,17 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 //
 // O(n log n) in len(used); used is not modified.
 func Allocate(used []IDRange, req Request) (uint64, error) {
+	return allocate(slices.Clone(used), req)
+}
+
+// AllocateInPlace is Allocate for a caller that owns used and does not
+// need its order: it is sorted in place instead of copied (on 200,000
+// ranges, megabytes of fresh memory saved).
+func AllocateInPlace(used []IDRange, req Request) (uint64, error) {
+	return allocate(used, req)
+}
+
+func allocate(sorted []IDRange, req Request) (uint64, error) {
 	align := max(req.Align, 1)
 	hi := min(req.Max, subid.MaxID) // highest id we may hand out
 	if req.Count == 0 {
@@ -100,7 +113,6 @@ func Allocate(used []IDRange, req Request) (uint64, error) {
 	if req.Min > hi {
 		return 0, fmt.Errorf("allocate: min %d is above max %d", req.Min, hi)
 	}
-	sorted := slices.Clone(used)
 	slices.SortFunc(sorted, func(a, b IDRange) int {
 		switch {
 		case a.Start < b.Start:
@@ -145,7 +157,7 @@ func Allocate(used []IDRange, req Request) (uint64, error) {
 	if align > 1 {
 		msg += fmt.Sprintf(" starting at a multiple of %d", align)
 	}
-	msg += fmt.Sprintf(" (%d ranges and account ids in use", len(used))
+	msg += fmt.Sprintf(" (%d ranges and account ids in use", len(sorted))
 	if best.Count > 0 {
 		msg += fmt.Sprintf("; the largest gap is %d ids at %d", best.Count, best.Start)
 	}

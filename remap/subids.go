@@ -127,7 +127,7 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 		if clash := overlapping(missF, want, missIDs); clash != "" {
 			// The mirror image is taken: allocate a free range for the
 			// missing side alone (dockerd does not need them equal).
-			start, err := Allocate(Occupied([]*subid.File{missF}, missIDs), g.Request)
+			start, err := AllocateInPlace(Occupied([]*subid.File{missF}, missIDs), g.Request)
 			if err != nil {
 				return Outcome{}, err
 			}
@@ -139,7 +139,7 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 		return Outcome{Range: IDRange{r.Start, r.Count}, Added: true,
 			Note: fmt.Sprintf("%s had %s (line %d); added %s:%d:%d to %s", haveF.Name, r, have[0].No, g.Owner, want.Start, want.Count, missF.Name)}, nil
 	}
-	start, err := Allocate(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
+	start, err := AllocateInPlace(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -205,7 +205,7 @@ func overlappingExcept(f *subid.File, r IDRange, ids []int, _ string, self []*su
 
 func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, error) {
 	if len(u) == 0 && len(gg) == 0 {
-		start, err := Allocate(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
+		start, err := AllocateInPlace(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
 		if err != nil {
 			return Outcome{}, err
 		}

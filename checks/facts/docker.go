@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
-
-	"github.com/moby/sys/user"
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/config/daemonjson"
@@ -341,32 +340,26 @@ func DockerDataRoot(env *checks.Env) (root, source string) {
 // <data-root>/<uid>.<gid>, uid and gid being the start of the account's
 // first range in /etc/subuid and /etc/subgid. ok is false when the account
 // has no range in either file yet.
-//
-// The ranges are read with moby/sys/user's parser, the one dockerd itself
-// uses for this, so the answer matches dockerd even where the strict
-// subid area reports problems.
 func RemappedRoot(env *checks.Env, root string, a remap.Account) (dir string, ok bool) {
-	first := func(p string) (int64, bool) {
-		b, err := env.Host.ReadFile(p)
-		if err != nil {
+	// The parsed files every subid check shares: parsing 100,000-line files
+	// once matters. dockerd's own parser is lenient where this one is
+	// strict; the two agree on every well-formed line, and subid.files
+	// reports the rest.
+	keys := a.SubIDKeys()
+	first := func(f SubIDFile) (uint64, bool) {
+		if f.File == nil {
 			return 0, false
 		}
-		keys := a.SubIDKeys()
-		ranges, err := user.ParseSubIDFilter(bytes.NewReader(b), func(s user.SubID) bool {
-			for _, k := range keys {
-				if s.Name == k {
-					return true
-				}
+		for _, l := range f.File.Ranges() {
+			if slices.Contains(keys, l.Range.Owner) {
+				return l.Range.Start, true
 			}
-			return false
-		})
-		if err != nil || len(ranges) == 0 {
-			return 0, false
 		}
-		return ranges[0].SubID, true
+		return 0, false
 	}
-	uid, okU := first("/etc/subuid")
-	gid, okG := first("/etc/subgid")
+	s := SubIDsOf(env)
+	uid, okU := first(s.UID)
+	gid, okG := first(s.GID)
 	if !okU || !okG {
 		return "", false
 	}

@@ -57,7 +57,14 @@ func (s *SubIDs) Files() []*subid.File {
 // SubIDsOf reads and parses /etc/subuid and /etc/subgid once per run.
 func SubIDsOf(env *checks.Env) *SubIDs {
 	s, _ := checks.Fact(env, "subid.files", func(env *checks.Env) (*SubIDs, error) {
-		return &SubIDs{UID: readSubID(env, SubUIDFile), GID: readSubID(env, SubGIDFile)}, nil
+		// Both at once: on a host with 100,000 ranges each parse is tens
+		// of milliseconds, most of it touching fresh memory.
+		var s SubIDs
+		done := make(chan struct{})
+		go func() { s.GID = readSubID(env, SubGIDFile); close(done) }()
+		s.UID = readSubID(env, SubUIDFile)
+		<-done
+		return &s, nil
 	})
 	return s
 }
@@ -73,7 +80,7 @@ func readSubID(env *checks.Env, path string) SubIDFile {
 		return f
 	}
 	f.Exists = true
-	f.File, f.Err = subid.Parse(bytes.NewReader(data), path)
+	f.File, f.Err = subid.ParseBytes(data, path)
 	return f
 }
 

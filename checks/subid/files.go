@@ -144,11 +144,11 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 	}
 	findings = append(findings, fmt.Sprintf("%d problem(s) in %s: %s", len(ps), f.Name, list(text, shown)))
 	if len(fix) > 0 {
-		remedies = append(remedies, fmt.Sprintf("correct line(s) %s of %s to owner:start:count in plain decimal, or delete them (`sed -i '%s' %s`)",
-			joinInts(fix, ", "), f.Name, sedDelete(fix), f.Name))
+		remedies = append(remedies, fmt.Sprintf("correct line(s) %s of %s to owner:start:count in plain decimal, or delete them (`sed -i '%s' %s`%s)",
+			joinInts(fix, ", "), f.Name, sedDelete(fix), f.Name, sedMore(fix)))
 	}
 	if len(del) > 0 {
-		remedies = append(remedies, fmt.Sprintf("delete the comment and blank line(s): `sed -i '%s' %s`", sedDelete(del), f.Name))
+		remedies = append(remedies, fmt.Sprintf("delete the comment and blank line(s): `sed -i '%s' %s`%s", sedDelete(del), f.Name, sedMore(del)))
 	}
 	if crlf {
 		remedies = append(remedies, fmt.Sprintf("strip the DOS line endings: `sed -i 's/\\r$//' %s`", f.Name))
@@ -159,18 +159,67 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 	return findings, remedies, severe
 }
 
+// maxRuns bounds how many line runs a message or remedy spells out: a
+// file of 100,000 bad lines must not make a megabyte-long remedy.
+const maxRuns = 20
+
+// runs collapses sorted line numbers into runs: [3 4 5 9] → [3,5] [9,9].
+func runs(lines []int) [][2]int {
+	sorted := slices.Clone(lines)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var out [][2]int
+	for _, n := range sorted {
+		if k := len(out) - 1; k >= 0 && out[k][1]+1 == n {
+			out[k][1] = n
+			continue
+		}
+		out = append(out, [2]int{n, n})
+	}
+	return out
+}
+
+// sedDelete is a sed script deleting the lines, runs as "a,bd". Past
+// maxRuns runs it deletes the first maxRuns only (see sedMore).
 func sedDelete(lines []int) string {
-	parts := make([]string, len(lines))
-	for i, n := range lines {
-		parts[i] = strconv.Itoa(n) + "d"
+	rs := runs(lines)
+	var parts []string
+	for i, r := range rs {
+		if i == maxRuns {
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, strconv.Itoa(r[0])+"d")
+		} else {
+			parts = append(parts, fmt.Sprintf("%d,%dd", r[0], r[1]))
+		}
 	}
 	return strings.Join(parts, ";")
 }
 
+// sedMore is what a capped sedDelete leaves out, for the remedy text.
+func sedMore(lines []int) string {
+	if n := len(runs(lines)); n > maxRuns {
+		return fmt.Sprintf(" (the first %d of %d runs of lines; run it again after the next check for the rest)", maxRuns, n)
+	}
+	return ""
+}
+
+// joinInts lists line numbers for a message, runs as "a-b", at most
+// maxRuns of them.
 func joinInts(ns []int, sep string) string {
-	parts := make([]string, len(ns))
-	for i, n := range ns {
-		parts[i] = strconv.Itoa(n)
+	rs := runs(ns)
+	var parts []string
+	for i, r := range rs {
+		if i == maxRuns {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rs)-maxRuns))
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, strconv.Itoa(r[0]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
 	}
 	return strings.Join(parts, sep)
 }
@@ -229,7 +278,7 @@ func checkOverlap(_ context.Context, env *checks.Env) checks.Result {
 		if len(lines) > 0 {
 			slices.Sort(lines)
 			lines = slices.Compact(lines)
-			dels = append(dels, fmt.Sprintf("`sed -i '%s' %s`", sedDelete(lines), f.Name))
+			dels = append(dels, fmt.Sprintf("`sed -i '%s' %s`%s", sedDelete(lines), f.Name, sedMore(lines)))
 		}
 	}
 	if n == 0 {

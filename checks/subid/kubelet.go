@@ -113,6 +113,7 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 		r.Remedy = fmt.Sprintf("replace the kubelet's lines with one range, start and count multiples of %d, count ≥ %d: delete them and run %s",
 			idsPerPod, remap.KubeletCount(maxPods, idsPerPod), applyKube)
 		sg := newSuggester(env)
+		sg.load()
 		if sug, ok := sg.nextAligned(remap.KubeletRequest(sg.req.Min, maxPods, idsPerPod)); ok {
 			r.Remedy += fmt.Sprintf(" (a free range now: %s:%d:%d in both files)", remap.KubeletUser, sug.Start, sug.Count)
 		}

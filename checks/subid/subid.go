@@ -93,25 +93,35 @@ func linesFor(f *subid.File, keys []string) []*subid.Line {
 // suggester hands out free ranges for remedies, each one avoiding every
 // line of both files, every account id and the ranges already suggested.
 type suggester struct {
+	env  *checks.Env
 	used []remap.IDRange
 	req  remap.Request
 }
 
 func newSuggester(env *checks.Env) *suggester {
-	s := facts.SubIDsOf(env)
-	var ids [][]int
-	if acc, err := facts.AccountsOf(env); err == nil {
-		ids = [][]int{acc.UIDs(), acc.GIDs()}
-	}
-	d := facts.LoginDefsOf(env).Defs
-	return &suggester{
-		used: remap.Occupied(s.Files(), ids...),
-		req:  remap.Request{Min: d.SubUIDMin.Value, Max: d.SubUIDMax.Value},
-	}
+	return &suggester{env: env}
 }
 
-// next returns a free range of count ids, or false.
+// load builds the occupied list on first use.
+func (s *suggester) load() {
+	if s.used != nil {
+		return
+	}
+	f := facts.SubIDsOf(s.env)
+	var ids [][]int
+	if acc, err := facts.AccountsOf(s.env); err == nil {
+		ids = [][]int{acc.UIDs(), acc.GIDs()}
+	}
+	d := facts.LoginDefsOf(s.env).Defs
+	s.used = remap.Occupied(f.Files(), ids...)
+	s.req = remap.Request{Min: d.SubUIDMin.Value, Max: d.SubUIDMax.Value}
+}
+
+// next returns a free range of count ids, or false. The occupied list is
+// built on first use: most runs suggest nothing, and on a 100,000-line
+// file it costs megabytes.
 func (s *suggester) next(count uint64) (remap.IDRange, bool) {
+	s.load()
 	req := s.req
 	req.Count = count
 	start, err := remap.Allocate(s.used, req)

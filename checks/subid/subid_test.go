@@ -516,3 +516,33 @@ func TestKubeletUsesKubeletConfig(t *testing.T) {
 		[]string{"maxPods 250 from /var/lib/kubelet/config.yaml", "kubelet user assigned IDs are not enough to support 250 pods"},
 		"count ≥ 16384000")
 }
+
+// A file with very many bad lines still gets a short, exact remedy:
+// consecutive lines collapse into sed ranges, and past 20 runs the rest is
+// left for the next check.
+func TestRemedyStaysBounded(t *testing.T) {
+	var lines []int
+	for i := 1; i <= 100000; i++ {
+		lines = append(lines, i)
+	}
+	if got := sedDelete(lines); got != "1,100000d" {
+		t.Errorf("one run: %q", got)
+	}
+	var odd []int
+	for i := 1; i <= 100000; i += 2 {
+		odd = append(odd, i)
+	}
+	got := sedDelete(odd)
+	if n := strings.Count(got, "d"); n != maxRuns || len(got) > 200 {
+		t.Errorf("capped script has %d deletions, %d bytes: %q", n, len(got), got)
+	}
+	if more := sedMore(odd); !strings.Contains(more, "20 of 50000") {
+		t.Errorf("sedMore = %q", more)
+	}
+	if j := joinInts(odd, ", "); !strings.HasSuffix(j, "and 49980 more") {
+		t.Errorf("joinInts = %q", j)
+	}
+	if j := joinInts([]int{3, 4, 5, 9}, ", "); j != "3-5, 9" {
+		t.Errorf("joinInts = %q", j)
+	}
+}

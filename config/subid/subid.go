@@ -16,9 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Limits.
@@ -117,8 +119,12 @@ func (p *Problem) Error() string {
 
 // File is a parsed subordinate id file that can render itself back.
 type File struct {
-	Name  string
+	Name string
+	// Lines are the lines as parsed; never modified after Parse, so that
+	// clones share them.
 	Lines []Line
+	// Added are the lines Append added, in order.
+	Added []Line
 
 	data    []byte // the input, exactly
 	fixNL   bool   // a newline is owed after the original last line
@@ -134,10 +140,25 @@ func Parse(r io.Reader, name string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	return ParseBytes(data, name)
+}
+
+// ParseBytes is Parse for input already in memory (it is not copied: the
+// caller must not change data afterwards). Inputs over MaxSize are refused.
+func ParseBytes(data []byte, name string) (*File, error) {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: %w", name, ErrTooLarge)
+	}
 	f := &File{Name: name, data: data}
-	// One string for the whole file: owners are substrings of it rather than
-	// one allocation per line.
-	text := string(data)
+	// Owners are substrings of one string over the input rather than one
+	// allocation per line. The string aliases data instead of copying it:
+	// data is never written after parsing (ParseBytes' contract, and Parse
+	// owns its buffer), and on a 100,000-line file the copy is megabytes of
+	// fresh memory for nothing.
+	text := ""
+	if len(data) > 0 {
+		text = unsafe.String(&data[0], len(data))
+	}
 	// One pass to size the slice: 100,000-line files are a benchmark case.
 	f.Lines = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
 	no, off := 0, 0
@@ -210,12 +231,14 @@ func (f *File) Err() error {
 	return errors.Join(errs...)
 }
 
-// Ranges returns the valid lines.
+// Ranges returns the valid lines, parsed and added.
 func (f *File) Ranges() []*Line {
-	out := make([]*Line, 0, len(f.Lines))
-	for i := range f.Lines {
-		if f.Lines[i].Problem == nil {
-			out = append(out, &f.Lines[i])
+	out := make([]*Line, 0, len(f.Lines)+len(f.Added))
+	for _, ls := range [][]Line{f.Lines, f.Added} {
+		for i := range ls {
+			if ls[i].Problem == nil {
+				out = append(out, &ls[i])
+			}
 		}
 	}
 	return out
@@ -239,6 +262,19 @@ func (f *File) Bytes() []byte {
 	return out
 }
 
+// Source is the parsed input, exactly (do not modify).
+func (f *File) Source() []byte { return f.data }
+
+// Clone returns a copy whose Append and EnsureFinalNewline do not affect
+// f. The input and the parsed lines are shared (neither copy changes
+// them), so a clone costs nothing however long the file.
+func (f *File) Clone() *File {
+	c := *f
+	c.Added = slices.Clone(f.Added)
+	c.appends = slices.Clone(f.appends)
+	return &c
+}
+
 // EnsureFinalNewline adds the newline a last line lacks; it reports
 // whether anything changed.
 func (f *File) EnsureFinalNewline() bool {
@@ -260,8 +296,8 @@ func (f *File) Append(r Range) (*Line, error) {
 	f.EnsureFinalNewline()
 	b := append([]byte(text), '\n')
 	f.appends = append(f.appends, b)
-	f.Lines = append(f.Lines, Line{No: len(f.Lines) + 1, Raw: b[: len(b)-1 : len(b)-1], Range: got})
-	return &f.Lines[len(f.Lines)-1], nil
+	f.Added = append(f.Added, Line{No: len(f.Lines) + len(f.Added) + 1, Raw: b[: len(b)-1 : len(b)-1], Range: got})
+	return &f.Added[len(f.Added)-1], nil
 }
 
 // parseLine checks one line (without its newline); str is the same bytes

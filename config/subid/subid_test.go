@@ -171,12 +171,13 @@ func TestAppendKeepsEveryOtherByte(t *testing.T) {
 	}
 	// The rendering parses back to the same lines.
 	g := parse(t, string(f.Bytes()))
-	if len(g.Lines) != len(f.Lines) {
-		t.Fatalf("re-parse: %d lines, want %d", len(g.Lines), len(f.Lines))
+	all := append(append([]Line{}, f.Lines...), f.Added...)
+	if len(g.Lines) != len(all) {
+		t.Fatalf("re-parse: %d lines, want %d", len(g.Lines), len(all))
 	}
 	for i := range g.Lines {
-		if !bytes.Equal(g.Lines[i].Raw, f.Lines[i].Raw) {
-			t.Errorf("line %d: %q vs %q", i+1, g.Lines[i].Raw, f.Lines[i].Raw)
+		if !bytes.Equal(g.Lines[i].Raw, all[i].Raw) {
+			t.Errorf("line %d: %q vs %q", i+1, g.Lines[i].Raw, all[i].Raw)
 		}
 	}
 }

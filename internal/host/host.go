@@ -136,11 +136,17 @@ func (h *Host) ReadFile(p string) ([]byte, error) {
 		return nil, hostErr(p, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
 		return nil, &fs.PathError{Op: "read", Path: p, Err: errors.New("is a directory, expected a file")}
 	}
 	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(f, MaxFileSize+1))
+	// Size the buffer once from the file's size (procfs reports 0: the
+	// buffer then grows as it reads).
+	if err == nil && fi.Size() > 0 && fi.Size() <= MaxFileSize {
+		buf.Grow(int(fi.Size()) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, hostErr(p, err)
 	}
