@@ -11,6 +11,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/sysctl"
+	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
 // dropIn is the file usernsctl suggests for persisted values.
@@ -190,6 +191,9 @@ func checkMaxUserNamespaces(_ context.Context, env *checks.Env) checks.Result {
 	if k.liveErr != nil {
 		extra := ""
 		if k.absent() {
+			if old := noUserNSLimit(env); old != "" {
+				return k.with(checks.Skipf("%s does not exist: %s has no limit on user namespaces (user.max_user_namespaces arrived in 4.9 and RHEL 7.4); kernel.config.user_ns and kernel.el7_userns decide there", k.proc, old))
+			}
 			extra = " (kernels before 4.9 and RHEL 7 before 7.4 have no such limit; kernel.config.user_ns and kernel.el7_userns decide there)"
 		}
 		return k.liveWarn(extra)
@@ -270,4 +274,21 @@ func checkUnprivilegedClone(_ context.Context, env *checks.Env) checks.Result {
 		return k.liveWarn("")
 	}
 	return checkBoolKnob(env, k, "1", "unprivileged users cannot create user namespaces, so rootless containers fail to start")
+}
+
+// noUserNSLimit names the running kernel when it predates
+// user.max_user_namespaces (4.9 upstream, 3.10.0-693 on RHEL/CentOS 7), so
+// that a missing knob is expected rather than unreadable; "" otherwise.
+func noUserNSLimit(env *checks.Env) string {
+	rel := checks.KernelRelease(env)
+	if m := el7Re.FindStringSubmatch(rel); m != nil {
+		if build, err := strconv.Atoi(m[1]); err == nil && build < el7Build74 {
+			return fmt.Sprintf("kernel %s (RHEL/CentOS 7 before 7.4)", rel)
+		}
+		return ""
+	}
+	if v, err := versions.Kernel(rel); err == nil && !v.AtLeast("4.9") {
+		return fmt.Sprintf("kernel %s (before 4.9)", rel)
+	}
+	return ""
 }
