@@ -6,7 +6,9 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -169,8 +171,13 @@ func explainUserNS(env *checks.Env, r probe.Result) (msg, remedy string) {
 		return "user.max_user_namespaces is 0 or used up", sysctlFix
 	case "EINVAL":
 		if strings.Contains(release, ".el7") {
+			grubby := "`grubby --update-kernel=ALL --args=user_namespace.enable=1`"
+			// Before 7.4 the kernel has no user.max_user_namespaces: setting it fails.
+			if _, err := facts.LiveSysctl(env, "user.max_user_namespaces"); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Sprintf("kernel %s (RHEL/CentOS 7) has user namespaces disabled at boot", release), grubby + ", then reboot"
+			}
 			return fmt.Sprintf("kernel %s (RHEL/CentOS 7) has user namespaces disabled at boot", release),
-				"`grubby --update-kernel=ALL --args=user_namespace.enable=1`, set user.max_user_namespaces (" + sysctlFix + "), then reboot"
+				grubby + ", set user.max_user_namespaces (" + sysctlFix + "), then reboot"
 		}
 		return fmt.Sprintf("kernel %s rejects CLONE_NEWUSER: it is built without CONFIG_USER_NS (see kernel.config.user_ns)", orUnknown(release)),
 			"boot a kernel built with CONFIG_USER_NS=y (every current distribution kernel is)"

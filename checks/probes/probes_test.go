@@ -138,6 +138,16 @@ func TestUserNS(t *testing.T) {
 	}
 	expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
 
+	// Before 7.4 there is no user.max_user_namespaces to set: grubby alone.
+	el73 := setup{probes: el7.probes, files: map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-514.26.2.el7.x86_64\n"}}
+	r := run1(t, "probe.userns", el73)
+	expect(t, r, checks.Fail, "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1`, then reboot")
+	if strings.Contains(r.Remedy, "sysctl") {
+		t.Errorf("remedy sets a sysctl the kernel does not have: %s", r.Remedy)
+	}
+	el7.files["/proc/sys/user/max_user_namespaces"] = "0\n"
+	expect(t, run1(t, "probe.userns", el7), checks.Fail, "set user.max_user_namespaces (`sysctl -w user.max_user_namespaces=28633")
+
 	noUserNS := el7
 	noUserNS.files = map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-26-amd64\n"}
 	expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
