@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
 # e2e.sh: runs the real `usernsctl verify` against real daemons started with e2e/lib.sh.
 # Driven by verify's Go test (USERNSCTL_E2E=1); usable by hand:
-#   e2e.sh install                      # outside any namespace: packages (idempotent)
+#   e2e.sh install CASE...               # outside any namespace: packages (idempotent)
 #   unshare --mount --propagation private e2e.sh run BIN OUT CASE...
 # `run` isolates the machine from what the daemons change: in its private mount namespace
 # /etc is a copy (dockerd adds dockremap to /etc/passwd and /etc/subuid there, not on the
-# host) and /run is a fresh tmpfs (sockets, shims, state). Results go to OUT/CASE.*:
-# .json (verify's report), .rc (its exit code), .txt (anything else the test reads).
-# Cases: docker-remap (remapped dockerd 20.10: verify, a --userns=host container, SIGINT
-# mid-probe, leftovers; then the same daemon restarted without remap), containerd
-# (containerd 2.1 + runc 1.2.6: ctr run --uidmap vs no user namespace).
+# host) and /run is a fresh tmpfs (sockets, shims, state). Results go to OUT/CASE/NAME.*:
+# .json (verify's report), .rc (its exit code), others the test reads.
+# Cases: docker-remap[:SUITE] (a remapped dockerd, Debian 12's 20.10 or a newer suite's:
+# verify, a --userns=host container, SIGINT mid-probe, leftovers; then the same daemon
+# restarted without remap), containerd (sid's containerd 2.1 + runc 1.2.6: ctr run
+# --uidmap vs no user namespace, --pid, --container, --all, ns).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 case ${1:-} in
 install)
+	shift
 	. "$REPO/e2e/lib.sh"
 	install_bookworm
-	if [[ ${2:-} == containerd ]]; then
-		install_suite sid containerd
-		install_runc
-	fi
+	for c in "$@"; do
+		case $c in
+		containerd | docker-remap:*)
+			install_suite "$([[ $c == containerd ]] && echo sid || echo "${c#*:}")"
+			install_runc
+			;;
+		esac
+	done
 	exit 0
 	;;
 run) ;;
 *)
-	echo "usage: e2e.sh install [containerd] | run BIN OUT CASE..." >&2
+	echo "usage: e2e.sh install CASE... | run BIN OUT CASE..." >&2
 	exit 2
 	;;
 esac
@@ -117,7 +123,7 @@ leftovers() { # what any verify left behind: containers, images, directories
 docker_remap() {
 	mkdir -p /etc/docker
 	printf '{\n  "userns-remap": "default"\n}\n' >/etc/docker/daemon.json
-	start_dockerd system "$E2E_LIB/docker" /etc/docker/daemon.json
+	start_dockerd "${E2E_DOCKER_SRC:-system}" "$E2E_LIB/docker" /etc/docker/daemon.json
 	eval "$(e2e_env)"
 	verify docker-remap --target docker
 	grep '^dockremap:' /etc/subuid >"$OUT/docker-remap.subuid"
@@ -229,9 +235,13 @@ _import_layer() {
 	e2e_ctr images import --base-name localhost/verify --index-name localhost/verify:e2e "$dir/oci.tar" >/dev/null
 }
 
+BASE=$OUT
 for c in "$@"; do
+	OUT=$BASE/$c
+	mkdir -p "$OUT"
 	case $c in
-	docker-remap) docker_remap ;;
+	docker-remap) E2E_DOCKER_SRC=system docker_remap ;;
+	docker-remap:*) E2E_DOCKER_SRC=${c#*:} docker_remap ;;
 	containerd) containerd ;;
 	*)
 		echo "e2e.sh: unknown case $c" >&2
