@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"strings"
@@ -103,7 +104,13 @@ func runVerify(ctx context.Context, f verifyFlags) (*checks.Report, error) {
 	if env.Host.Live() {
 		env.Run = run.NewMemo(&run.Exec{Timeout: verifyCommandTimeout})
 	}
+	if f.target == string(checks.Rootless) {
+		return nil, usageErr("verify --target rootless: want docker, containerd or kubernetes")
+	}
 	if err := facts.Plan(ctx, env, f.target, f.kube); err != nil {
+		if errors.Is(err, facts.ErrNoTarget) {
+			return nil, usageErr("no --target given and none of kubelet, dockerd, containerd is installed: pass --target docker, containerd or kubernetes")
+		}
 		return nil, usageErr("%v", err)
 	}
 	opts := verify.Options{

@@ -94,18 +94,7 @@ func (d *dockerVerify) prepare(ctx context.Context) error {
 	if rs := d.expect.GID; len(rs) > 0 {
 		req.GID = int64(rs[0].Start)
 	}
-	p, cleanup, err := d.opts.StartProbe(ctx, env, req)
-	d.probe, d.probeErr = p, err
-	if p != nil && p.PID > 0 {
-		d.probeSubj = &Subject{PID: p.PID, Container: p.Name, Via: "probe", Probe: true}
-		d.probeSubj.observe(env)
-	}
-	if cleanup != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		d.cleanupErr = cleanup(cctx)
-		cancel()
-		d.cleaned = true
-	}
+	d.runProbe(ctx, req)
 	if ctx.Err() != nil {
 		if d.cleanupErr != nil {
 			return fmt.Errorf("%w; cleaning up the probe failed: %v", ErrInterrupted, d.cleanupErr)
@@ -113,6 +102,27 @@ func (d *dockerVerify) prepare(ctx context.Context) error {
 		return fmt.Errorf("%w; the probe container, image and directories were removed", ErrInterrupted)
 	}
 	return nil
+}
+
+// runProbe starts the probe, reads its /proc entries while it runs, and
+// removes it: deferred, so that nothing between start and removal (a
+// panic included) can leave it behind; on a fresh context, so that an
+// interrupt does not stop the removal.
+func (d *dockerVerify) runProbe(ctx context.Context, req ProbeRequest) {
+	p, cleanup, err := d.opts.StartProbe(ctx, d.env, req)
+	if cleanup != nil {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			d.cleanupErr = cleanup(cctx)
+			d.cleaned = true
+		}()
+	}
+	d.probe, d.probeErr = p, err
+	if p != nil && p.PID > 0 {
+		d.probeSubj = &Subject{PID: p.PID, Container: p.Name, Via: "probe", Probe: true}
+		d.probeSubj.observe(d.env)
+	}
 }
 
 // subjects are the processes the map checks judge: the probe first.
