@@ -9,7 +9,7 @@ import (
 
 // verifyHosts are the /proc trees verify's own tests use, recorded from real
 // daemons (verify/testdata/e2e.sh).
-const verifyHosts = "../verify/testdata/verifyHosts/"
+const verifyHosts = "../verify/testdata/hosts/"
 
 func verifyMain(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
