@@ -95,7 +95,7 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 			if g == gg {
 				ids = "gids"
 			}
-			return ev(checks.Failf(applyKube,
+			return ev(checks.Failf(directoryRemedy(env, maxPods, idsPerPod, applyKube),
 				"`%s` prints %q: with user %q and getsubids present the kubelet fails to start with `error retrieving additional %s for user %q`%s",
 				g.Command, g.Output, remap.KubeletUser, ids, remap.KubeletUser, sourceHint(env)).With("getsubids", true))
 		case g.Err != nil:
@@ -109,7 +109,11 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 		With("subgid", remap.GetsubidsOutput(remap.KubeletUser, gid.Ranges))
 	if vs := remap.CheckKubelet(uid, gid, maxPods, idsPerPod); len(vs) > 0 {
 		r.Status = checks.Fail
-		r.Message = fmt.Sprintf("the kubelet refuses the range getsubids reports (`%s`: %q; %s): %s", gu.Command, gu.Output, limits, violations(vs))
+		r.Message = fmt.Sprintf("the kubelet refuses the range getsubids reports (`%s`: %q; %s): %s%s", gu.Command, gu.Output, limits, violations(vs), sourceHint(env))
+		if ns := facts.NSSwitchOf(env); !ns.Subid.Files() {
+			r.Remedy = directoryRemedy(env, maxPods, idsPerPod, "")
+			return r
+		}
 		r.Remedy = fmt.Sprintf("replace the kubelet's lines with one range, start and count multiples of %d, count ≥ %d: delete them and run %s",
 			idsPerPod, remap.KubeletCount(maxPods, idsPerPod), applyKube)
 		sg := newSuggester(env)
@@ -135,6 +139,18 @@ func (s *suggester) nextAligned(req remap.Request) (remap.IDRange, bool) {
 	r := remap.IDRange{Start: start, Count: req.Count}
 	s.used = append(s.used, r)
 	return r, true
+}
+
+// directoryRemedy is the fix when getsubids reads a directory (`subid: sss`)
+// rather than the files, which usernsctl apply writes; filesFix is returned
+// unchanged when the files are the source.
+func directoryRemedy(env *checks.Env, maxPods int, idsPerPod uint64, filesFix string) string {
+	ns := facts.NSSwitchOf(env)
+	if ns.Subid.Files() {
+		return filesFix
+	}
+	return fmt.Sprintf("give user %q one range in the directory %s serves (%s:%d `subid: %s`), start and count multiples of %d, count ≥ %d; or set `subid: files` in %s and run %s, which writes /etc/subuid and /etc/subgid",
+		remap.KubeletUser, ns.Subid.Library(), facts.NSSwitchFile, ns.Subid.Line, ns.Subid.Service, idsPerPod, remap.KubeletCount(maxPods, idsPerPod), facts.NSSwitchFile, applyKube)
 }
 
 // sourceHint says where getsubids looked, for a "no ranges" finding.
