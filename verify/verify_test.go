@@ -481,3 +481,18 @@ func TestListNamesEveryCheck(t *testing.T) {
 		t.Error("volumes is a Kubernetes check only")
 	}
 }
+
+// BenchmarkAll is `verify --all` on a recorded node: a /proc scan, every
+// candidate observed, every check judged.
+func BenchmarkAll(b *testing.B) {
+	h, err := host.At(filepath.Join("testdata", "hosts", "containerd"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		env := &checks.Env{Host: h, Run: run.None{}, Target: checks.Kubernetes}
+		if _, err := Run(context.Background(), env, Options{All: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
