@@ -65,6 +65,8 @@ trap cleanup EXIT
 # ns links as links, the subordinate id and account files, daemon.json, and commands.json
 # from the CMDS array (command line as verify runs it -> shell code that prints its stdout).
 declare -A CMDS=()
+# docker info without the registry settings: no registry host names in recorded trees.
+info="e2e_docker info --format '{{json .}}' | jq -c 'del(.IndexServerAddress, .RegistryConfig)'"
 record() {
 	[[ -n ${RECORD:-} ]] || return 0
 	local name=$1 dest=$RECORD/$1 p d
@@ -136,7 +138,7 @@ docker_remap() {
 		verify docker-hostns --target docker --container hostns
 		if [[ -n ${RECORD:-} ]]; then
 			e2e_docker run -d --name remapped --network none "$E2E_PROBE_IMAGE" >/dev/null
-			CMDS=(["docker info --format {{json .}}"]="e2e_docker info --format '{{json .}}'"
+			CMDS=(["docker info --format {{json .}}"]="$info"
 				["docker inspect --type container remapped"]="e2e_docker inspect --type container remapped"
 				["docker inspect --type container hostns"]="e2e_docker inspect --type container hostns")
 			record docker-remap "$(e2e_docker inspect -f '{{.State.Pid}}' remapped)" "$(e2e_docker inspect -f '{{.State.Pid}}' hostns)"
@@ -172,7 +174,7 @@ docker_remap() {
 	if [[ -n ${RECORD:-} ]]; then
 		load_probe_image
 		e2e_docker run -d --name plain --network none "$E2E_PROBE_IMAGE" >/dev/null
-		CMDS=(["docker info --format {{json .}}"]="e2e_docker info --format '{{json .}}'"
+		CMDS=(["docker info --format {{json .}}"]="$info"
 			["docker inspect --type container plain"]="e2e_docker inspect --type container plain")
 		record docker-plain "$(e2e_docker inspect -f '{{.State.Pid}}' plain)"
 		e2e_docker rm -f plain >/dev/null
