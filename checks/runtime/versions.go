@@ -147,8 +147,13 @@ func checkRunc(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	min, why := ociGate(env, "1.2", "1.1")
 	if !v.AtLeast(min) {
+		if env.Target == checks.Docker {
+			// userns-remap chowns image layers; it asks nothing of runc but
+			// the user namespace itself, which every runc release creates.
+			return found(p, checks.Passf("runc %s supports user namespaces, all dockerd's userns-remap needs from it (idmapped mounts need 1.2)", v))
+		}
 		r := checks.Failf(fmt.Sprintf("upgrade runc to %s or later (1.2.1+ to be safe)", min),
-			"runc %s is older than %s, which %s; an older runtime silently drops idmap mount requests and volumes fill with files owned by per-pod host UIDs", v, min, why)
+			"runc %s is older than %s: %s; an older runtime silently drops idmap mount requests and volumes fill with files owned by per-pod host UIDs", v, min, why)
 		if env.Target == checks.Docker || env.Target == checks.Containerd {
 			r.Status = checks.Warn
 			r.Message = fmt.Sprintf("runc %s is older than %s: user namespaces work, but idmapped mounts need runc 1.2", v, min)
@@ -177,7 +182,7 @@ func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
 			st = checks.Warn
 		}
 		return found(p, checks.Result{Status: st,
-			Message: fmt.Sprintf("crun %s is older than %s, which %s; an older runtime silently drops idmap mount requests", v, min, why),
+			Message: fmt.Sprintf("crun %s is older than %s: %s; an older runtime silently drops idmap mount requests", v, min, why),
 			Remedy:  fmt.Sprintf("upgrade crun to %s or later, or make runc ≥1.2.1 the default runtime", min)})
 	}
 	return found(p, checks.Passf("crun %s supports user namespaces for this target", v))
