@@ -1,0 +1,104 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestExecErrorKeepsOutput(t *testing.T) {
+	x := &Exec{Timeout: 5 * time.Second}
+	_, err := x.Run(context.Background(), "sh", "-c", "echo out; echo 'the reason' >&2; exit 3")
+	var e *Error
+	if !errors.As(err, &e) || e.Output.Exit != 3 || !strings.Contains(err.Error(), "the reason") || string(e.Output.Stdout) != "out\n" {
+		t.Fatalf("got %#v / %v", e, err)
+	}
+	out, err := x.Run(context.Background(), "sh", "-c", "echo fine")
+	if err != nil || string(out.Stdout) != "fine\n" {
+		t.Fatalf("%q %v", out.Stdout, err)
+	}
+}
+
+func TestExecNotFoundAndTimeout(t *testing.T) {
+	x := &Exec{Timeout: 200 * time.Millisecond}
+	if _, err := x.Run(context.Background(), "no-such-program-usernsctl"); !IsNotFound(err) {
+		t.Errorf("missing program: %v", err)
+	}
+	if x.Installed("no-such-program-usernsctl") || !x.Installed("sh") {
+		t.Error("Installed")
+	}
+	start := time.Now()
+	_, err := x.Run(context.Background(), "sleep", "10")
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("hung command: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("timeout not enforced: %s", d)
+	}
+}
+
+type counting struct{ n atomic.Int32 }
+
+func (c *counting) Run(_ context.Context, argv ...string) (Output, error) {
+	c.n.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return Output{Stdout: []byte(Line(argv))}, nil
+}
+func (c *counting) Installed(string) bool { return true }
+
+func TestMemoRunsEachLineOnce(t *testing.T) {
+	inner := &counting{}
+	m := NewMemo(inner)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(2)
+		go func() { defer wg.Done(); m.Run(context.Background(), "runc", "--version") }()
+		go func() { defer wg.Done(); m.Run(context.Background(), "crun", "--version") }()
+	}
+	wg.Wait()
+	if inner.n.Load() != 2 {
+		t.Errorf("ran %d times, want 2", inner.n.Load())
+	}
+}
+
+func TestRecordedBothForms(t *testing.T) {
+	r, err := ParseRecorded(strings.NewReader(`{"runc --version": "runc version 1.2.6\n",
+		"getsubids kubelet": {"stdout": "", "stderr": "Error fetching ranges\n", "exit": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.Run(context.Background(), "runc", "--version"); err != nil || string(out.Stdout) != "runc version 1.2.6\n" {
+		t.Errorf("%q %v", out.Stdout, err)
+	}
+	_, err = r.Run(context.Background(), "getsubids", "kubelet")
+	var e *Error
+	if !errors.As(err, &e) || e.Output.Exit != 1 || !strings.Contains(err.Error(), "Error fetching ranges") {
+		t.Errorf("failing command: %v", err)
+	}
+	if _, err := r.Run(context.Background(), "crun", "--version"); !IsNotFound(err) {
+		t.Errorf("unrecorded command: %v", err)
+	}
+	if !r.Installed("runc") || !r.Installed("getsubids") || r.Installed("crun") {
+		t.Error("Installed")
+	}
+	if _, err := ParseRecorded(strings.NewReader(`{"x": {"stdout": "a", "bogus": 1}}`)); err == nil {
+		t.Error("unknown field accepted")
+	}
+}
+
+func TestRecordingKeepsWhatRan(t *testing.T) {
+	rec := &Recording{Inner: &Exec{Timeout: 5 * time.Second}}
+	rec.Run(context.Background(), "sh", "-c", "echo hi")
+	rec.Run(context.Background(), "sh", "-c", "exit 2")
+	rec.Run(context.Background(), "no-such-program-usernsctl")
+	if rec.Log["sh -c echo hi"].Stdout != "hi\n" || rec.Log["sh -c exit 2"].Exit != 2 {
+		t.Errorf("log %+v", rec.Log)
+	}
+	if _, ok := rec.Log["no-such-program-usernsctl"]; ok {
+		t.Error("a missing program must not be recorded (absence means not installed)")
+	}
+}
