@@ -27,6 +27,7 @@ fmt:
 
 docs:
 	$(GO) test ./checks/catalog -run TestDocsChecksIsCurrent -update
+	$(GO) test ./verify -run TestDocsVerifyIsCurrent -update
 
 bench: build
 	./scripts/bench.sh

@@ -88,13 +88,29 @@ func Run(ctx context.Context, env *checks.Env, opts Options) (*checks.Report, er
 	return checks.Run(ctx, env, list, checks.Options{}, Schema), nil
 }
 
-// List renders `verify --list`: every verify check with its targets.
-func List() string {
+// all is every verify check, sorted by ID.
+func all() []checks.Checker {
 	var all []checks.Checker
 	all = append(all, (&dockerVerify{}).checkers()...)
 	all = append(all, (&criVerify{env: &checks.Env{Target: checks.Containerd}}).checkers()...)
 	all = append(all, (&criVerify{env: &checks.Env{Target: checks.Kubernetes}}).checkers()...)
 	checks.SortByID(all)
+	return all
+}
+
+// Markdown is the table of verify checks in docs/verify.md.
+func Markdown() string {
+	b := &strings.Builder{}
+	b.WriteString("| ID | what it proves |\n|---|---|\n")
+	for _, c := range all() {
+		fmt.Fprintf(b, "| `%s` | %s |\n", c.Info().ID, strings.ReplaceAll(c.Info().Doc, "|", "\\|"))
+	}
+	return b.String()
+}
+
+// List renders `verify --list`: every verify check with its targets.
+func List() string {
+	all := all()
 	w := 0
 	for _, c := range all {
 		w = max(w, len(c.Info().ID))
