@@ -28,6 +28,9 @@ func (p Program) Known() bool { return p.Installed && p.Err == nil && p.Version.
 // parses it. A program that is not installed is not an error.
 func Version(ctx context.Context, env *checks.Env, name string) Program {
 	p, _ := checks.Fact(env, "version."+name, func(env *checks.Env) (Program, error) {
+		if v, ok := fromBuildInfo(env, name); ok {
+			return Program{Name: name, Installed: true, Version: v}, nil
+		}
 		out, err := env.Run.Run(ctx, name, "--version")
 		if run.IsNotFound(err) {
 			return Program{Name: name}, nil

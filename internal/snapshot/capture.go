@@ -9,6 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
 // ProbeRecorder is a prober that remembers every result it gave.
@@ -30,6 +31,14 @@ func Capture(ctx context.Context, h *host.Host, runner run.Runner, probes ProbeR
 			return Contents{}, err
 		}
 		checks.Run(ctx, env, catalog.For(t), checks.Options{}, "")
+	}
+	// A live check may read a version from a binary's build info instead
+	// of running it; a snapshot needs the real --version output in
+	// commands.json, so run what was skipped.
+	for _, p := range versions.Programs {
+		if _, done := rec.Log[p+" --version"]; !done && runner.Installed(p) {
+			memo.Run(ctx, p, "--version")
+		}
 	}
 	return Contents{Files: h.Recorded(), Commands: rec.Log, Probes: probes.Results()}, nil
 }
