@@ -30,6 +30,9 @@ var ErrTooLarge = errors.New("file too large")
 // Host resolves host paths under a root directory.
 type Host struct {
 	root string // cleaned absolute directory; "/" for the live host
+	// tree resolves every lookup under a snapshot root as if it were "/"
+	// (see tree.go). nil for the live host.
+	tree *tree
 
 	mu   sync.Mutex
 	seen map[string]Access // host paths used, when recording (see Record)
@@ -67,7 +70,20 @@ func At(dir string) (*Host, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("--root %s: not a directory", dir)
 	}
-	return &Host{root: abs}, nil
+	tree, err := openTree(abs)
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %w", dir, err)
+	}
+	return &Host{root: abs, tree: tree}, nil
+}
+
+// rel is p relative to the root, for the confined lookups.
+func rel(p string) string {
+	c := path.Clean("/" + p)
+	if c == "/" {
+		return "."
+	}
+	return c[1:]
 }
 
 // Live reports whether this seam is the running machine (root "/").
@@ -124,6 +140,10 @@ func (h *Host) Note(p string, a Access) {
 // Open opens a host file for reading.
 func (h *Host) Open(p string) (*os.File, error) {
 	h.Note(p, Read)
+	if h.tree != nil {
+		f, err := h.tree.open(rel(p))
+		return f, hostErr(p, err)
+	}
 	return os.Open(h.Path(p))
 }
 
@@ -165,6 +185,10 @@ func (h *Host) Exists(p string) bool {
 // Stat stats a host path, following symlinks.
 func (h *Host) Stat(p string) (fs.FileInfo, error) {
 	h.Note(p, Stat)
+	if h.tree != nil {
+		fi, err := h.tree.stat(rel(p), true)
+		return fi, hostErr(p, err)
+	}
 	fi, err := os.Stat(h.Path(p))
 	return fi, hostErr(p, err)
 }
@@ -172,6 +196,10 @@ func (h *Host) Stat(p string) (fs.FileInfo, error) {
 // Lstat stats a host path without following a final symlink.
 func (h *Host) Lstat(p string) (fs.FileInfo, error) {
 	h.Note(p, Stat)
+	if h.tree != nil {
+		fi, err := h.tree.stat(rel(p), false)
+		return fi, hostErr(p, err)
+	}
 	fi, err := os.Lstat(h.Path(p))
 	return fi, hostErr(p, err)
 }
@@ -179,12 +207,30 @@ func (h *Host) Lstat(p string) (fs.FileInfo, error) {
 // ReadDir lists a host directory, sorted by name.
 func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
 	h.Note(p, List)
+	if h.tree != nil {
+		ents, err := fs.ReadDir(treeFS{h.tree}, rel(p))
+		return ents, hostErr(p, err)
+	}
 	ents, err := os.ReadDir(h.Path(p))
 	return ents, hostErr(p, err)
 }
 
 // Glob expands a host path pattern and returns host paths, sorted.
 func (h *Host) Glob(pattern string) ([]string, error) {
+	if h.tree != nil {
+		matches, err := fs.Glob(treeFS{h.tree}, rel(pattern))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(matches))
+		for _, m := range matches {
+			hp := "/" + m
+			h.Note(hp, Stat)
+			out = append(out, hp)
+		}
+		sort.Strings(out)
+		return out, nil
+	}
 	matches, err := filepath.Glob(h.Path(pattern))
 	if err != nil {
 		return nil, err

@@ -8,6 +8,10 @@ import "os"
 // process, and a snapshot keeps the links as they are.
 func (h *Host) Readlink(p string) (string, error) {
 	h.Note(p, Stat)
+	if h.tree != nil {
+		s, err := h.tree.readlink(rel(p))
+		return s, hostErr(p, err)
+	}
 	s, err := os.Readlink(h.Path(p))
 	return s, hostErr(p, err)
 }
