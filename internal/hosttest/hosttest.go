@@ -1,0 +1,188 @@
+// Package hosttest builds snapshot hosts for tests: a temporary tree
+// written from a map of host paths, the checks.Env that reads it, and the
+// few assertions every area's tests share. Only tests import it.
+package hosttest
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+// Dir is the content that makes an entry a directory (as does a key that
+// ends in "/"); a content starting with Link makes a symlink to the rest.
+const (
+	Dir  = "<dir>"
+	Link = "-> "
+)
+
+// NoProbes is the prober Env uses when given none.
+var NoProbes = probe.Disabled{Reason: "snapshot: no probes.json"}
+
+// Tree writes files under a fresh temporary directory and returns it.
+// Keys are host paths ("/etc/subuid"; the leading "/" is optional and ".."
+// cannot climb out of the tree); values are written by Write.
+func Tree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		Write(t, root, p, content)
+	}
+	return root
+}
+
+// Write puts one entry at host path p under root, creating parents: a
+// directory when p ends in "/" or content is Dir, a symlink when content
+// is Link+target (the target is kept as written, so "-> /x" is absolute
+// inside the tree), else a file with mode 0644 holding content.
+func Write(t testing.TB, root, p, content string) {
+	t.Helper()
+	full := filepath.Join(root, filepath.FromSlash(path.Clean("/"+p)))
+	var err error
+	switch {
+	case strings.HasSuffix(p, "/") || content == Dir:
+		err = os.MkdirAll(full, 0o755)
+	case strings.HasPrefix(content, Link):
+		if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
+			err = os.Symlink(strings.TrimPrefix(content, Link), full)
+		}
+	default:
+		if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
+			err = os.WriteFile(full, []byte(content), 0o644)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Host is the seam for Tree(t, files).
+func Host(t testing.TB, files map[string]string) *host.Host {
+	t.Helper()
+	h, err := host.At(Tree(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Env is a snapshot host for target: files as Tree writes them, commands
+// as commands.json holds them ("" = nothing installed) and the prober pr
+// (nil = NoProbes).
+func Env(t testing.TB, target checks.Target, files map[string]string, commands string, pr probe.Prober) *checks.Env {
+	t.Helper()
+	if commands == "" {
+		commands = "{}"
+	}
+	rec, err := run.ParseRecorded(strings.NewReader(commands))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr == nil {
+		pr = NoProbes
+	}
+	return &checks.Env{Host: Host(t, files), Run: rec, Probes: pr, Target: target, TargetSource: source(target)}
+}
+
+// At is the Env `usernsctl --root dir --target target` builds: the tree's
+// own .usernsctl/commands.json and probes.json, commands run once.
+func At(t testing.TB, dir string, target checks.Target) *checks.Env {
+	t.Helper()
+	h, err := host.At(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := run.ParseRecorded(nil)
+	f, ferr := h.Open(run.CommandsFile)
+	if ferr == nil {
+		rec, err = run.ParseRecorded(f)
+		f.Close()
+	} else if !errors.Is(ferr, fs.ErrNotExist) {
+		err = ferr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := probe.Open(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &checks.Env{Host: h, Run: run.NewMemo(rec), Probes: pr, Target: target, TargetSource: source(target)}
+}
+
+func source(target checks.Target) string {
+	if target == "" {
+		return ""
+	}
+	return "--target"
+}
+
+// Fresh is a new Env over env's host, runner and prober, with no facts
+// loaded yet: the state each usernsctl invocation starts from.
+func Fresh(env *checks.Env) *checks.Env {
+	return &checks.Env{Host: env.Host, Run: env.Run, Probes: env.Probes, Target: env.Target,
+		TargetSource: env.TargetSource, Kube: env.Kube, KubeSource: env.KubeSource, User: env.User}
+}
+
+// Run runs the check id from list on env. A missing id, or one that does
+// not apply to env's target, fails the test: the runner would never run it.
+func Run(t testing.TB, list []checks.Checker, id string, env *checks.Env) checks.Result {
+	t.Helper()
+	for _, c := range list {
+		if c.Info().ID != id {
+			continue
+		}
+		if env.Target != "" && !c.Info().AppliesTo(env.Target) {
+			t.Fatalf("%s does not apply to %s", id, env.Target)
+		}
+		return c.Check(context.Background(), env)
+	}
+	t.Fatalf("no check %s", id)
+	return checks.Result{}
+}
+
+// Expect asserts r's status, that every fragment is in its message or
+// remedy, and that a warning or failure says how to fix it.
+func Expect(t testing.TB, r checks.Result, status checks.Status, fragments ...string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("status %s, want %s\nmessage: %s\nremedy: %s", r.Status, status, r.Message, r.Remedy)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(r.Message, f) && !strings.Contains(r.Remedy, f) {
+			t.Errorf("%q in neither message nor remedy\nmessage: %s\nremedy: %s", f, r.Message, r.Remedy)
+		}
+	}
+	if (status == checks.Warn || status == checks.Fail) && r.Remedy == "" {
+		t.Errorf("%s without a remedy: %s", status, r.Message)
+	}
+}
+
+// Bench measures one run of every check in list over env's host: each
+// iteration starts from Fresh(env) with a new command memo, as each
+// invocation does. Every result must have status want ("" accepts any
+// verdict).
+func Bench(b *testing.B, env *checks.Env, list []checks.Checker, want checks.Status) {
+	b.Helper()
+	ctx := context.Background()
+	for b.Loop() {
+		e := Fresh(env)
+		e.Run = run.NewMemo(env.Run)
+		for _, c := range list {
+			r := c.Check(ctx, e)
+			if r.Status == "" || (want != "" && r.Status != want) {
+				b.Fatalf("%s: %q, want %q: %s", c.Info().ID, r.Status, want, r.Message)
+			}
+		}
+	}
+}

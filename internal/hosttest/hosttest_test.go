@@ -1,0 +1,113 @@
+package hosttest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/run"
+)
+
+func TestTreeForms(t *testing.T) {
+	root := Tree(t, map[string]string{
+		"/etc/subuid":     "alice:100000:65536\n",
+		"etc/relative":    "no leading slash",
+		"/etc/sysctl.d/":  "",
+		"/etc/subuid.d":   Dir,
+		"/lib":            Link + "usr/lib",
+		"/usr/lib/x":      "x",
+		"/etc/abs":        Link + "/etc/subuid",
+		"/../escape/file": "stays inside",
+	})
+	for p, want := range map[string]os.FileMode{
+		"etc/subuid": 0, "etc/relative": 0, "etc/sysctl.d": os.ModeDir, "etc/subuid.d": os.ModeDir,
+		"lib": os.ModeSymlink, "etc/abs": os.ModeSymlink, "escape/file": 0,
+	} {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Type() != want {
+			t.Errorf("%s: type %v, want %v", p, fi.Mode().Type(), want)
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "etc/subuid")); fi.Mode().Perm() != 0o644 {
+		t.Errorf("file mode %v", fi.Mode())
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(root), "escape")); err == nil {
+		t.Error("a .. key climbed out of the tree")
+	}
+
+	// Links resolve inside the tree through the seam, absolute ones too.
+	h := Host(t, map[string]string{"/etc/subuid": "a:1:2\n", "/etc/abs": Link + "/etc/subuid", "/lib": Link + "usr/lib", "/usr/lib/x": "x"})
+	for p, want := range map[string]string{"/etc/abs": "a:1:2\n", "/lib/x": "x"} {
+		if b, err := h.ReadFile(p); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", p, b, err, want)
+		}
+	}
+}
+
+func TestEnvDefaults(t *testing.T) {
+	env := Env(t, checks.Docker, nil, "", nil)
+	if _, err := env.Run.Run(context.Background(), "dockerd", "--version"); !run.IsNotFound(err) {
+		t.Errorf("no commands: %v, want not found", err)
+	}
+	if r := env.Probes.Probe(context.Background(), probe.Spec{Kind: probe.UserNS}); r.Ran || r.Reason != NoProbes.Reason {
+		t.Errorf("no prober: %+v", r)
+	}
+	if env.Target != checks.Docker || env.TargetSource != "--target" {
+		t.Errorf("target %q from %q", env.Target, env.TargetSource)
+	}
+
+	env = Env(t, "", nil, `{"runc --version": "runc version 1.2.6\n"}`, probe.Disabled{Reason: "mine"})
+	if out, err := env.Run.Run(context.Background(), "runc", "--version"); err != nil || string(out.Stdout) != "runc version 1.2.6\n" {
+		t.Errorf("recorded command: %q %v", out.Stdout, err)
+	}
+	if r := env.Probes.Probe(context.Background(), probe.Spec{Kind: probe.UserNS}); r.Reason != "mine" {
+		t.Errorf("prober not kept: %+v", r)
+	}
+	if env.TargetSource != "" {
+		t.Errorf("no target, source %q", env.TargetSource)
+	}
+}
+
+func TestAtReadsTheSnapshotsRecordings(t *testing.T) {
+	dir := Tree(t, map[string]string{
+		run.CommandsFile: `{"runc --version": "runc version 1.2.6\n"}`,
+		probe.File:       `{"userns": {"ran": true, "ok": true}}`,
+	})
+	env := At(t, dir, checks.Containerd)
+	if out, err := env.Run.Run(context.Background(), "runc", "--version"); err != nil || string(out.Stdout) != "runc version 1.2.6\n" {
+		t.Errorf("commands.json: %q %v", out.Stdout, err)
+	}
+	if r := env.Probes.Probe(context.Background(), probe.Spec{Kind: probe.UserNS}); !r.Ran || !r.OK {
+		t.Errorf("probes.json: %+v", r)
+	}
+
+	env = At(t, Tree(t, nil), checks.Docker)
+	if _, err := env.Run.Run(context.Background(), "runc", "--version"); !run.IsNotFound(err) {
+		t.Errorf("no commands.json: %v", err)
+	}
+}
+
+func TestRunAndExpect(t *testing.T) {
+	list := []checks.Checker{
+		checks.New(checks.Info{ID: "a.one", Targets: []checks.Target{checks.Docker}}, func(context.Context, *checks.Env) checks.Result {
+			return checks.Warnf("fix it", "seen %d", 1)
+		}),
+	}
+	r := Run(t, list, "a.one", Env(t, checks.Docker, nil, "", nil))
+	Expect(t, r, checks.Warn, "seen 1", "fix it")
+
+	// A fresh env shares the host but not the loaded facts.
+	env := Env(t, checks.Docker, nil, "", nil)
+	n := 0
+	load := func(*checks.Env) (int, error) { n++; return n, nil }
+	checks.Fact(env, "k", load)
+	if v, _ := checks.Fact(Fresh(env), "k", load); v != 2 || Fresh(env).Host != env.Host {
+		t.Errorf("Fresh kept facts or lost the host: %d", v)
+	}
+}
