@@ -2,8 +2,6 @@ package containerd
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,9 +10,8 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
-	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
 )
 
 // Real `containerd --version` outputs (formats.md).
@@ -47,39 +44,13 @@ type hostSpec struct {
 	kube     string
 }
 
+// newEnv is a containerd host unless the spec names another target.
 func newEnv(t *testing.T, s hostSpec) *checks.Env {
 	t.Helper()
-	root := t.TempDir()
-	for p, content := range s.files {
-		full := filepath.Join(root, p)
-		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if s.target == "" {
+		s.target = checks.Containerd
 	}
-	h, err := host.At(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := run.ParseRecorded(strings.NewReader(s.commands))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &checks.Env{Host: h, Run: rec, Probes: s.prober, Target: s.target}
-	if env.Probes == nil {
-		env.Probes = probe.Disabled{Reason: "snapshot: no probes.json"}
-	}
-	if env.Target == "" {
-		env.Target = checks.Containerd
-	}
+	env := hosttest.Env(t, s.target, s.files, s.commands, s.prober)
 	if s.kube != "" {
 		env.Kube = version.Must(version.NewVersion(s.kube))
 	}
@@ -88,28 +59,7 @@ func newEnv(t *testing.T, s hostSpec) *checks.Env {
 
 func run1(t *testing.T, id string, env *checks.Env) checks.Result {
 	t.Helper()
-	for _, c := range Checkers() {
-		if c.Info().ID == id {
-			return c.Check(context.Background(), env)
-		}
-	}
-	t.Fatalf("no check %s", id)
-	return checks.Result{}
-}
-
-func expect(t *testing.T, r checks.Result, st checks.Status, inMessage ...string) {
-	t.Helper()
-	if r.Status != st {
-		t.Errorf("status %s, want %s: %s (remedy: %s)", r.Status, st, r.Message, r.Remedy)
-	}
-	for _, s := range inMessage {
-		if !strings.Contains(r.Message, s) && !strings.Contains(r.Remedy, s) {
-			t.Errorf("%q not in message %q or remedy %q", s, r.Message, r.Remedy)
-		}
-	}
-	if (st == checks.Warn || st == checks.Fail) && r.Remedy == "" {
-		t.Errorf("%s without a remedy: %s", st, r.Message)
-	}
+	return hosttest.Run(t, Checkers(), id, env)
 }
 
 const (
@@ -176,7 +126,7 @@ func TestConfigCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run1(t, "containerd.config", newEnv(t, tc.spec))
-			expect(t, r, tc.status, tc.want...)
+			hosttest.Expect(t, r, tc.status, tc.want...)
 			if r.Evidence["path"] == nil || r.Evidence["merge_rule"] == nil {
 				t.Errorf("evidence %v", r.Evidence)
 			}
@@ -207,37 +157,37 @@ func TestSnapshotter2x(t *testing.T) {
 	t.Run("probe ok", func(t *testing.T) {
 		p := &fakeProber{res: ok.res}
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p}))
-		expect(t, r, checks.Pass, "works on the filesystem of /var/lib/containerd (probed)")
+		hosttest.Expect(t, r, checks.Pass, "works on the filesystem of /var/lib/containerd (probed)")
 		if len(p.asked) != 1 || p.asked[0] != (probe.Spec{Kind: probe.OverlayIdmap, Path: "/var/lib/containerd"}) {
 			t.Errorf("probes asked %v", p.asked)
 		}
 	})
 	t.Run("probe fails, no slow_chown (field case 19)", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{cfgPath: v3main}}))
-		expect(t, r, checks.Fail, "probe failed: stat through overlay: owner 0, want 666", "slow_chown is not set",
+		hosttest.Expect(t, r, checks.Fail, "probe failed: stat through overlay: owner 0, want 666", "slow_chown is not set",
 			"doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback",
 			"usernsctl apply --target containerd --slow-chown on", "chowned per pod")
 	})
 	t.Run("probe fails, slow_chown in a drop-in", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: slowDropIn}))
-		expect(t, r, checks.Pass, "slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3)", "chowns a copy")
+		hosttest.Expect(t, r, checks.Pass, "slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3)", "chowns a copy")
 	})
 	t.Run("probe fails, slow_chown false", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = false\n"}}))
-		expect(t, r, checks.Fail, "slow_chown = false (/etc/containerd/config.toml line 3)")
+		hosttest.Expect(t, r, checks.Fail, "slow_chown = false (/etc/containerd/config.toml line 3)")
 	})
 	t.Run("probe did not run, new kernel", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "6.8.0-45-generic\n"}}))
-		expect(t, r, checks.Pass, "the probe did not run (snapshot: no probes.json)", "6.8.0-45-generic ≥ 5.19 supports")
+		hosttest.Expect(t, r, checks.Pass, "the probe did not run (snapshot: no probes.json)", "6.8.0-45-generic ≥ 5.19 supports")
 	})
 	t.Run("probe did not run, old kernel", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-100-generic\n"}}))
-		expect(t, r, checks.Fail, "5.15.0-100-generic < 5.19 does not support", "slow_chown")
+		hosttest.Expect(t, r, checks.Fail, "5.15.0-100-generic < 5.19 does not support", "slow_chown")
 	})
 	t.Run("probe did not run, kernel unknown", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216}))
-		expect(t, r, checks.Warn, "kernel release is unknown")
+		hosttest.Expect(t, r, checks.Warn, "kernel release is unknown")
 	})
 	t.Run("root_path is probed", func(t *testing.T) {
 		p := &fakeProber{res: ok.res}
@@ -256,7 +206,7 @@ func TestSnapshotter2x(t *testing.T) {
 		p := &fakeProber{res: ok.res}
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'zfs'\n"}}))
-		expect(t, r, checks.Skip, `"zfs" snapshotter (/etc/containerd/config.toml line 3)`)
+		hosttest.Expect(t, r, checks.Skip, `"zfs" snapshotter (/etc/containerd/config.toml line 3)`)
 		if len(p.asked) != 0 {
 			t.Error("probed although the snapshotter is not overlayfs")
 		}
@@ -264,12 +214,12 @@ func TestSnapshotter2x(t *testing.T) {
 	t.Run("another snapshotter, version 2 key", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{
 			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"}}))
-		expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
+		hosttest.Expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
 	})
 	t.Run("slow_chown not a boolean", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = 'yes'\n"}}))
-		expect(t, r, checks.Fail, "must be true or false")
+		hosttest.Expect(t, r, checks.Fail, "must be true or false")
 	})
 }
 
@@ -282,7 +232,7 @@ func TestSnapshotterSkips(t *testing.T) {
 			files: map[string]string{facts.MetacopyPath: "N\n"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			expect(t, run1(t, "containerd.snapshotter", newEnv(t, spec)), checks.Skip)
+			hosttest.Expect(t, run1(t, "containerd.snapshotter", newEnv(t, spec)), checks.Skip)
 		})
 	}
 }
@@ -320,7 +270,7 @@ func TestSnapshotterMetacopy17(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v1724, files: tc.files}))
-			expect(t, r, tc.status, tc.want...)
+			hosttest.Expect(t, r, tc.status, tc.want...)
 		})
 	}
 }

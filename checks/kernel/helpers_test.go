@@ -3,22 +3,17 @@ package kernel
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-version"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
-// hostTree describes a snapshot tree: host path → content. A value
-// starting with "-> " makes a symlink to the rest; "<dir>" a directory.
+// hostTree describes a snapshot tree in hosttest.Tree's forms: host path
+// → content, "-> target" a symlink, "<dir>" a directory.
 type hostTree map[string]string
 
 type setup struct {
@@ -28,55 +23,18 @@ type setup struct {
 	commands string // commands.json
 }
 
+// env is a Docker host unless the setup names another target.
 func (s setup) env(t *testing.T) *checks.Env {
 	t.Helper()
-	dir := t.TempDir()
-	for p, content := range s.files {
-		write(t, dir, p, content)
+	if s.target == "" {
+		s.target = checks.Docker
 	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds := s.commands
-	if cmds == "" {
-		cmds = "{}"
-	}
-	rec, err := run.ParseRecorded(strings.NewReader(cmds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{Reason: "test"}, Target: s.target}
-	if env.Target == "" {
-		env.Target = checks.Docker
-	}
+	env := hosttest.Env(t, s.target, s.files, s.commands, nil)
 	if s.kube != "" {
 		env.Kube = version.Must(version.NewVersion(s.kube))
 		env.KubeSource = "--kubernetes-version"
 	}
 	return env
-}
-
-func write(t *testing.T, root, p, content string) {
-	t.Helper()
-	real := filepath.Join(root, filepath.FromSlash(p))
-	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case strings.HasPrefix(content, "-> "):
-		if err := os.Symlink(strings.TrimPrefix(content, "-> "), real); err != nil {
-			t.Fatal(err)
-		}
-	case content == "<dir>":
-		if err := os.MkdirAll(real, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		if err := os.WriteFile(real, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func gz(t testing.TB, s string) string {
@@ -90,16 +48,9 @@ func gz(t testing.TB, s string) string {
 	return b.String()
 }
 
-// run runs the check id and returns its result.
 func runCheck(t *testing.T, env *checks.Env, id string) checks.Result {
 	t.Helper()
-	for _, c := range Checkers() {
-		if c.Info().ID == id {
-			return c.Check(context.Background(), env)
-		}
-	}
-	t.Fatalf("no check %s", id)
-	return checks.Result{}
+	return hosttest.Run(t, Checkers(), id, env)
 }
 
 // expect asserts the status and that the message (or remedy) contains
