@@ -1,9 +1,6 @@
 package kubelet
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,56 +8,20 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
+// newEnv is a Kubernetes node whose kubelet reports version kube.
 func newEnv(t testing.TB, kube string, files map[string]string) *checks.Env {
 	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := run.ParseRecorded(strings.NewReader(`{"kubelet --version": "Kubernetes v` + kube + `.1\n"}`))
-	return &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{Reason: "test"}, Target: checks.Kubernetes,
-		Kube: version.Must(version.NewVersion(kube)), KubeSource: "test"}
+	env := hosttest.Env(t, checks.Kubernetes, files, `{"kubelet --version": "Kubernetes v`+kube+`.1\n"}`, nil)
+	env.Kube, env.KubeSource = version.Must(version.NewVersion(kube)), "test"
+	return env
 }
 
 func check(t *testing.T, env *checks.Env) checks.Result {
 	t.Helper()
-	return Checkers()[0].Check(context.Background(), env)
-}
-
-func expect(t *testing.T, r checks.Result, st checks.Status, in ...string) {
-	t.Helper()
-	if r.Status != st {
-		t.Errorf("status %s, want %s: %s (remedy: %s)", r.Status, st, r.Message, r.Remedy)
-	}
-	for _, s := range in {
-		if !strings.Contains(r.Message, s) && !strings.Contains(r.Remedy, s) {
-			t.Errorf("%q not in message %q or remedy %q", s, r.Message, r.Remedy)
-		}
-	}
-	if (st == checks.Warn || st == checks.Fail) && r.Remedy == "" {
-		t.Errorf("%s without a remedy", st)
-	}
+	return hosttest.Run(t, Checkers(), "kubelet.config", env)
 }
 
 // The kubeadm layout: the packaged unit, kubeadm's drop-in passing the
@@ -100,7 +61,7 @@ func TestKubeadmNodeFollowsTheUnit(t *testing.T) {
 	const custom = "/etc/kubernetes/kubelet-config.yaml"
 	env := newEnv(t, "1.33", with(kubeadm(custom), custom, header+"maxPods: 200\n"))
 	r := check(t, env)
-	expect(t, r, checks.Pass, custom+" (--config in "+kubeadmConf+" line 4 (via $KUBELET_CONFIG_ARGS))", "maxPods 200 ("+custom+" line 4)", "idsPerPod 65536 (default)")
+	hosttest.Expect(t, r, checks.Pass, custom+" (--config in "+kubeadmConf+" line 4 (via $KUBELET_CONFIG_ARGS))", "maxPods 200 ("+custom+" line 4)", "idsPerPod 65536 (default)")
 	if r.Evidence["max_pods"] != 200 || r.Evidence["path"] != custom {
 		t.Errorf("evidence %v", r.Evidence)
 	}
@@ -119,7 +80,7 @@ func TestFlagsWinOverTheFile(t *testing.T) {
 	if !k.FeatureGates["UserNamespacesSupport"] || !strings.Contains(k.GateFrom["UserNamespacesSupport"], "--feature-gates") {
 		t.Errorf("gates %v from %v", k.FeatureGates, k.GateFrom)
 	}
-	expect(t, check(t, env), checks.Pass, "maxPods 64 (--max-pods in "+defaultEnv)
+	hosttest.Expect(t, check(t, env), checks.Pass, "maxPods 64 (--max-pods in "+defaultEnv)
 }
 
 func TestConfigDirDropIns(t *testing.T) {
@@ -135,7 +96,7 @@ func TestConfigDirDropIns(t *testing.T) {
 	if k.MaxPods != 300 || k.IDsPerPod != 131072 || len(k.DropIns) != 2 || k.DropIns[0] != "/etc/kubernetes/kubelet.conf.d/10-userns.conf" {
 		t.Errorf("%+v", k)
 	}
-	expect(t, check(t, env), checks.Pass, "maxPods 300 (/etc/kubernetes/kubelet.conf.d/20-pods.conf line 4)")
+	hosttest.Expect(t, check(t, env), checks.Pass, "maxPods 300 (/etc/kubernetes/kubelet.conf.d/20-pods.conf line 4)")
 }
 
 func TestFeatureGatesByVersion(t *testing.T) {
@@ -161,7 +122,7 @@ func TestFeatureGatesByVersion(t *testing.T) {
 	} {
 		t.Run(tc.kube+"/"+strings.Join(strings.Fields(strings.TrimPrefix(tc.config, header)), " "), func(t *testing.T) {
 			r := check(t, newEnv(t, tc.kube, map[string]string{cfg: tc.config}))
-			expect(t, r, tc.status, tc.want...)
+			hosttest.Expect(t, r, tc.status, tc.want...)
 		})
 	}
 }
@@ -182,7 +143,7 @@ func TestIDsPerPod(t *testing.T) {
 		{"1.33", "65536", checks.Pass, nil},
 	} {
 		t.Run(tc.kube+"/"+tc.ids, func(t *testing.T) {
-			expect(t, check(t, newEnv(t, tc.kube, map[string]string{cfg: ids(tc.ids)})), tc.status, tc.want...)
+			hosttest.Expect(t, check(t, newEnv(t, tc.kube, map[string]string{cfg: ids(tc.ids)})), tc.status, tc.want...)
 		})
 	}
 }
@@ -190,15 +151,15 @@ func TestIDsPerPod(t *testing.T) {
 func TestMissingAndBrokenConfig(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	t.Run("missing, 1.33", func(t *testing.T) {
-		expect(t, check(t, newEnv(t, "1.33", nil)), checks.Warn, "no kubelet config at "+cfg+" (default): defaults assumed (maxPods 110, idsPerPod 65536)")
+		hosttest.Expect(t, check(t, newEnv(t, "1.33", nil)), checks.Warn, "no kubelet config at "+cfg+" (default): defaults assumed (maxPods 110, idsPerPod 65536)")
 	})
 	t.Run("missing, 1.30: the gate is off", func(t *testing.T) {
 		r := check(t, newEnv(t, "1.30", nil))
-		expect(t, r, checks.Fail, "UserNamespacesSupport is not set", "no kubelet config at")
+		hosttest.Expect(t, r, checks.Fail, "UserNamespacesSupport is not set", "no kubelet config at")
 	})
 	t.Run("unit names a missing file", func(t *testing.T) {
 		r := check(t, newEnv(t, "1.33", kubeadm("/etc/kubernetes/gone.yaml")))
-		expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf)
+		hosttest.Expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf)
 	})
 	for name, tc := range map[string]struct {
 		files map[string]string
@@ -215,7 +176,7 @@ func TestMissingAndBrokenConfig(t *testing.T) {
 			[]string{"want Gate=true|false"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			expect(t, check(t, newEnv(t, "1.33", tc.files)), checks.Fail, tc.want...)
+			hosttest.Expect(t, check(t, newEnv(t, "1.33", tc.files)), checks.Fail, tc.want...)
 		})
 	}
 }
@@ -223,7 +184,7 @@ func TestMissingAndBrokenConfig(t *testing.T) {
 func TestDuplicateKeyIsANote(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	r := check(t, newEnv(t, "1.33", map[string]string{cfg: header + "maxPods: 10\nmaxPods: 20\n"}))
-	expect(t, r, checks.Pass, "maxPods 20 ("+cfg+" line 5)")
+	hosttest.Expect(t, r, checks.Pass, "maxPods 20 ("+cfg+" line 5)")
 	if notes, _ := r.Evidence["notes"].([]string); len(notes) != 1 {
 		t.Errorf("notes %v", r.Evidence["notes"])
 	}
