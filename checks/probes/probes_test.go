@@ -3,7 +3,6 @@ package probes
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
@@ -24,30 +24,9 @@ type setup struct {
 	kube     string
 }
 
+// env is a Kubernetes node unless the setup names another target.
 func (s setup) env(t *testing.T) *checks.Env {
 	t.Helper()
-	root := t.TempDir()
-	for p, content := range s.files {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds := s.commands
-	if cmds == "" {
-		cmds = "{}"
-	}
-	rec, err := run.ParseRecorded(strings.NewReader(cmds))
-	if err != nil {
-		t.Fatal(err)
-	}
 	probes := s.probes
 	if probes == "" {
 		probes = "{}"
@@ -56,10 +35,10 @@ func (s setup) env(t *testing.T) *checks.Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &checks.Env{Host: h, Run: rec, Probes: pr, Target: s.target}
-	if env.Target == "" {
-		env.Target = checks.Kubernetes
+	if s.target == "" {
+		s.target = checks.Kubernetes
 	}
+	env := hosttest.Env(t, s.target, s.files, s.commands, pr)
 	if s.kube != "" {
 		env.Kube = version.Must(version.NewVersion(s.kube))
 		env.KubeSource = "--kubernetes-version"
@@ -69,30 +48,7 @@ func (s setup) env(t *testing.T) *checks.Env {
 
 func run1(t *testing.T, id string, s setup) checks.Result {
 	t.Helper()
-	for _, c := range Checkers() {
-		if c.Info().ID == id {
-			return c.Check(context.Background(), s.env(t))
-		}
-	}
-	t.Fatalf("no check %s", id)
-	return checks.Result{}
-}
-
-func expect(t *testing.T, r checks.Result, status checks.Status, in ...string) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %s, want %s: %s (remedy: %s)", r.Status, status, r.Message, r.Remedy)
-	}
-	for _, s := range in {
-		if !strings.Contains(r.Message+"\n"+r.Remedy, s) {
-			t.Errorf("%q not in message %q / remedy %q", s, r.Message, r.Remedy)
-		}
-	}
-	if status == checks.Warn || status == checks.Fail {
-		if r.Remedy == "" {
-			t.Error("a warning or failure without a remedy")
-		}
-	}
+	return hosttest.Run(t, Checkers(), id, s.env(t))
 }
 
 func TestIDsAreContracts(t *testing.T) {
@@ -120,37 +76,37 @@ func TestNotRecordedSkips(t *testing.T) {
 
 func TestUserNS(t *testing.T) {
 	ok := setup{probes: `{"userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 666 1", "gid_map": "0 667 1"}}}`}
-	expect(t, run1(t, "probe.userns", ok), checks.Pass, `"0 666 1"`)
+	hosttest.Expect(t, run1(t, "probe.userns", ok), checks.Pass, `"0 666 1"`)
 
 	enospc := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "ENOSPC", "error": "fork/exec /proc/self/exe: no space left on device"}}`,
 		files:  map[string]string{"/proc/sys/user/max_user_namespaces": "0\n"},
 	}
-	expect(t, run1(t, "probe.userns", enospc), checks.Fail, "ENOSPC", "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=28633")
+	hosttest.Expect(t, run1(t, "probe.userns", enospc), checks.Fail, "ENOSPC", "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=28633")
 
 	used := enospc
 	used.files = map[string]string{"/proc/sys/user/max_user_namespaces": "15\n"}
-	expect(t, run1(t, "probe.userns", used), checks.Fail, "used up", "= 15")
+	hosttest.Expect(t, run1(t, "probe.userns", used), checks.Fail, "used up", "= 15")
 
 	el7 := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EINVAL", "error": "invalid argument"}}`,
 		files:  map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-1160.el7.x86_64\n"},
 	}
-	expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
+	hosttest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
 
 	// Before 7.4 there is no user.max_user_namespaces to set: grubby alone.
 	el73 := setup{probes: el7.probes, files: map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-514.26.2.el7.x86_64\n"}}
 	r := run1(t, "probe.userns", el73)
-	expect(t, r, checks.Fail, "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1`, then reboot")
+	hosttest.Expect(t, r, checks.Fail, "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1`, then reboot")
 	if strings.Contains(r.Remedy, "sysctl") {
 		t.Errorf("remedy sets a sysctl the kernel does not have: %s", r.Remedy)
 	}
 	el7.files["/proc/sys/user/max_user_namespaces"] = "0\n"
-	expect(t, run1(t, "probe.userns", el7), checks.Fail, "set user.max_user_namespaces (`sysctl -w user.max_user_namespaces=28633")
+	hosttest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "set user.max_user_namespaces (`sysctl -w user.max_user_namespaces=28633")
 
 	noUserNS := el7
 	noUserNS.files = map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-26-amd64\n"}
-	expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
+	hosttest.Expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
 
 	eperm := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EPERM", "error": "operation not permitted"}}`,
@@ -159,14 +115,14 @@ func TestUserNS(t *testing.T) {
 			"/sys/kernel/security/lsm": "lockdown,capability,apparmor\n",
 		},
 	}
-	expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
+	hosttest.Expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
 }
 
 func TestInUserNS(t *testing.T) {
 	nested := setup{probes: `{"self-userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 100000 65536"}}}`}
-	expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
+	hosttest.Expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
 	host := setup{probes: `{"self-userns": {"ran": true, "ok": false, "detail": {"uid_map": "0 0 4294967295"}}}`}
-	expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
+	hosttest.Expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
 }
 
 const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL",
@@ -175,18 +131,18 @@ const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": f
 func TestOverlayIdmap(t *testing.T) {
 	c2 := `{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n"}`
 	r := run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c2, target: checks.Containerd})
-	expect(t, r, checks.Warn, "nfs4 (nas:/export) at /var/lib/containerd", "mount_setattr failed with EINVAL", "slow_chown", "containerd's default root")
+	hosttest.Expect(t, r, checks.Warn, "nfs4 (nas:/export) at /var/lib/containerd", "mount_setattr failed with EINVAL", "slow_chown", "containerd's default root")
 	if r.Evidence["fstype"] != "nfs4" || r.Evidence["errno"] != "EINVAL" {
 		t.Errorf("evidence %v", r.Evidence)
 	}
 
 	c17 := `{"containerd --version": "containerd github.com/containerd/containerd v1.7.24 61f9fd8\n"}`
-	expect(t, run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c17, target: checks.Kubernetes, kube: "1.26"}),
+	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c17, target: checks.Kubernetes, kube: "1.26"}),
 		checks.Pass, "containerd 1.7.24 does not idmap snapshots")
 
 	docker := `{"overlay-idmap:/var/lib/docker": {"ran": true, "ok": false, "step": "mount overlay", "errno": "EINVAL", "error": "invalid argument",
 	  "detail": {"path": "/var/lib/docker", "dir": "/var/lib", "missing": "true", "fstype": "xfs"}}}`
-	expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
+	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
 		files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}}),
 		checks.Pass, "xfs at /var/lib, the nearest existing directory to the missing /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
 
@@ -194,10 +150,10 @@ func TestOverlayIdmap(t *testing.T) {
 	slow := setup{probes: overlayFail, commands: c2, target: checks.Containerd,
 		files: map[string]string{"/etc/containerd/config.toml": "version = 3\n" +
 			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n"}}
-	expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
+	hosttest.Expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
 
 	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
-	expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
+	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
 
 	// The snapshotter's root_path in the containerd config is what gets probed.
 	conf := setup{
@@ -207,17 +163,17 @@ func TestOverlayIdmap(t *testing.T) {
 			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/data/snapshots'\n"},
 		probes: `{"overlay-idmap:/data/snapshots": {"ran": true, "ok": true, "detail": {"fstype": "xfs", "dir": "/data/snapshots", "path": "/data/snapshots"}}}`,
 	}
-	expect(t, run1(t, "probe.overlay_idmap", conf), checks.Pass, "xfs at /data/snapshots", "/etc/containerd/config.toml")
+	hosttest.Expect(t, run1(t, "probe.overlay_idmap", conf), checks.Pass, "xfs at /data/snapshots", "/etc/containerd/config.toml")
 }
 
 func TestTmpfsIdmap(t *testing.T) {
 	fail := `{"tmpfs-idmap": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "tmpfs"}}}`
 	files := map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}
-	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.33", files: files}), checks.Fail,
+	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.33", files: files}), checks.Fail,
 		"secrets, configmaps and emptyDir", "kernel ≥6.3", "5.15.0-91-generic")
-	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.26", files: files}), checks.Warn, "1.27 and later do")
+	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.26", files: files}), checks.Warn, "1.27 and later do")
 	ok := `{"tmpfs-idmap": {"ran": true, "ok": true, "detail": {"fstype": "tmpfs", "owner": "666:667"}}}`
-	expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: ok, kube: "1.33"}), checks.Pass, "666:667")
+	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: ok, kube: "1.33"}), checks.Pass, "666:667")
 }
 
 const podsMountinfo = `26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -237,7 +193,7 @@ func TestKubeletPods(t *testing.T) {
 }`
 	s := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": podsMountinfo}}
 	r := run1(t, "probe.kubelet_pods_idmap", s)
-	expect(t, r, checks.Fail, "nfs4 volume at /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data: mount_setattr failed with EINVAL",
+	hosttest.Expect(t, r, checks.Fail, "nfs4 volume at /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data: mount_setattr failed with EINVAL",
 		"hugetlbfs volume at", "NFS and hugetlbfs")
 	// The two tmpfs volumes are one filesystem type, probed once (the
 	// first by path); podsX is not under pods/.
@@ -248,14 +204,14 @@ func TestKubeletPods(t *testing.T) {
 		t.Errorf("message %q", r.Message)
 	}
 
-	expect(t, run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.26"}), checks.Skip, "1.27")
+	hosttest.Expect(t, run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.26"}), checks.Skip, "1.27")
 
 	// Without a mount table the pods directory is still probed.
 	r = run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.33"})
-	expect(t, r, checks.Pass, "ext4 at /var/lib/kubelet/pods", "volume mounts were not enumerated")
+	hosttest.Expect(t, r, checks.Pass, "ext4 at /var/lib/kubelet/pods", "volume mounts were not enumerated")
 
 	bad := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": "26 1 254:0 / / rw - ext4 /dev/vda rw\ngarbage\n"}}
-	expect(t, run1(t, "probe.kubelet_pods_idmap", bad), checks.Pass, "/proc/self/mountinfo:2:")
+	hosttest.Expect(t, run1(t, "probe.kubelet_pods_idmap", bad), checks.Pass, "/proc/self/mountinfo:2:")
 }
 
 // The checks against the live host, with the live prober: on this
