@@ -12,8 +12,7 @@ import (
 	"github.com/hashicorp/go-version"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -77,17 +76,10 @@ func commands(t *testing.T, m map[string]any) string {
 	return string(b)
 }
 
+// featuresEnv is a host with no files whose commands answer as cmds says.
 func featuresEnv(t *testing.T, target checks.Target, kube string, cmds map[string]any) *checks.Env {
 	t.Helper()
-	h, err := host.At(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := run.ParseRecorded(strings.NewReader(commands(t, cmds)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{Reason: "test"}, Target: target}
+	env := hosttest.Env(t, target, nil, commands(t, cmds), nil)
 	if kube != "" {
 		env.Kube = version.Must(version.NewVersion(kube))
 	}
