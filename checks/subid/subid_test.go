@@ -2,8 +2,6 @@ package subid
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,9 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/subid"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -29,41 +25,9 @@ nogroup:x:65534:
 alice:x:1000:
 `
 
-// host is a snapshot tree: path → content. A value of "<dir>" makes a
-// directory.
+// tree is a snapshot tree in hosttest.Tree's forms ("<dir>" makes a
+// directory).
 type tree map[string]string
-
-func newEnv(t *testing.T, target checks.Target, files tree, commands string) *checks.Env {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if content == "<dir>" {
-			if err := os.Mkdir(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if commands == "" {
-		commands = "{}"
-	}
-	rec, err := run.ParseRecorded(strings.NewReader(commands))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{Reason: "test"}, Target: target}
-}
 
 // with returns the base account files plus extra.
 func with(extra tree) tree {
@@ -76,16 +40,7 @@ func with(extra tree) tree {
 
 func run1(t *testing.T, id string, env *checks.Env) checks.Result {
 	t.Helper()
-	for _, c := range Checkers() {
-		if c.Info().ID == id {
-			if !c.Info().AppliesTo(env.Target) {
-				t.Fatalf("%s does not apply to %s", id, env.Target)
-			}
-			return c.Check(context.Background(), env)
-		}
-	}
-	t.Fatalf("no check %s", id)
-	return checks.Result{}
+	return hosttest.Run(t, Checkers(), id, env)
 }
 
 // expect asserts the status and that message and remedy contain the given
@@ -149,7 +104,7 @@ func TestFiles(t *testing.T) {
 			[]string{"cannot read /etc/subuid", "is a directory"}, []string{"mv /etc/subuid /etc/subuid.dir && touch /etc/subuid"}},
 	}
 	for _, c := range cases {
-		env := newEnv(t, c.target, with(c.files), "")
+		env := hosttest.Env(t, c.target, with(c.files), "", nil)
 		expect(t, c.name, run1(t, "subid.files", env), c.st, c.msg, c.remedy...)
 	}
 }
@@ -159,7 +114,7 @@ func TestFilesLongMessageIsBounded(t *testing.T) {
 	for range 5000 {
 		b.WriteString("junk\n")
 	}
-	env := newEnv(t, checks.Docker, with(tree{"/etc/subuid": b.String(), "/etc/subgid": ""}), "")
+	env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": b.String(), "/etc/subgid": ""}), "", nil)
 	r := run1(t, "subid.files", env)
 	if r.Status != checks.Fail || !strings.Contains(r.Message, "5000 problem(s) in /etc/subuid") || !strings.Contains(r.Message, "and 4995 more") || len(r.Message) > 2000 {
 		t.Fatalf("%s: %d bytes: %.300s", r.Status, len(r.Message), r.Message)
@@ -189,10 +144,10 @@ func TestOverlap(t *testing.T) {
 		{"adjacent is not overlapping", "a:100000:65536\nb:165536:65536\n", "", checks.Pass, nil, nil},
 	}
 	for _, c := range cases {
-		env := newEnv(t, checks.Docker, with(tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}), "")
+		env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}), "", nil)
 		expect(t, c.name, run1(t, "subid.overlap", env), c.st, c.msg, c.remedy...)
 	}
-	env := newEnv(t, checks.Docker, with(nil), "")
+	env := hosttest.Env(t, checks.Docker, with(nil), "", nil)
 	expect(t, "no files", run1(t, "subid.overlap", env), checks.Skip, []string{"see subid.files"})
 }
 
@@ -218,10 +173,10 @@ func TestOverlapScales(t *testing.T) {
 }
 
 func TestAccountIDs(t *testing.T) {
-	env := newEnv(t, checks.Docker, with(tree{
+	env := hosttest.Env(t, checks.Docker, with(tree{
 		"/etc/subuid": "alice:1000:65536\ndockremap:165536:65536\n",
 		"/etc/subgid": "alice:100000:65536\nnogroup:0:70000\n",
-	}), "")
+	}), "", nil)
 	r := run1(t, "subid.account_uids", env)
 	expect(t, "account ids inside", r, checks.Fail, []string{
 		"/etc/subuid:1 (alice:1000:65536) contains uid 1000 (alice), uid 65534 (nobody) from /etc/passwd — its owner's own id",
@@ -232,10 +187,10 @@ func TestAccountIDs(t *testing.T) {
 		t.Errorf("evidence %v", r.Evidence)
 	}
 
-	env = newEnv(t, checks.Docker, with(tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}), "")
+	env = hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}), "", nil)
 	expect(t, "clean", run1(t, "subid.account_uids", env), checks.Pass, []string{"4 users, 4 groups"})
 
-	env = newEnv(t, checks.Docker, tree{"/etc/subuid": "alice:100000:65536\n"}, "")
+	env = hosttest.Env(t, checks.Docker, tree{"/etc/subuid": "alice:100000:65536\n"}, "", nil)
 	expect(t, "no passwd", run1(t, "subid.account_uids", env), checks.Warn, []string{"/etc/passwd"})
 }
 
@@ -244,7 +199,7 @@ func remapEnv(t *testing.T, extraPasswd, extraGroup string, files tree, commands
 	files = with(files)
 	files["/etc/passwd"] += extraPasswd
 	files["/etc/group"] += extraGroup
-	return newEnv(t, checks.Docker, files, commands)
+	return hosttest.Env(t, checks.Docker, files, commands, nil)
 }
 
 func judge(t *testing.T, env *checks.Env, value, source string) checks.Result {
@@ -413,7 +368,7 @@ func TestKubelet(t *testing.T) {
 	for _, c := range cases {
 		files := with(tree{"/etc/subuid": c.subuid + "alice:100000:65536\n", "/etc/subgid": c.subuid + "alice:100000:65536\n"})
 		files["/etc/passwd"] += c.pw
-		env := newEnv(t, checks.Kubernetes, files, c.commands)
+		env := hosttest.Env(t, checks.Kubernetes, files, c.commands, nil)
 		expect(t, c.name, run1(t, "subid.kubelet", env), c.st, c.msg, c.remedy...)
 	}
 }
@@ -441,10 +396,10 @@ func TestNSSwitch(t *testing.T) {
 		if c.ns != "" {
 			files["/etc/nsswitch.conf"] = c.ns
 		}
-		env := newEnv(t, c.target, files, c.commands)
+		env := hosttest.Env(t, c.target, files, c.commands, nil)
 		expect(t, c.name, run1(t, "subid.nsswitch", env), c.st, c.msg)
 	}
-	env := newEnv(t, checks.Docker, with(tree{"/etc/nsswitch.conf": "<dir>"}), "")
+	env := hosttest.Env(t, checks.Docker, with(tree{"/etc/nsswitch.conf": "<dir>"}), "", nil)
 	expect(t, "directory", run1(t, "subid.nsswitch", env), checks.Warn, []string{"is a directory"})
 }
 
@@ -484,7 +439,7 @@ func TestHostileHosts(t *testing.T) {
 	cmds := `{"getsubids kubelet": "\u0000\u00ff", "getsubids -g kubelet": {"stdout": "", "stderr": "boom", "exit": 2}}`
 	for name, files := range hosts {
 		for _, target := range checks.AllTargets {
-			env := newEnv(t, target, files, cmds)
+			env := hosttest.Env(t, target, files, cmds, nil)
 			var list []checks.Checker
 			for _, c := range Checkers() {
 				if c.Info().AppliesTo(target) {
@@ -511,7 +466,7 @@ func TestKubeletUsesKubeletConfig(t *testing.T) {
 		"/etc/subuid":                  "kubelet:65536:7208960\n", "/etc/subgid": "kubelet:65536:7208960\n",
 	})
 	files["/etc/passwd"] += kubeletPW
-	env := newEnv(t, checks.Kubernetes, files, getsubids(docs, docs))
+	env := hosttest.Env(t, checks.Kubernetes, files, getsubids(docs, docs), nil)
 	expect(t, "maxPods 250", run1(t, "subid.kubelet", env), checks.Fail,
 		[]string{"maxPods 250 from /var/lib/kubelet/config.yaml", "kubelet user assigned IDs are not enough to support 250 pods"},
 		"count ≥ 16384000")
