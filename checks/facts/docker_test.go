@@ -1,37 +1,13 @@
 package facts
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/remap"
 )
-
-func dockerEnv(t *testing.T, files map[string]string) *checks.Env {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := run.ParseRecorded(strings.NewReader("{}"))
-	return &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{}, Target: checks.Docker}
-}
 
 const unitWithFlags = "[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --userns-remap=fromflag --config-file etc/docker/alt.json -g /old/graph\n"
 
@@ -49,7 +25,7 @@ func TestDockerRemapPrecedence(t *testing.T) {
 		{"flag when daemon.json has none", map[string]string{"lib/systemd/system/docker.service": unitWithFlags}, "", "fromflag", "--userns-remap in /lib/systemd/system/docker.service line 3"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			env := dockerEnv(t, tc.files)
+			env := hosttest.Env(t, checks.Docker, tc.files, "", nil)
 			env.User = tc.user
 			spec, source, err := DockerRemap(env)
 			if err != nil || spec.Raw != tc.spec || source != tc.source {
@@ -57,17 +33,17 @@ func TestDockerRemapPrecedence(t *testing.T) {
 			}
 		})
 	}
-	env := dockerEnv(t, map[string]string{"etc/docker/daemon.json": `{"userns-remap": ["x"]}`})
+	env := hosttest.Env(t, checks.Docker, map[string]string{"etc/docker/daemon.json": `{"userns-remap": ["x"]}`}, "", nil)
 	if _, _, err := DockerRemap(env); err == nil || !strings.Contains(err.Error(), "is an array, want a string") {
 		t.Fatalf("non-string userns-remap: %v", err)
 	}
 }
 
 func TestDockerConfigFollowsUnit(t *testing.T) {
-	env := dockerEnv(t, map[string]string{
+	env := hosttest.Env(t, checks.Docker, map[string]string{
 		"lib/systemd/system/docker.service": unitWithFlags,
 		"etc/docker/alt.json":               `{"data-root": "/srv/docker"}`,
-	})
+	}, "", nil)
 	d, err := DockerConfig(env)
 	if err != nil {
 		t.Fatal(err)
@@ -83,11 +59,11 @@ func TestDockerConfigFollowsUnit(t *testing.T) {
 }
 
 func TestRemappedRootUsesFirstRange(t *testing.T) {
-	env := dockerEnv(t, map[string]string{
+	env := hosttest.Env(t, checks.Docker, map[string]string{
 		// dockerd matches the owner by name or by uid, in file order.
 		"etc/subuid": "alice:100000:65536\n1500:300000:65536\nmapuser:400000:65536\n",
 		"etc/subgid": "mapuser:500000:65536\n",
-	})
+	}, "", nil)
 	a := remap.Account{User: "mapuser", UID: 1500, Exists: true}
 	dir, ok := RemappedRoot(env, "/var/lib/docker", a)
 	if !ok || dir != "/var/lib/docker/300000.500000" {

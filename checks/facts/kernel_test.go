@@ -2,49 +2,14 @@ package facts
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
-	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
-// kernelEnv builds a snapshot tree: path → content, "-> x" a symlink,
-// "<dir>" a directory.
-func kernelEnv(t *testing.T, files map[string]string) *checks.Env {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		real := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		switch {
-		case strings.HasPrefix(c, "-> "):
-			err = os.Symlink(strings.TrimPrefix(c, "-> "), real)
-		case c == "<dir>":
-			err = os.MkdirAll(real, 0o755)
-		default:
-			err = os.WriteFile(real, []byte(c), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := run.ParseRecorded(nil)
-	return &checks.Env{Host: h, Run: rec, Probes: probe.Disabled{}}
-}
-
 func TestPersistedSysctlsDirectoryRules(t *testing.T) {
-	env := kernelEnv(t, map[string]string{
+	env := hosttest.Env(t, "", map[string]string{
 		// merged /usr: /lib is a link, so /lib/sysctl.d repeats /usr/lib/sysctl.d.
 		"/lib":                               "-> usr/lib",
 		"/usr/lib/sysctl.d/50-default.conf":  "kernel.sysrq = 16\n",
@@ -56,7 +21,7 @@ func TestPersistedSysctlsDirectoryRules(t *testing.T) {
 		"/etc/sysctl.d/.80-hidden.conf":      "user.max_user_namespaces = 2\n",
 		"/run/sysctl.d/65-run.conf":          "user/max_user_namespaces=3\n",
 		"/usr/local/lib/sysctl.d/x.conf.bak": "user.max_user_namespaces = 4\n",
-	})
+	}, "", nil)
 	s := PersistedSysctls(env)
 	var files []string
 	for _, f := range s.Set.Files {
@@ -82,11 +47,11 @@ func TestPersistedSysctlsDirectoryRules(t *testing.T) {
 
 func TestKernelConfigFirstFoundWins(t *testing.T) {
 	const rel = "6.8.0-45-generic"
-	env := kernelEnv(t, map[string]string{
+	env := hosttest.Env(t, "", map[string]string{
 		"/proc/sys/kernel/osrelease":                 rel + "\n",
 		"/usr/lib/modules/" + rel + "/config":        "CONFIG_USER_NS=y\n",
 		"/usr/src/linux-headers-" + rel + "/.config": "# CONFIG_USER_NS is not set\n",
-	})
+	}, "", nil)
 	kc := KernelConfig(env)
 	if kc.Path != "/usr/lib/modules/"+rel+"/config" || kc.Err != nil || kc.Config == nil || len(kc.Searched) != 9 {
 		t.Fatalf("%+v", kc)
@@ -96,11 +61,11 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 	}
 
 	// A broken first candidate is reported, not skipped.
-	env = kernelEnv(t, map[string]string{
+	env = hosttest.Env(t, "", map[string]string{
 		"/proc/sys/kernel/osrelease":          rel + "\n",
 		"/boot/config-" + rel:                 "not a config\n",
 		"/usr/lib/modules/" + rel + "/config": "CONFIG_USER_NS=y\n",
-	})
+	}, "", nil)
 	kc = KernelConfig(env)
 	if kc.Path != "/boot/config-"+rel || kc.Err == nil || !strings.Contains(kc.Err.Error(), "/boot/config-"+rel+":1:1") {
 		t.Fatalf("%+v", kc)
@@ -108,7 +73,7 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 }
 
 func TestLiveSysctl(t *testing.T) {
-	env := kernelEnv(t, map[string]string{"/proc/sys/user/max_user_namespaces": "63432\n"})
+	env := hosttest.Env(t, "", map[string]string{"/proc/sys/user/max_user_namespaces": "63432\n"}, "", nil)
 	for _, key := range []string{"user.max_user_namespaces", "user/max_user_namespaces"} {
 		if v, err := LiveSysctl(env, key); v != "63432" || err != nil {
 			t.Errorf("LiveSysctl(%s) = %q, %v", key, v, err)

@@ -4,45 +4,24 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-// subidEnv builds a snapshot tree (a "<dir>" value makes a directory).
+// subidEnv is a snapshot host whose commands go to r (nil: nothing runs).
 func subidEnv(t *testing.T, files map[string]string, r run.Runner) *checks.Env {
 	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if c == "<dir>" {
-			err = os.Mkdir(full, 0o755)
-		} else {
-			err = os.WriteFile(full, []byte(c), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := hosttest.Env(t, "", files, "", nil)
 	if r == nil {
 		r = run.None{}
 	}
-	return &checks.Env{Host: h, Run: r, Probes: probe.Disabled{Reason: "test"}}
+	env.Run = r
+	return env
 }
 
 func TestAccountsOf(t *testing.T) {
