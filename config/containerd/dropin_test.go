@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
 func TestDropInRender(t *testing.T) {
@@ -207,7 +209,7 @@ func TestDropInEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := DropIn{Version: 3, SlowChown: true}.Render()
-	h := tree(t, map[string]string{DefaultPath: string(edited), DropInPath: string(d)})
+	h := hosttest.Host(t, map[string]string{DefaultPath: string(edited), DropInPath: string(d)})
 	c, err := Load(h, DefaultPath, v2)
 	if err != nil {
 		t.Fatal(err)

@@ -3,47 +3,18 @@ package containerd
 import (
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
-
-// tree writes files (host path → content) under a temporary root and
-// returns the host seam for it.
-func tree(t *testing.T, files map[string]string) *host.Host {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if strings.HasSuffix(p, "/") { // a directory
-			if err := os.MkdirAll(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 var v2 = Options{Rule: MergeKeys}
 var v1x = Options{Rule: ReplacePlugins}
 
 func TestLoadImportsGlobRelativeNestedCycle(t *testing.T) {
-	h := tree(t, map[string]string{
+	h := hosttest.Host(t, map[string]string{
 		"/etc/containerd/config.toml": `version = 3
 imports = ["conf.d/*.toml", "/opt/extra.toml"]
 `,
@@ -81,32 +52,32 @@ imports = ["/etc/containerd/config.toml", "/etc/containerd/conf.d/10-a.toml"]
 
 func TestLoadMissingAndBadImports(t *testing.T) {
 	t.Run("missing main", func(t *testing.T) {
-		_, err := Load(tree(t, nil), DefaultPath, v2)
+		_, err := Load(hosttest.Host(t, nil), DefaultPath, v2)
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("err = %v, want not-exist", err)
 		}
 	})
 	t.Run("main is a directory", func(t *testing.T) {
-		_, err := Load(tree(t, map[string]string{DefaultPath + "/": ""}), DefaultPath, v2)
+		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath + "/": ""}), DefaultPath, v2)
 		if err == nil || !strings.Contains(err.Error(), "is a directory") || !strings.Contains(err.Error(), DefaultPath) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("glob matching nothing", func(t *testing.T) {
-		c, err := Load(tree(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n"}), DefaultPath, v2)
+		c, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n"}), DefaultPath, v2)
 		if err != nil || len(c.Files) != 1 {
 			t.Fatalf("err = %v files %d", err, len(c.Files))
 		}
 	})
 	t.Run("missing plain import", func(t *testing.T) {
-		_, err := Load(tree(t, map[string]string{DefaultPath: "version = 3\nimports = ['gone.toml']\n"}), DefaultPath, v2)
+		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['gone.toml']\n"}), DefaultPath, v2)
 		var ie *ImportError
 		if !errors.As(err, &ie) || !errors.Is(err, fs.ErrNotExist) || ie.File != "/etc/containerd/gone.toml" || ie.ImportedBy != DefaultPath {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("bad import syntax names the import", func(t *testing.T) {
-		_, err := Load(tree(t, map[string]string{
+		_, err := Load(hosttest.Host(t, map[string]string{
 			DefaultPath:                     "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n",
 			"/etc/containerd/conf.d/x.toml": "version = 3\n[plugins\n",
 		}), DefaultPath, v2)
@@ -119,7 +90,7 @@ func TestLoadMissingAndBadImports(t *testing.T) {
 		}
 	})
 	t.Run("bad glob", func(t *testing.T) {
-		_, err := Load(tree(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/[*.toml']\n"}), DefaultPath, v2)
+		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/[*.toml']\n"}), DefaultPath, v2)
 		if err == nil || !strings.Contains(err.Error(), "imports entry") {
 			t.Fatalf("err = %v", err)
 		}
@@ -143,7 +114,7 @@ func TestLoadCWDGlobsOnOldContainerd(t *testing.T) {
 		{1, 7, 16, "/parent-relative"},
 		{2, 0, 0, "/parent-relative"},
 	} {
-		c, err := Load(tree(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
+		c, err := Load(hosttest.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +156,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 		return v.(map[string]any)
 	}
 
-	c1, err := Load(tree(t, files), DefaultPath, v1x)
+	c1, err := Load(hosttest.Host(t, files), DefaultPath, v1x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +177,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 		t.Errorf("1.x dropped %+v, want %+v", c1.Dropped, wantDropped)
 	}
 
-	c2, err := Load(tree(t, files), DefaultPath, v2)
+	c2, err := Load(hosttest.Host(t, files), DefaultPath, v2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +206,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 
 func TestVersion1AndVersion2Migration(t *testing.T) {
 	t.Run("version 1 plugin IDs", func(t *testing.T) {
-		h := tree(t, map[string]string{DefaultPath: `[plugins.cri.containerd]
+		h := hosttest.Host(t, map[string]string{DefaultPath: `[plugins.cri.containerd]
   snapshotter = "native"
 [plugins.overlayfs]
   root_path = "/x"
@@ -255,7 +226,7 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 		}
 	})
 	t.Run("version 2 under 2.x", func(t *testing.T) {
-		h := tree(t, map[string]string{DefaultPath: `version = 2
+		h := hosttest.Host(t, map[string]string{DefaultPath: `version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "zfs"
   default_runtime_name = "crun"
@@ -289,7 +260,7 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 }
 
 func TestTypedAccessorsReportWrongTypes(t *testing.T) {
-	h := tree(t, map[string]string{DefaultPath: `version = 3
+	h := hosttest.Host(t, map[string]string{DefaultPath: `version = 3
 [plugins.'io.containerd.snapshotter.v1.overlayfs']
   slow_chown = "yes"
 [plugins.'io.containerd.cri.v1.images']
@@ -316,7 +287,7 @@ func TestLoadRealDefaults(t *testing.T) {
 		{"default-1.7.24.toml", OptionsFor(1, 7, 24)},
 		{"default-2.1.9.toml", OptionsFor(2, 1, 9)},
 	} {
-		h := tree(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
+		h := hosttest.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
 		c, err := Load(h, DefaultPath, tc.opts)
 		if err != nil {
 			t.Fatal(err)

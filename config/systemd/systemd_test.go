@@ -1,13 +1,12 @@
 package systemd
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
 // Docker CE's unit (moby contrib/init/systemd/docker.service).
@@ -123,25 +122,6 @@ ExecStart=/usr/bin/dockerd -H fd:// \
     --data-root /srv/docker
 `
 
-func tree(t *testing.T, files map[string]string) *host.Host {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := host.At(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 func texts(ws []Word) []string {
 	out := make([]string, len(ws))
 	for i, w := range ws {
@@ -169,7 +149,7 @@ func execStart(t *testing.T, h *host.Host) (*Unit, []Command) {
 }
 
 func TestDockerCE(t *testing.T) {
-	h := tree(t, map[string]string{"lib/systemd/system/docker.service": dockerCE})
+	h := hosttest.Host(t, map[string]string{"lib/systemd/system/docker.service": dockerCE})
 	u, cmds := execStart(t, h)
 	if u.Path != "/lib/systemd/system/docker.service" || len(u.DropIns) != 0 {
 		t.Fatalf("Path=%s DropIns=%v", u.Path, u.DropIns)
@@ -190,7 +170,7 @@ func TestDockerCE(t *testing.T) {
 }
 
 func TestDropInResetAndPriority(t *testing.T) {
-	h := tree(t, map[string]string{
+	h := hosttest.Host(t, map[string]string{
 		"lib/systemd/system/docker.service":                      dockerCE,
 		"usr/lib/systemd/system/docker.service":                  "[Service]\nExecStart=/wrong\n",
 		"etc/systemd/system/docker.service.d/override.conf":      overrideDropIn,
@@ -234,7 +214,7 @@ func TestDropInResetAndPriority(t *testing.T) {
 }
 
 func TestDropInWithoutReset(t *testing.T) {
-	h := tree(t, map[string]string{
+	h := hosttest.Host(t, map[string]string{
 		"lib/systemd/system/docker.service":                 dockerCE,
 		"etc/systemd/system/docker.service.d/override.conf": "[Service]\nExecStart=/usr/bin/dockerd --userns-remap=default\n",
 	})
@@ -247,7 +227,7 @@ func TestDropInWithoutReset(t *testing.T) {
 }
 
 func TestRHEL7SysconfigExpansion(t *testing.T) {
-	h := tree(t, map[string]string{
+	h := hosttest.Host(t, map[string]string{
 		"usr/lib/systemd/system/docker.service": rhel7,
 		"etc/sysconfig/docker":                  rhel7Sysconfig,
 		"etc/sysconfig/docker-storage":          rhel7Storage,
@@ -300,7 +280,7 @@ func TestRHEL7SysconfigExpansion(t *testing.T) {
 }
 
 func TestDebianDefaultFile(t *testing.T) {
-	h := tree(t, map[string]string{
+	h := hosttest.Host(t, map[string]string{
 		"lib/systemd/system/docker.service": debianDockerIO,
 		"etc/default/docker":                "# Docker Upstart and SysVinit configuration file\n#DOCKER_OPTS=\"--dns 8.8.8.8\"\nDOCKER_OPTS=\"--userns-remap=default --dns 8.8.8.8\"\n",
 	})
@@ -313,7 +293,7 @@ func TestDebianDefaultFile(t *testing.T) {
 		t.Errorf("--userns-remap at %s", w.Where())
 	}
 	// Without the file, $DOCKER_OPTS expands to nothing.
-	h = tree(t, map[string]string{"lib/systemd/system/docker.service": debianDockerIO})
+	h = hosttest.Host(t, map[string]string{"lib/systemd/system/docker.service": debianDockerIO})
 	_, cmds = execStart(t, h)
 	if len(cmds[0].Argv) != 4 {
 		t.Errorf("argv = %q", texts(cmds[0].Argv))
@@ -321,11 +301,11 @@ func TestDebianDefaultFile(t *testing.T) {
 }
 
 func TestLoadNotFoundAndMasked(t *testing.T) {
-	h := tree(t, map[string]string{"etc/hostname": "x\n"})
+	h := hosttest.Host(t, map[string]string{"etc/hostname": "x\n"})
 	if _, err := Load(h, "docker.service"); err != ErrNotFound {
 		t.Fatalf("Load = %v, want ErrNotFound", err)
 	}
-	h = tree(t, map[string]string{"etc/systemd/system/docker.service": "", "lib/systemd/system/docker.service": dockerCE})
+	h = hosttest.Host(t, map[string]string{"etc/systemd/system/docker.service": "", "lib/systemd/system/docker.service": dockerCE})
 	u, err := Load(h, "docker.service")
 	if err != nil || !u.Masked || len(u.All("Service", "ExecStart")) != 0 {
 		t.Fatalf("masked unit: %+v %v", u, err)
@@ -333,11 +313,7 @@ func TestLoadNotFoundAndMasked(t *testing.T) {
 }
 
 func TestLoadDirectoryAsFile(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "etc/systemd/system/docker.service"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := host.At(dir)
+	h := hosttest.Host(t, map[string]string{"/etc/systemd/system/docker.service/": ""})
 	_, err := Load(h, "docker.service")
 	if err == nil || !strings.Contains(err.Error(), "/etc/systemd/system/docker.service") || !strings.Contains(err.Error(), "directory") {
 		t.Fatalf("Load with a directory as the unit = %v, want an error naming it", err)
