@@ -2,12 +2,11 @@ package procfs
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
 func TestParseIDMap(t *testing.T) {
@@ -88,21 +87,14 @@ func TestIdentityAndToOutside(t *testing.T) {
 	}
 }
 
+// mkproc adds files and symlinks (path → target) to the tree at dir.
 func mkproc(t *testing.T, dir string, files map[string]string, links map[string]string) {
 	t.Helper()
 	for p, s := range files {
-		full := filepath.Join(dir, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		hosttest.Write(t, dir, p, s)
 	}
 	for p, target := range links {
-		full := filepath.Join(dir, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.Symlink(target, full); err != nil {
-			t.Fatal(err)
-		}
+		hosttest.Write(t, dir, p, hosttest.Link+target)
 	}
 }
 
