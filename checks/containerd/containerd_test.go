@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-version"
-
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
@@ -50,11 +48,7 @@ func newEnv(t *testing.T, s hostSpec) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Containerd
 	}
-	env := hosttest.Env(t, s.target, s.files, s.commands, s.prober)
-	if s.kube != "" {
-		env.Kube = version.Must(version.NewVersion(s.kube))
-	}
-	return env
+	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, s.prober), s.kube)
 }
 
 func run1(t *testing.T, id string, env *checks.Env) checks.Result {

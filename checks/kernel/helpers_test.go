@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-version"
-
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
@@ -29,12 +27,7 @@ func (s setup) env(t *testing.T) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Docker
 	}
-	env := hosttest.Env(t, s.target, s.files, s.commands, nil)
-	if s.kube != "" {
-		env.Kube = version.Must(version.NewVersion(s.kube))
-		env.KubeSource = "--kubernetes-version"
-	}
-	return env
+	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, nil), s.kube)
 }
 
 func gz(t testing.TB, s string) string {

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-version"
-
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/hosttest"
@@ -14,9 +12,7 @@ import (
 // newEnv is a Kubernetes node whose kubelet reports version kube.
 func newEnv(t testing.TB, kube string, files map[string]string) *checks.Env {
 	t.Helper()
-	env := hosttest.Env(t, checks.Kubernetes, files, `{"kubelet --version": "Kubernetes v`+kube+`.1\n"}`, nil)
-	env.Kube, env.KubeSource = version.Must(version.NewVersion(kube)), "test"
-	return env
+	return hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, files, `{"kubelet --version": "Kubernetes v`+kube+`.1\n"}`, nil), kube)
 }
 
 func check(t *testing.T, env *checks.Env) checks.Result {

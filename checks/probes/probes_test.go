@@ -38,12 +38,7 @@ func (s setup) env(t *testing.T) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Kubernetes
 	}
-	env := hosttest.Env(t, s.target, s.files, s.commands, pr)
-	if s.kube != "" {
-		env.Kube = version.Must(version.NewVersion(s.kube))
-		env.KubeSource = "--kubernetes-version"
-	}
-	return env
+	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, pr), s.kube)
 }
 
 func run1(t *testing.T, id string, s setup) checks.Result {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-version"
-
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/run"
@@ -79,11 +77,7 @@ func commands(t *testing.T, m map[string]any) string {
 // featuresEnv is a host with no files whose commands answer as cmds says.
 func featuresEnv(t *testing.T, target checks.Target, kube string, cmds map[string]any) *checks.Env {
 	t.Helper()
-	env := hosttest.Env(t, target, nil, commands(t, cmds), nil)
-	if kube != "" {
-		env.Kube = version.Must(version.NewVersion(kube))
-	}
-	return env
+	return hosttest.Kube(t, hosttest.Env(t, target, nil, commands(t, cmds), nil), kube)
 }
 
 func TestFeaturesCheck(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-version"
+
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
@@ -118,6 +120,21 @@ func At(t testing.TB, dir string, target checks.Target) *checks.Env {
 		t.Fatal(err)
 	}
 	return &checks.Env{Host: h, Run: run.NewMemo(rec), Probes: pr, Target: target, TargetSource: source(target)}
+}
+
+// Kube plans Kubernetes version v on env as --kubernetes-version does; ""
+// leaves the version unknown.
+func Kube(t testing.TB, env *checks.Env, v string) *checks.Env {
+	t.Helper()
+	if v == "" {
+		return env
+	}
+	k, err := version.NewVersion(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Kube, env.KubeSource = k, "--kubernetes-version"
+	return env
 }
 
 func source(target checks.Target) string {

@@ -111,3 +111,13 @@ func TestRunAndExpect(t *testing.T) {
 		t.Errorf("Fresh kept facts or lost the host: %d", v)
 	}
 }
+
+func TestKube(t *testing.T) {
+	env := Kube(t, Env(t, checks.Kubernetes, nil, "", nil), "1.33")
+	if env.Kube == nil || env.Kube.String() != "1.33.0" || env.KubeSource != "--kubernetes-version" {
+		t.Errorf("planned %v from %q", env.Kube, env.KubeSource)
+	}
+	if env = Kube(t, Env(t, checks.Kubernetes, nil, "", nil), ""); env.Kube != nil || env.KubeSource != "" {
+		t.Errorf("no version: %v from %q", env.Kube, env.KubeSource)
+	}
+}
