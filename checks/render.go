@@ -54,8 +54,8 @@ func (r *Report) WriteText(w io.Writer, color bool, verb string) error {
 	if !r.Ready {
 		verdict = "NOT READY"
 	}
-	fmt.Fprintf(b, "\n%s for %s: %d passed, %d warnings, %d failed, %d skipped\n",
-		verdict, r.Target, r.Summary.Pass, r.Summary.Warn, r.Summary.Fail, r.Summary.Skip)
+	fmt.Fprintf(b, "\n%s for %s: %d passed, %s, %d failed, %d skipped\n",
+		verdict, r.Target, r.Summary.Pass, Count(r.Summary.Warn, "warning"), r.Summary.Fail, r.Summary.Skip)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

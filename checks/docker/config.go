@@ -93,7 +93,7 @@ func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
 	case len(keys) == 0:
 		r = checks.Passf("%s (%s) is valid JSON with no keys", p, d.Source)
 	default:
-		r = checks.Passf("%s (%s) is valid JSON with %d keys: %s", p, d.Source, len(keys), strings.Join(keys, ", "))
+		r = checks.Passf("%s (%s) is valid JSON with %s: %s", p, d.Source, checks.Count(len(keys), "key"), strings.Join(keys, ", "))
 	}
 	return ev(finish(r, notes, warns, remedies)).With("keys", keys)
 }

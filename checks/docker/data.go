@@ -86,10 +86,10 @@ func checkHostNamespaces(ctx context.Context, env *checks.Env) checks.Result {
 		if total == 0 {
 			r.Message = fmt.Sprintf("no containers under %s (%s)", root, rootSrc)
 		} else {
-			r.Message = fmt.Sprintf("none of the %s under %s (%s) uses --net=host, --pid=host or --privileged without --userns=host", plural(total, "container"), root, rootSrc)
+			r.Message = fmt.Sprintf("none of the %s under %s (%s) uses --net=host, --pid=host or --privileged without --userns=host", checks.Count(total, "container"), root, rootSrc)
 		}
 		if len(unreadable) > 0 {
-			r.Message += fmt.Sprintf("; %s could not be read: %s", plural(len(unreadable), "hostconfig.json file"), strings.Join(unreadable, "; "))
+			r.Message += fmt.Sprintf("; %s could not be read: %s", checks.Count(len(unreadable), "hostconfig.json file"), strings.Join(unreadable, "; "))
 		}
 		return r
 	}
@@ -193,7 +193,7 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 	if active {
 		msg := fmt.Sprintf("userns-remap is on (%s) and dockerd keeps its data in %s", set.Where, target)
 		if images+volumes > 0 {
-			msg += fmt.Sprintf("; the %s and %s made before remap stay in %s and are not visible while remap is on", plural(images, "image"), plural(volumes, "volume"), root)
+			msg += fmt.Sprintf("; the %s and %s made before remap stay in %s and are not visible while remap is on", checks.Count(images, "image"), checks.Count(volumes, "volume"), root)
 		}
 		return withEvidence(r, checks.Passf("%s", msg))
 	}
@@ -215,7 +215,7 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 	return withEvidence(r, checks.Warnf(
 		"before `"+applyDocker+"`, save what must survive: `docker save -o images.tar IMAGE...` and back up each volume (`docker run --rm -v VOLUME:/v -v \"$PWD\":/b busybox tar -C /v -cf /b/VOLUME.tar .`); after the restart, `docker load -i images.tar` and restore the volumes",
 		"%s (%s) holds %s and %s that vanish from view %s: dockerd then uses %s, and shows the old ones again only if remap is turned off",
-		root, rootSrc, plural(images, "image"), plural(volumes, "volume"), state, newRoot))
+		root, rootSrc, checks.Count(images, "image"), checks.Count(volumes, "volume"), state, newRoot))
 }
 
 // content counts the images and volumes dockerd would show from root.
@@ -245,14 +245,7 @@ func withEvidence(ev, res checks.Result) checks.Result {
 	return res
 }
 
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}
-
 // count is "2 of 5 containers" or "1 of 1 container".
 func count(n, total int) string {
-	return fmt.Sprintf("%d of %s", n, plural(total, "container"))
+	return fmt.Sprintf("%d of %s", n, checks.Count(total, "container"))
 }

@@ -119,6 +119,8 @@ func TestDaemonJSON(t *testing.T) {
 	t.Run("valid", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"log-driver\": \"journald\",\n  \"iptables\": false\n}\n"}), ""), "docker.daemon_json")
 		hosttest.Expect(t, r, checks.Pass, "valid JSON with 2 keys: log-driver, iptables")
+		r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"iptables\": false}\n"}), ""), "docker.daemon_json")
+		hosttest.Expect(t, r, checks.Pass, "valid JSON with 1 key: iptables")
 	})
 	t.Run("empty", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\n"}), ""), "docker.daemon_json")

@@ -125,7 +125,7 @@ func checkFlagConflicts(ctx context.Context, env *checks.Env) checks.Result {
 				src += " and " + strings.Join(du.Unit.DropIns, ", ")
 			}
 		}
-		r.Message = fmt.Sprintf("none of dockerd's %d flags (%s) is also set in daemon.json", len(du.Flags), src)
+		r.Message = fmt.Sprintf("none of dockerd's %s (%s) is also set in daemon.json", checks.Count(len(du.Flags), "flag"), src)
 	}
 	if len(notes) > 0 {
 		r.Message += " (note: " + strings.Join(notes, "; ") + ")"

@@ -375,7 +375,7 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 		r := env.Probes.Probe(ctx, s)
 		label := fmt.Sprintf("%s volume at %s", v.fstype, v.example)
 		if n := len(v.mounts) - 1; n > 0 {
-			label += fmt.Sprintf(" (and %d more %s mounts)", n, v.fstype)
+			label += fmt.Sprintf(" (and %s)", checks.Count(n, "more "+v.fstype+" mount"))
 		}
 		outcomes = append(outcomes, outcome{label: label, key: s.Key(), r: r})
 	}

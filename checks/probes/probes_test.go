@@ -195,7 +195,7 @@ func TestKubeletPods(t *testing.T) {
 	if n := r.Evidence["volume_filesystems"]; n != 3 {
 		t.Errorf("volume filesystems probed: %v, want 3 (tmpfs, nfs4, hugetlbfs)", n)
 	}
-	if !strings.Contains(r.Message, "tmpfs volume at /var/lib/kubelet/pods/0000/volumes/kubernetes.io~secret/tls (and 1 more tmpfs mounts)") {
+	if !strings.Contains(r.Message, "tmpfs volume at /var/lib/kubelet/pods/0000/volumes/kubernetes.io~secret/tls (and 1 more tmpfs mount)") {
 		t.Errorf("message %q", r.Message)
 	}
 

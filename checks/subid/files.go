@@ -74,7 +74,11 @@ func checkFiles(_ context.Context, env *checks.Env) checks.Result {
 			if who == "" {
 				who = "USER"
 			}
-			remedies = append([]string{fmt.Sprintf("create the missing file(s) and give the user a range: `touch %s && usermod --add-subuids %s --add-subgids %s %s`", strings.Join(missing, " "), rng, rng, who)}, remedies...)
+			files := "file"
+			if len(missing) > 1 {
+				files = "files"
+			}
+			remedies = append([]string{fmt.Sprintf("create the missing %s and give the user a range: `touch %s && usermod --add-subuids %s --add-subgids %s %s`", files, strings.Join(missing, " "), rng, rng, who)}, remedies...)
 			severe = true
 		}
 	}
@@ -86,8 +90,8 @@ func checkFiles(_ context.Context, env *checks.Env) checks.Result {
 			}
 			return ev(checks.Skipf("%s missing; %s", strings.Join(missing, " and "), why))
 		}
-		return ev(checks.Passf("%s (%d lines) and %s (%d lines) are well-formed and end with a newline",
-			s.UID.Path, len(s.UID.File.Lines), s.GID.Path, len(s.GID.File.Lines)))
+		return ev(checks.Passf("%s (%s) and %s (%s) are well-formed and end with a newline",
+			s.UID.Path, checks.Count(len(s.UID.File.Lines), "line"), s.GID.Path, checks.Count(len(s.GID.File.Lines), "line")))
 	}
 	r := checks.Warnf(strings.Join(remedies, "; "), "%s", strings.Join(findings, "; "))
 	if severe && env.Target != checks.Containerd {
@@ -137,18 +141,26 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 		}
 	}
 	if binary > 0 && binary*2 >= len(f.Lines) {
-		findings = append(findings, fmt.Sprintf("%s holds binary data (%d of %d lines), not owner:start:count lines: %s",
-			f.Name, binary, len(f.Lines), list(text, 2)))
+		findings = append(findings, fmt.Sprintf("%s holds binary data (%d of %s), not owner:start:count lines: %s",
+			f.Name, binary, checks.Count(len(f.Lines), "line"), list(text, 2)))
 		remedies = append(remedies, fmt.Sprintf("restore shadow's backup after checking it: `cp -p %s- %s`", f.Name, f.Name))
 		return findings, remedies, true
 	}
-	findings = append(findings, fmt.Sprintf("%d problem(s) in %s: %s", len(ps), f.Name, list(text, shown)))
+	findings = append(findings, fmt.Sprintf("%s in %s: %s", checks.Count(len(ps), "problem"), f.Name, list(text, shown)))
 	if len(fix) > 0 {
-		remedies = append(remedies, fmt.Sprintf("correct line(s) %s of %s to owner:start:count in plain decimal, or delete them (`sed -i '%s' %s`%s)",
-			joinInts(fix, ", "), f.Name, sedDelete(fix), f.Name, sedMore(fix)))
+		lines, them := "lines", "them"
+		if len(fix) == 1 {
+			lines, them = "line", "it"
+		}
+		remedies = append(remedies, fmt.Sprintf("correct %s %s of %s to owner:start:count in plain decimal, or delete %s (`sed -i '%s' %s`%s)",
+			lines, joinInts(fix, ", "), f.Name, them, sedDelete(fix), f.Name, sedMore(fix)))
 	}
 	if len(del) > 0 {
-		remedies = append(remedies, fmt.Sprintf("delete the comment and blank line(s): `sed -i '%s' %s`%s", sedDelete(del), f.Name, sedMore(del)))
+		what := "the comment and blank lines"
+		if len(del) == 1 {
+			what = "the comment or blank line"
+		}
+		remedies = append(remedies, fmt.Sprintf("delete %s: `sed -i '%s' %s`%s", what, sedDelete(del), f.Name, sedMore(del)))
 	}
 	if crlf {
 		remedies = append(remedies, fmt.Sprintf("strip the DOS line endings: `sed -i 's/\\r$//' %s`", f.Name))
@@ -286,11 +298,11 @@ func checkOverlap(_ context.Context, env *checks.Env) checks.Result {
 		for _, f := range files {
 			total += len(f.Ranges())
 		}
-		return checks.Passf("no two of the %d ranges in %s share an id", total, names(files)).With("overlaps", 0)
+		return checks.Passf("no two of the %s in %s share an id", checks.Count(total, "range"), names(files)).With("overlaps", 0)
 	}
 	remedy := fmt.Sprintf("delete the later line of each pair (%s), then give its owner a free range again: `usernsctl apply` for the remap user, or `usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER` with ids no other line uses",
 		strings.Join(dels, " and "))
-	return checks.Failf(remedy, "%d overlapping range(s): %s", n, list(findings, shown)).With("overlaps", n)
+	return checks.Failf(remedy, "%s: %s", checks.Count(n, "overlapping range"), list(findings, shown)).With("overlaps", n)
 }
 
 func names(files []*subid.File) string {
@@ -423,10 +435,14 @@ func checkAccountIDs(_ context.Context, env *checks.Env) checks.Result {
 		}
 	}
 	if bad == 0 {
-		return checks.Passf("no range in %s contains an account's id from %s or %s (%d users, %d groups)",
-			names(s.Files()), facts.PasswdFile, facts.GroupFile, len(acc.Users), len(acc.Groups)).With("ranges_with_account_ids", 0)
+		return checks.Passf("no range in %s contains an account's id from %s or %s (%s, %s)",
+			names(s.Files()), facts.PasswdFile, facts.GroupFile, checks.Count(len(acc.Users), "user"), checks.Count(len(acc.Groups), "group")).With("ranges_with_account_ids", 0)
+	}
+	contain := "contain"
+	if bad == 1 {
+		contain = "contains"
 	}
 	return checks.Failf(list(fixes, shown),
-		"%d range(s) contain real accounts' ids, so a container's ids would be those accounts' on the host, and newuidmap fails with `write to uid_map failed: Invalid argument` where the owner's own id is inside: %s",
-		bad, list(findings, shown)).With("ranges_with_account_ids", bad)
+		"%s %s real accounts' ids, so a container's ids would be those accounts' on the host, and newuidmap fails with `write to uid_map failed: Invalid argument` where the owner's own id is inside: %s",
+		checks.Count(bad, "range"), contain, list(findings, shown)).With("ranges_with_account_ids", bad)
 }

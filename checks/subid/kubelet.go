@@ -125,8 +125,8 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	k := uid.Ranges[0]
 	r.Status = checks.Pass
-	r.Message = fmt.Sprintf("getsubids gives user %q one range %d:%d for uids and gids: %d pods of %d ids (%s)",
-		remap.KubeletUser, k.Start, k.Count, k.Count/idsPerPod, idsPerPod, limits)
+	r.Message = fmt.Sprintf("getsubids gives user %q one range %d:%d for uids and gids: %s of %d ids (%s)",
+		remap.KubeletUser, k.Start, k.Count, checks.Count(int(k.Count/idsPerPod), "pod"), idsPerPod, limits)
 	return r
 }
 

@@ -93,8 +93,8 @@ func judgeRemap(ctx context.Context, env *checks.Env, spec remap.Spec, source st
 			total += l.Range.Count
 		}
 		if total < dockerMinIDs {
-			fails = append(fails, fmt.Sprintf("%s gives %s only %d %ss (%s): container %ss from %d up cannot be mapped, and images with files owned by nobody (65534) fail with `Container ID 65534 cannot be mapped to a host ID`",
-				side.path, who, total, side.ids, citeAll(side.f, used), side.ids, total))
+			fails = append(fails, fmt.Sprintf("%s gives %s only %s (%s): container %ss from %d up cannot be mapped, and images with files owned by nobody (65534) fail with `Container ID 65534 cannot be mapped to a host ID`",
+				side.path, who, checks.Count(int(total), side.ids), citeAll(side.f, used), side.ids, total))
 		}
 		if len(used) > 1 {
 			warns = append(warns, fmt.Sprintf("%s has %d ranges for %s (%s): dockerd joins them in file order, so container %s 0 is host %s %d and adding, removing or reordering a line shifts every container %s and the data root",

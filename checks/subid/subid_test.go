@@ -78,6 +78,8 @@ func TestFiles(t *testing.T) {
 	}{
 		{"well-formed", checks.Docker, tree{"/etc/subuid": good, "/etc/subgid": good}, checks.Pass,
 			[]string{"/etc/subuid (2 lines) and /etc/subgid (2 lines) are well-formed"}, nil},
+		{"one line each", checks.Docker, tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}, checks.Pass,
+			[]string{"/etc/subuid (1 line) and /etc/subgid (1 line) are well-formed"}, nil},
 		{"both missing, docker (field case 5)", checks.Docker, tree{}, checks.Fail,
 			[]string{"/etc/subuid and /etc/subgid missing", "open /etc/subuid: no such file or directory"}, []string{"usernsctl apply --target docker"}},
 		{"subgid missing, rootless", checks.Rootless, tree{"/etc/subuid": good}, checks.Fail,
@@ -89,7 +91,7 @@ func TestFiles(t *testing.T) {
 		{"comment and blank lines", checks.Docker, tree{"/etc/subuid": "# ranges\nalice:100000:65536\n\n", "/etc/subgid": good}, checks.Warn,
 			[]string{"/etc/subuid:1:1: comment line", "/etc/subuid:3: empty line"}, []string{"sed -i '1d;3d' /etc/subuid"}},
 		{"malformed line", checks.Docker, tree{"/etc/subuid": good, "/etc/subgid": good + "bob:0x10000:65536\n"}, checks.Fail,
-			[]string{"/etc/subgid:3:5: start \"0x10000\" is not a decimal number"}, []string{"correct line(s) 3 of /etc/subgid", "sed -i '3d' /etc/subgid"}},
+			[]string{"/etc/subgid:3:5: start \"0x10000\" is not a decimal number"}, []string{"correct line 3 of /etc/subgid", "or delete it", "sed -i '3d' /etc/subgid"}},
 		{"malformed line, containerd only warns", checks.Containerd, tree{"/etc/subuid": good, "/etc/subgid": "bob:1\n"}, checks.Warn,
 			[]string{"/etc/subgid:1: 2 field(s)"}, nil},
 		{"CRLF", checks.Docker, tree{"/etc/subuid": "alice:100000:65536\r\n", "/etc/subgid": good}, checks.Fail,
@@ -116,7 +118,7 @@ func TestFilesLongMessageIsBounded(t *testing.T) {
 	}
 	env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": b.String(), "/etc/subgid": ""}), "", nil)
 	r := run1(t, "subid.files", env)
-	if r.Status != checks.Fail || !strings.Contains(r.Message, "5000 problem(s) in /etc/subuid") || !strings.Contains(r.Message, "and 4995 more") || len(r.Message) > 2000 {
+	if r.Status != checks.Fail || !strings.Contains(r.Message, "5000 problems in /etc/subuid") || !strings.Contains(r.Message, "and 4995 more") || len(r.Message) > 2000 {
 		t.Fatalf("%s: %d bytes: %.300s", r.Status, len(r.Message), r.Message)
 	}
 }
