@@ -102,7 +102,7 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 		for i, o := range blocking {
 			ids[i] = o.ID
 		}
-		res.Msg = fmt.Sprintf("refused, nothing written: %d failing check(s) that this apply does not fix: %s", len(blocking), strings.Join(ids, ", "))
+		res.Msg = fmt.Sprintf("refused, nothing written: %s that this apply does not fix: %s", checks.Count(len(blocking), "failing check"), strings.Join(ids, ", "))
 		res.Fix = "fix them (see each remedy), or name them in --force to go ahead anyway"
 		return res, nil
 	}
@@ -219,15 +219,16 @@ func (a *applier) undo(tx *txn.Tx, live []LiveChange) string {
 }
 
 func summary(res *Result, verb string) string {
+	what := fmt.Sprintf("%s %s and %s", verb, checks.Count(len(res.Changes), "file"), checks.Count(len(res.Live), "live setting"))
 	switch {
 	case !res.Changed:
 		return fmt.Sprintf("no change: the host is already set up for %s", res.Target)
 	case res.Restarted:
-		return fmt.Sprintf("%s %d file(s) and %d live setting(s); restarted and answering", verb, len(res.Changes), len(res.Live))
+		return what + "; restarted and answering"
 	case res.RestartRequired:
-		return fmt.Sprintf("%s %d file(s) and %d live setting(s); restart the daemon to take effect", verb, len(res.Changes), len(res.Live))
+		return what + "; restart the daemon to take effect"
 	}
-	return fmt.Sprintf("%s %d file(s) and %d live setting(s)", verb, len(res.Changes), len(res.Live))
+	return what
 }
 
 // build plans the target's changes.

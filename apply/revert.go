@@ -83,12 +83,12 @@ func Revert(ctx context.Context, env *checks.Env, opts RevertOptions) (*Result, 
 	}
 	if opts.Restart && res.RestartRequired {
 		if err := opts.Restarts.Restart(ctx, dedupe(daemons)); err != nil {
-			res.Failed, res.Msg = true, fmt.Sprintf("reverted %d file(s), but the restart failed: %v", len(res.Changes), err)
+			res.Failed, res.Msg = true, fmt.Sprintf("reverted %s, but the restart failed: %v", checks.Count(len(res.Changes), "file"), err)
 			return res, nil
 		}
 		res.Restarted = true
 	}
-	res.Msg = fmt.Sprintf("reverted %d file(s) and %d live setting(s) to their state before usernsctl", len(res.Changes), len(res.Live))
+	res.Msg = fmt.Sprintf("reverted %s and %s to their state before usernsctl", checks.Count(len(res.Changes), "file"), checks.Count(len(res.Live), "live setting"))
 	if res.RestartRequired && !res.Restarted {
 		res.Msg += "; restart " + strings.Join(dedupe(daemons), " and ") + " to take effect"
 	}
