@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -40,6 +40,37 @@ func (r *Restarter) Usable() error {
 func (r *Restarter) systemd() bool {
 	b, err := r.Host.ReadFile("/proc/1/comm")
 	return err == nil && strings.TrimSpace(string(b)) == "systemd"
+}
+
+// kubeletHealthz is the kubelet's local health endpoint (healthzPort).
+const kubeletHealthz = "127.0.0.1:10248"
+
+// kubeletHealthy asks the kubelet's healthz with a plain HTTP/1.0 GET on
+// loopback. net/http would do, but it brings TLS and x509 into a binary
+// whose start-up time on a node is part of every check.
+func kubeletHealthy(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", kubeletHealthz)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := io.ReadAll(io.LimitReader(conn, 4096))
+	if err != nil {
+		return err
+	}
+	status, _, _ := strings.Cut(string(resp), "\r\n")
+	if f := strings.Fields(status); len(f) < 2 || f[1] != "200" {
+		_, body, _ := strings.Cut(string(resp), "\r\n\r\n")
+		return fmt.Errorf("kubelet healthz: %q %q", status, strings.TrimSpace(body))
+	}
+	return nil
 }
 
 // restartOrder: containerd before the kubelet that talks to it.
@@ -105,17 +136,7 @@ func (r *Restarter) answers(ctx context.Context, daemon string) error {
 		_, err := r.Runner.Run(ctx, "ctr", "version")
 		return err
 	case "kubelet":
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:10248/healthz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("kubelet healthz: %s %s", resp.Status, b)
-		}
-		return nil
+		return kubeletHealthy(ctx)
 	}
 	return fmt.Errorf("unknown daemon %q", daemon)
 }
