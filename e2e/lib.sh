@@ -22,8 +22,9 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # for the scripts that source this file
 E2E_RESTART=$E2E_DIR/restart.sh
 
-# Packages from the machine's own suite; the build ones are for runc (cgo + seccomp).
-E2E_BOOKWORM_PKGS=(docker.io containerd runc crun uidmap busybox-static)
+# Packages from the machine's own suite (jq reads usernsctl's JSON); the build ones are
+# for runc (cgo + seccomp).
+E2E_BOOKWORM_PKGS=(docker.io containerd runc crun uidmap busybox-static jq)
 E2E_BUILD_PKGS=(gcc libc6-dev pkg-config libseccomp-dev)
 # Host files the daemons (dockremap!) or the tool may change; see backup_host_files.
 E2E_HOST_FILES=(
@@ -774,12 +775,11 @@ containerd_version() {
 # ---------------------------------------------------------------------------------------
 # Images
 
-# make_probe_image [BINARY...]: an image without any registry: a tar of a root holding
-# the static BINARYs in /bin (default: busybox-static's /bin/busybox, with sh, sleep, cat,
-# id and touch links), `docker import`ed into the running dockerd as $E2E_PROBE_IMAGE
-# (CMD sleep 3600) and `docker save`d to $E2E_RUN/probe/image.tar for containerd.
-make_probe_image() {
-	local bins=("$@") b dir=$E2E_RUN/probe
+# _e2e_probe_rootfs [BINARY...]: $E2E_RUN/probe/rootfs.tar, a root holding the static
+# BINARYs in /bin (default: busybox-static's /bin/busybox with sh, sleep, cat, id, touch,
+# ls and stat links). Sets E2E_PROBE_CMDLINE to the image's default command (JSON array).
+_e2e_probe_rootfs() {
+	local bins=("$@") b l dir=$E2E_RUN/probe
 	((${#bins[@]})) || bins=(/bin/busybox)
 	rm -rf "$dir" && mkdir -p "$dir/root/bin" "$dir/root/proc" "$dir/root/sys" "$dir/root/dev" \
 		"$dir/root/etc" "$dir/root/tmp" || return 1
@@ -799,14 +799,58 @@ make_probe_image() {
 	# The default command sleeps as the namespace's pid 1, which ignores an unhandled
 	# SIGTERM: trap it, so that `docker stop` and a daemon shutdown do not wait 10s for
 	# SIGKILL (`docker import` of 20.10 takes no STOPSIGNAL).
-	local change=()
+	E2E_PROBE_CMDLINE=
 	if [[ -n ${E2E_PROBE_CMD:-} ]]; then
-		change=(--change "CMD $E2E_PROBE_CMD")
+		E2E_PROBE_CMDLINE=$E2E_PROBE_CMD
 	elif [[ -e $dir/root/bin/sh ]]; then
-		change=(--change 'CMD ["/bin/sh","-c","trap \"exit 0\" TERM INT; sleep 3600 & wait"]')
+		E2E_PROBE_CMDLINE='["/bin/sh","-c","trap \"exit 0\" TERM INT; sleep 3600 & wait"]'
 	fi
+}
+
+# make_probe_image [BINARY...]: an image without any registry: a tar of a root holding
+# the static BINARYs in /bin (default: busybox-static's /bin/busybox, with sh, sleep, cat,
+# id and touch links), `docker import`ed into the running dockerd as $E2E_PROBE_IMAGE
+# (CMD sleep 3600) and `docker save`d to $E2E_RUN/probe/image.tar for containerd.
+make_probe_image() {
+	local dir=$E2E_RUN/probe change=()
+	_e2e_probe_rootfs "$@" || return 1
+	[[ -z $E2E_PROBE_CMDLINE ]] || change=(--change "CMD $E2E_PROBE_CMDLINE")
 	e2e_docker import "${change[@]}" "$dir/rootfs.tar" "$E2E_PROBE_IMAGE" >/dev/null || return 1
 	e2e_docker save -o "$dir/image.tar" "$E2E_PROBE_IMAGE" || return 1
+}
+
+_e2e_oci_blob() { # LAYOUT FILE: store FILE as a blob; print its "digest" and "size" JSON fields
+	local d
+	d=$(sha256sum "$2" | cut -d' ' -f1) && cp "$2" "$1/blobs/sha256/$d" &&
+		printf '"digest":"sha256:%s","size":%s' "$d" "$(stat -c %s "$2")"
+}
+
+# make_probe_oci [BINARY...]: the same root as make_probe_image, as a one-layer OCI image
+# archive at $E2E_RUN/probe/image.tar named $E2E_PROBE_IMAGE, made without any daemon
+# (for a containerd with no dockerd around): import it with import_image_containerd.
+make_probe_oci() {
+	local dir=$E2E_RUN/probe oci arch layer cfg man
+	_e2e_probe_rootfs "$@" || return 1
+	command -v jq >/dev/null || _e2e_err "make_probe_oci: needs jq (install_bookworm)" || return 1
+	oci=$dir/oci
+	mkdir -p "$oci/blobs/sha256" || return 1
+	arch=$(dpkg --print-architecture) || return 1
+	layer=$(_e2e_oci_blob "$oci" "$dir/rootfs.tar") || return 1
+	jq -nc --arg arch "$arch" --arg diff "sha256:$(sha256sum "$dir/rootfs.tar" | cut -d' ' -f1)" \
+		--argjson cmd "${E2E_PROBE_CMDLINE:-null}" \
+		'{architecture: $arch, os: "linux", config: ({} + (if $cmd then {Cmd: $cmd} else {} end)),
+		  rootfs: {type: "layers", diff_ids: [$diff]}}' >"$dir/config.json" || return 1
+	cfg=$(_e2e_oci_blob "$oci" "$dir/config.json") || return 1
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json",%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",%s}]}' \
+		"$cfg" "$layer" >"$dir/manifest.json" || return 1
+	man=$(_e2e_oci_blob "$oci" "$dir/manifest.json") || return 1
+	jq -nc --arg name "$E2E_PROBE_IMAGE" --arg arch "$arch" --argjson m "{$man}" \
+		'{schemaVersion: 2, manifests: [$m + {mediaType: "application/vnd.oci.image.manifest.v1+json",
+		  platform: {architecture: $arch, os: "linux"},
+		  annotations: {"io.containerd.image.name": $name, "org.opencontainers.image.ref.name": ($name | sub(".*:"; ""))}}]}' \
+		>"$oci/index.json" || return 1
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$oci/oci-layout"
+	tar -C "$oci" --numeric-owner --owner=0 --group=0 -cf "$dir/image.tar" . || return 1
 }
 
 # load_probe_image [TAR]: load the saved probe image into the running dockerd (another
