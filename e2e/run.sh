@@ -299,7 +299,7 @@ scenario_docker() {
 # is not installed): apply writes the kubelet range; a container with one 65536 block of it
 # verifies, one without a user namespace does not.
 scenario_containerd2() {
-	local suite=$1 K=1.33 S C pid0 pid upid hpid
+	local suite=$1 K=1.33 S C pid0 pid upid hpid APPLY_HOW=""
 	step "start containerd ($suite)" start_containerd "$suite" "$E2E_LIB/containerd" /etc/containerd/config.toml "$(runc_path)"
 	((RC == 0)) || return 1
 	eval "$(e2e_env)"
@@ -340,7 +340,7 @@ scenario_containerd2() {
 	expect_known F2 "apply --restart without a kubelet: succeeds" "exit 0 failed=false" \
 		"exit $RC failed=$(jqr .failed)" "exit 1 failed=true"
 	if ((OK)); then
-		ROW_APPLY="changed, restarted=$(jqr .restarted)"
+		APPLY_HOW="--restart: restarted=$(jqr .restarted)"
 	else
 		if ((KNOWN)); then
 			expect "F2: the restart hook was asked for the kubelet" yes \
@@ -352,15 +352,17 @@ scenario_containerd2() {
 		u apply-norestart apply --target kubernetes --kubernetes-version "$K" "${FORCE_ARGS[@]}" -o json
 		expect "apply (no --restart): exit" 0 "$RC"
 		expect "apply (no --restart): changed, restart_required" "true true" "$(jqr '"\(.changed) \(.restart_required)"')"
-		ROW_APPLY="F2 with --restart; without: changed"
+		APPLY_HOW="--restart: F2"
 	fi
-	if ((${#FORCE_ARGS[@]})); then ROW_APPLY+=" (${FORCE_ARGS[*]})"; fi
 	local line
 	line=$(grep '^kubelet:' /etc/subuid || true)
 	expect "apply: one kubelet line in /etc/subuid" 1 "$(grep -c '^kubelet:' /etc/subuid || true)"
 	expect "apply: the same line in /etc/subgid" "$line" "$(grep '^kubelet:' /etc/subgid || true)"
 	expect "apply: a kubelet account" yes "$(yesno grep -q '^kubelet:' /etc/passwd)"
 	IFS=: read -r _ S C <<<"${line:-x:0:0}"
+	ROW_APPLY="kubelet:$S:$C"
+	if ((${#FORCE_ARGS[@]})); then APPLY_HOW+="${APPLY_HOW:+, }${FORCE_ARGS[*]}"; fi
+	if [[ -n $APPLY_HOW ]]; then ROW_APPLY+=" ($APPLY_HOW)"; fi
 	expect "apply: range start is a multiple of 65536, at least 65536" yes "$(yesno test $((S % 65536)) = 0 -a "$S" -ge 65536)"
 	expect "apply: range count is 110 pods x 65536" 7208960 "$C"
 	expect "apply: range ends at or below 2^32" yes "$(yesno test $((S + C)) -le 4294967296)"
@@ -384,10 +386,10 @@ scenario_containerd2() {
 	u verify verify --target kubernetes --kubernetes-version "$K" --pid "$upid" -o json
 	expect "verify --pid (kubelet-style map): exit" 0 "$RC"
 	expect "verify --pid (kubelet-style map): nothing fails" "" "$(failing)"
+	ROW_VERIFY="userns: pass 0 $S 65536 (rootfs: $(jqr '[.checks[] | select(.id == "verify.kubernetes.rootfs") | .evidence.mechanisms | keys? | .[]] | unique | join(",")')); host userns: fail"
 	u verify-hostns verify --target kubernetes --kubernetes-version "$K" --pid "$hpid" -o json
 	expect "verify --pid (no user namespace): exit" 1 "$RC"
 	expect "verify --pid (no user namespace): verify.kubernetes.userns" fail "$(status_of verify.kubernetes.userns)"
-	ROW_VERIFY="userns pass 0 $S 65536 ($(jqr '[.checks[] | select(.id == "verify.kubernetes.rootfs") | .evidence.mechanisms | keys? | .[]] | unique | join(",")')) / host userns fail"
 
 	# A containerd setting, so that apply restarts containerd through the hook: this host
 	# does not need slow_chown (overlay over idmapped layers works on ext4 here).
@@ -403,7 +405,7 @@ scenario_containerd2() {
 	expect "apply --slow-chown on: containerd runs with a new pid" yes "$(yesno test "$pid" != "$pid0" -a "$pid" != none)"
 	expect "apply --slow-chown on: containerd config dump has slow_chown = true" yes \
 		"$(yesno grep -q 'slow_chown = true' < <(containerd --config /etc/containerd/config.toml config dump 2>&1))"
-	ROW_APPLY+="; --slow-chown on: restarted"
+	ROW_APPLY+="; slow_chown on: restarted"
 	# The containers outlive the restart (their shims do): still verified.
 	u verify-after-restart verify --target kubernetes --kubernetes-version "$K" --pid "$upid" -o json
 	expect "verify --pid after the containerd restart: exit" 0 "$RC"
@@ -711,6 +713,10 @@ run_scenario() {
 	INNER=$!
 	wait "$INNER" || rc=$?
 	INNER=
+	# A scenario that could not run (unshare refused, killed) must not pass by silence.
+	if ((rc)) && ! grep -q '^FAIL' "$WORK/results/$s/asserts" 2>/dev/null; then
+		printf 'FAIL\t%s\t%s\t%s\t%s\n' "$s" "scenario ran" "exit 0" "exit $rc" >>"$WORK/results/$s/asserts"
+	fi
 	leftovers_after "$s"
 	# The scenario's private host copy (data roots included) is plain files here.
 	if ! grep -qF "$WORK/results/$s/host" /proc/self/mountinfo; then
