@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -96,12 +97,22 @@ func (x *Exec) Run(ctx context.Context, argv ...string) (Output, error) {
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// Its own process group, killed whole at the time limit: a shell
+	// command (a --restart-command) must not leave its children running
+	// after usernsctl gave up on it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A child that forks a grandchild holding the pipes must not hang us.
 	cmd.WaitDelay = time.Second
 	err = cmd.Run()
 	out := Output{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if cmd.ProcessState != nil {
 		out.Exit = cmd.ProcessState.ExitCode()
+	}
+	// A daemon started in the background by a restart command may keep our
+	// pipes open: the command itself succeeded.
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		err = nil
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {

@@ -3,6 +3,9 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,5 +103,35 @@ func TestRecordingKeepsWhatRan(t *testing.T) {
 	}
 	if _, ok := rec.Log["no-such-program-usernsctl"]; ok {
 		t.Error("a missing program must not be recorded (absence means not installed)")
+	}
+}
+
+// At the time limit the whole process group goes: no grandchild of a
+// shell command outlives it.
+func TestExecKillsTheGroupAtTimeout(t *testing.T) {
+	x := &Exec{Timeout: 300 * time.Millisecond}
+	marker := fmt.Sprintf("usernsctl-test-%d", time.Now().UnixNano())
+	_, err := x.Run(context.Background(), "sh", "-c", "sleep 30 & exec sleep 31 # "+marker)
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("got %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, _ := exec.Command("pgrep", "-f", "sleep 30").Output()
+	for _, pid := range strings.Fields(string(out)) {
+		b, _ := os.ReadFile("/proc/" + pid + "/stat")
+		// Our grandchild would be in a group whose leader is gone; any
+		// sleep 30 whose parent is not PID 1 belongs to someone else.
+		if f := strings.Fields(string(b)); len(f) > 3 && f[3] == "1" && f[2] != "Z" {
+			t.Errorf("a grandchild survived the timeout: pid %s", pid)
+		}
+	}
+}
+
+// A command that leaves a background child holding its output succeeds.
+func TestExecBackgroundChildHoldingPipes(t *testing.T) {
+	x := &Exec{Timeout: 10 * time.Second}
+	out, err := x.Run(context.Background(), "sh", "-c", "echo started; sleep 3 &")
+	if err != nil || !strings.Contains(string(out.Stdout), "started") {
+		t.Fatalf("got %q %v", out.Stdout, err)
 	}
 }
