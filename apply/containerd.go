@@ -126,7 +126,7 @@ func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.Container
 			p.note("add %s to the imports of %s (no other byte changes)", cdconfig.DropInPath, c.Path)
 		}
 	}
-	dropIn, err := cdconfig.DropIn{Version: version, SlowChown: need}.Render()
+	dropIn, err := cdconfig.DropIn{Version: version, SlowChown: need, Why: why}.Render()
 	if err != nil {
 		return err
 	}

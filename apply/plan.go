@@ -114,11 +114,21 @@ func (p *plan) set(path string, b []byte, mode fs.FileMode) {
 
 func (p *plan) note(format string, a ...any) { p.notes = append(p.notes, fmt.Sprintf(format, a...)) }
 
+// daemonBinary is the program whose presence says a daemon is installed.
+var daemonBinary = map[string]string{"docker": "dockerd", "containerd": "containerd", "kubelet": "kubelet"}
+
+// restart records that daemon must restart for the change to take effect
+// — if it is installed at all: on a node prepared before `kubeadm join`
+// there is no kubelet yet, and it reads the new range when it first starts.
 func (p *plan) restart(daemon string) {
 	for _, d := range p.daemons {
 		if d == daemon {
 			return
 		}
+	}
+	if bin := daemonBinary[daemon]; bin != "" && !p.env.Run.Installed(bin) {
+		p.note("%s is not installed: nothing to restart; it reads the new settings when it first starts", bin)
+		return
 	}
 	p.daemons = append(p.daemons, daemon)
 }

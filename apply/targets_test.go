@@ -99,7 +99,8 @@ func TestContainerd2SlowChownDropIn(t *testing.T) {
 		t.Fatalf("exit %d %+v", code, r)
 	}
 	drop := read(t, dir, "etc/containerd/conf.d/99-usernsctl.toml")
-	if !strings.Contains(drop, "version = 3") || !strings.Contains(drop, "slow_chown = true") || !strings.Contains(drop, "'io.containerd.snapshotter.v1.overlayfs'") {
+	if !strings.Contains(drop, "version = 3") || !strings.Contains(drop, "slow_chown = true") || !strings.Contains(drop, "'io.containerd.snapshotter.v1.overlayfs'") ||
+		!strings.Contains(drop, "# overlayfs over idmapped layers fails on the filesystem of /var/lib/containerd") {
 		t.Errorf("drop-in:\n%s", drop)
 	}
 	mainAfter := read(t, dir, "etc/containerd/config.toml")
@@ -126,6 +127,9 @@ func TestContainerd2SlowChownDropIn(t *testing.T) {
 	// --slow-chown on forces it.
 	if r, code := run(t, "apply", "--target", "containerd", "--root", dir, "--slow-chown", "on"); code != 0 || !r.Changed {
 		t.Errorf("--slow-chown on: exit %d %+v", code, r)
+	}
+	if drop := read(t, dir, "etc/containerd/conf.d/99-usernsctl.toml"); !strings.Contains(drop, "# --slow-chown on: chown") {
+		t.Errorf("forced drop-in says why wrongly:\n%s", drop)
 	}
 }
 
@@ -190,5 +194,38 @@ func TestFixSysctl(t *testing.T) {
 	}
 	if d := diffStates(contentState(t, dir), before); len(d) > 0 {
 		t.Errorf("revert left %v", d)
+	}
+}
+
+// A daemon that is not installed is not restarted: on a node prepared
+// before kubeadm join there is no kubelet yet (e2e finding F2).
+func TestNoRestartForAbsentDaemon(t *testing.T) {
+	dir := tree(t, kubeReady)
+	var cmds map[string]any
+	if err := json.Unmarshal([]byte(read(t, dir, ".usernsctl/commands.json")), &cmds); err != nil {
+		t.Fatal(err)
+	}
+	for k := range cmds {
+		if strings.HasPrefix(k, "kubelet ") {
+			delete(cmds, k)
+		}
+	}
+	b, _ := json.Marshal(cmds)
+	write(t, dir, ".usernsctl/commands.json", string(b))
+	for _, f := range []string{"etc/subuid", "etc/subgid"} {
+		var kept []string
+		for _, l := range strings.SplitAfter(read(t, dir, f), "\n") {
+			if !strings.HasPrefix(l, "kubelet:") {
+				kept = append(kept, l)
+			}
+		}
+		write(t, dir, f, strings.Join(kept, ""))
+	}
+	r, code := run(t, "apply", "--target", "kubernetes", "--root", dir, "--kubernetes-version", "1.33")
+	if code != 0 || !r.Changed || r.RestartRequired {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "kubelet is not installed: nothing to restart") {
+		t.Errorf("notes: %v", r.Notes)
 	}
 }

@@ -25,6 +25,9 @@ type DropIn struct {
 	// (containerd 2.x): user-namespaced pods work without overlayfs idmap
 	// support, at the cost of a chowned copy of every image per pod.
 	SlowChown bool
+	// Why is written as the comment above slow_chown: what decided it
+	// (the probe's finding, or --slow-chown on). Empty: a generic one.
+	Why string
 }
 
 // Render returns the drop-in's bytes, deterministic so that a second apply
@@ -45,7 +48,11 @@ func (d DropIn) Render() ([]byte, error) {
 			q = "'"
 		}
 		fmt.Fprintf(&b, "\n[plugins.%s%s%s]\n", q, PluginOverlayfs, q)
-		b.WriteString("  # No overlayfs idmap support on this host: chown a copy of each image per pod.\n")
+		why := strings.Join(strings.Fields(d.Why), " ") // one comment line
+		if why == "" {
+			why = "no overlayfs idmap support on this host"
+		}
+		fmt.Fprintf(&b, "  # %s: chown a copy of each image per pod.\n", why)
 		b.WriteString("  slow_chown = true\n")
 	}
 	return b.Bytes(), nil
