@@ -180,6 +180,12 @@ func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
 		st := checks.Fail
 		if env.Target != checks.Kubernetes {
 			st = checks.Warn
+		} else if used, where, known := crunUse(ctx, env); known && !used {
+			// Installed but not in the pods' path: say so, do not block.
+			return found(p, checks.Warnf(fmt.Sprintf("upgrade crun to %s or later before any runtime handler uses it, or remove it", min),
+				"crun %s is older than %s, but %s: pods run with runc, so crun does not drop their idmap requests", v, min, where))
+		} else if used {
+			why += "; containerd runs it: " + where
 		}
 		return found(p, checks.Result{Status: st,
 			Message: fmt.Sprintf("crun %s is older than %s: %s; an older runtime silently drops idmap mount requests", v, min, why),

@@ -84,3 +84,24 @@ func TestKubeletFeatureGate(t *testing.T) {
 		}
 	}
 }
+
+// An old crun blocks user-namespaced pods only when containerd runs it:
+// installed beside containerd's runc it is a warning (e2e finding F1).
+func TestCrunOnlyFailsWhenContainerdRunsIt(t *testing.T) {
+	cmds := `{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 abc\n",
+		"runc --version": "runc version 1.2.6\n", "crun --version": "crun version 1.8.1\n"}`
+	plain := map[string]string{"/etc/containerd/config.toml": "version = 3\n"}
+	env := hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, plain, cmds, nil), "1.33")
+	r := hosttest.Run(t, Checkers(), "runtime.crun", env)
+	hosttest.Expect(t, r, checks.Warn, "crun 1.8.1 is older than 1.9", "no CRI runtime handler of containerd names crun", "pods run with runc")
+
+	withCrun := map[string]string{"/etc/containerd/config.toml": `version = 3
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun]
+  runtime_type = 'io.containerd.runc.v2'
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun.options]
+    BinaryName = '/usr/bin/crun'
+`}
+	env = hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, withCrun, cmds, nil), "1.33")
+	r = hosttest.Run(t, Checkers(), "runtime.crun", env)
+	hosttest.Expect(t, r, checks.Fail, "crun 1.8.1 is older than 1.9", `handler "crun" (BinaryName /usr/bin/crun`)
+}
