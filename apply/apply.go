@@ -11,6 +11,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/config/sysctl"
 	"github.com/usernsctl/usernsctl/internal/host"
@@ -122,6 +123,18 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 		read = tx.Read
 	}
 	p := newPlan(env, read)
+	if opts.DryRun {
+		ids := facts.SubIDsOf(env)
+		for _, f := range []facts.SubIDFile{ids.UID, ids.GID} {
+			if f.File != nil {
+				b := f.File.Source()
+				if b == nil {
+					b = []byte{} // exists, empty
+				}
+				p.seed(f.Path, b)
+			}
+		}
+	}
 	if err := a.build(ctx, p); err != nil {
 		var ref *Refusal
 		if errors.As(err, &ref) {

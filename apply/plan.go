@@ -101,6 +101,17 @@ func (p *plan) get(path string) ([]byte, error) {
 	return b, nil
 }
 
+// seed gives get content already read: a dry run takes no locks, so
+// reading what the check read moments ago again buys nothing (the real
+// apply reads every file again under the locks).
+func (p *plan) seed(path string, b []byte) {
+	if _, ok := p.cur[path]; ok {
+		return
+	}
+	p.order = append(p.order, path)
+	p.old[path], p.cur[path] = b, b
+}
+
 // set plans new content for a file read with get.
 func (p *plan) set(path string, b []byte, mode fs.FileMode) {
 	if _, ok := p.cur[path]; !ok {

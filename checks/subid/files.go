@@ -246,7 +246,7 @@ type overlap struct {
 // starting one, paired with the line reaching furthest before it: each
 // overlapping line is reported once, with a partner that really overlaps.
 func overlaps(f *subid.File) []overlap {
-	ls := f.Ranges()
+	ls := slices.Clone(f.Ranges()) // sorted below: Ranges is shared, in file order
 	slices.SortStableFunc(ls, func(x, y *subid.Line) int {
 		switch {
 		case x.Range.Start < y.Range.Start:
