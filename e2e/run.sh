@@ -41,11 +41,10 @@ RESTART_TIMEOUT=60s
 # A usernsctl call that takes longer than this is killed (and fails its step).
 CALL_TIMEOUT=300
 
-# Checks that fail on this machine for reasons that are not under test, and that an
-# apply may therefore be told to --force when (and only when) it refuses because of them.
-# runtime.crun: Debian 12's crun 1.8.1 is installed (install_bookworm) although containerd
-# runs runc 1.2.6; see README.md "Findings", F1.
-declare -A FORCE_OK=([runtime.crun]="crun 1.8.1 is installed but containerd runs runc (F1)")
+# Checks that fail on this machine for reasons that are not under test (ID -> why), and
+# that an apply may therefore be told to --force when (and only when) it refuses because of
+# them. None today: runtime.crun was one until F1 was fixed (README.md "Findings").
+declare -A FORCE_OK=()
 
 # The names our daemons, cgroups and namespaces use inside each scenario's namespace:
 # distinct from lib.sh's defaults, so that a concurrent smoke.sh is never touched.
@@ -84,13 +83,13 @@ expect() {
 
 # expect_known FINDING WHAT WANT GOT KNOWN: as expect, but GOT == KNOWN is the known
 # finding FINDING (README.md "Findings"): XFAIL, reported, not a failure of the suite.
-# OK=1 only when WANT holds; KNOWN=1 when the finding showed.
+# OK=1 only when WANT holds. (No finding is known today; see README.md "Findings".)
 expect_known() {
 	local st=PASS
-	OK=1 KNOWN=0
+	OK=1
 	if [[ $3 != "$4" ]]; then
 		st=FAIL OK=0
-		if [[ $4 == "$5" ]]; then st="XFAIL $1" KNOWN=1; fi
+		if [[ $4 == "$5" ]]; then st="XFAIL $1"; fi
 	fi
 	record "$st" "$2" "$3" "$4"
 	[[ $st != FAIL ]] || log "FAIL: $2: want '$3', got '$4'"
@@ -313,11 +312,12 @@ scenario_containerd2() {
 	expect "check: runtime.containerd" pass "$(status_of runtime.containerd)"
 	expect "check: runtime.runc" pass "$(status_of runtime.runc)"
 	expect "check: runtime.features does not fail" yes "$(yesno test "$(status_of runtime.features)" != fail)"
+	expect "check: runtime.crun warns (crun 1.8.1 installed, no containerd handler runs it; F1)" warn "$(status_of runtime.crun)"
 	expect "check: subid.kubelet says there is no kubelet range" warn "$(status_of subid.kubelet)"
 	local f bad=""
 	for f in $(jqr '.checks[] | select(.status == "fail") | .id'); do [[ -n ${FORCE_OK[$f]:-} ]] || bad+="$f "; done
 	expect "check: fails only on checks not under test (${!FORCE_OK[*]})" "" "$bad"
-	ROW_CHECK="exit $RC, fails: $(failing)"
+	if [[ -z $(failing) ]]; then ROW_CHECK="ready, $(jqr '.summary.warn') warn"; else ROW_CHECK="exit $RC, fails: $(failing)"; fi
 
 	fp_content >"$RES/before.fp"
 	u apply-dry-run apply --target kubernetes --kubernetes-version "$K" --dry-run -o json
@@ -331,28 +331,29 @@ scenario_containerd2() {
 	fp_content >"$RES/dry.fp"
 	expect "dry-run: nothing written" same "$(same dry "$RES/before.fp" "$RES/dry.fp")"
 
-	# The operator's command. The kubelet is not installed: nothing to restart but the
-	# daemons this apply changes (F2: usernsctl restarts the kubelet anyway and waits
-	# for its healthz, then rolls back).
+	# The operator's command. The kubelet is not installed, and containerd needs nothing
+	# here: nothing to restart (F2: usernsctl used to restart the kubelet anyway).
 	pid0=$(daemon_pid containerd)
+	local calls
+	calls=$(restart_calls)
 	u apply apply --target kubernetes --kubernetes-version "$K" "${FORCE_ARGS[@]}" \
 		--restart --restart-command "$E2E_RESTART" --restart-timeout 15s -o json
-	expect_known F2 "apply --restart without a kubelet: succeeds" "exit 0 failed=false" \
-		"exit $RC failed=$(jqr .failed)" "exit 1 failed=true"
+	expect "apply --restart without a kubelet: exit, failed (F2)" "0 false" "$RC $(jqr .failed)"
 	if ((OK)); then
-		APPLY_HOW="--restart: restarted=$(jqr .restarted)"
+		expect "apply --restart without a kubelet: changed, restarted nothing" "true false" "$(jqr '"\(.changed) \(.restarted)"')"
+		expect "apply --restart without a kubelet: the hook was not run" "$calls" "$(restart_calls)"
+		expect "apply --restart without a kubelet: a note says the kubelet is not restarted" yes \
+			"$(yesno grep -qi kubelet <<<"$(jqr '.notes[] | select(test("restart"))')")"
+		APPLY_HOW="--restart: nothing restarted"
 	else
-		if ((KNOWN)); then
-			expect "F2: the restart hook was asked for the kubelet" yes \
-				"$(yesno grep -q 'USERNSCTL_DAEMONS=.*kubelet' "$E2E_RUN/logs/restart.log")"
-		fi
+		# Go on without --restart, to check the rest.
 		fp_content >"$RES/rolledback.fp"
 		expect "apply failed: every file restored" same "$(same rolledback "$RES/before.fp" "$RES/rolledback.fp")"
 		expect "apply failed: containerd answers" yes "$(yesno e2e_ctr version)"
 		u apply-norestart apply --target kubernetes --kubernetes-version "$K" "${FORCE_ARGS[@]}" -o json
 		expect "apply (no --restart): exit" 0 "$RC"
 		expect "apply (no --restart): changed, restart_required" "true true" "$(jqr '"\(.changed) \(.restart_required)"')"
-		APPLY_HOW="--restart: F2"
+		APPLY_HOW="--restart: failed"
 	fi
 	local line
 	line=$(grep '^kubelet:' /etc/subuid || true)
@@ -393,7 +394,6 @@ scenario_containerd2() {
 
 	# A containerd setting, so that apply restarts containerd through the hook: this host
 	# does not need slow_chown (overlay over idmapped layers works on ext4 here).
-	local calls
 	calls=$(restart_calls)
 	u apply-slow-chown apply --target containerd --slow-chown on --restart --restart-command "$E2E_RESTART" \
 		--restart-timeout "$RESTART_TIMEOUT" -o json
@@ -405,16 +405,19 @@ scenario_containerd2() {
 	expect "apply --slow-chown on: containerd runs with a new pid" yes "$(yesno test "$pid" != "$pid0" -a "$pid" != none)"
 	expect "apply --slow-chown on: containerd config dump has slow_chown = true" yes \
 		"$(yesno grep -q 'slow_chown = true' < <(containerd --config /etc/containerd/config.toml config dump 2>&1))"
+	expect "apply --slow-chown on: the drop-in says --slow-chown on decided it (F4)" yes \
+		"$(yesno grep -q -- '--slow-chown on' /etc/containerd/conf.d/99-usernsctl.toml)"
 	ROW_APPLY+="; slow_chown on: restarted"
 	# The containers outlive the restart (their shims do): still verified.
 	u verify-after-restart verify --target kubernetes --kubernetes-version "$K" --pid "$upid" -o json
 	expect "verify --pid after the containerd restart: exit" 0 "$RC"
 
 	pid0=$(daemon_pid containerd)
+	calls=$(restart_calls)
 	u revert revert --restart --restart-command "$E2E_RESTART" --restart-timeout 15s -o json
-	expect_known F2 "revert --restart without a kubelet: succeeds" "exit 0 failed=false" \
-		"exit $RC failed=$(jqr .failed)" "exit 1 failed=true"
-	expect "revert: changed" true "$(jqr .changed)"
+	expect "revert --restart without a kubelet: exit, failed (F2)" "0 false" "$RC $(jqr .failed)"
+	expect "revert: changed, restarted" "true true" "$(jqr '"\(.changed) \(.restarted)"')"
+	expect "revert: the hook was asked for containerd only" "$((calls + 1)) containerd" "$(restart_calls) $(last_restart_daemons)"
 	fp_content >"$RES/reverted.fp"
 	expect "revert: /etc is byte for byte as before apply" same "$(same reverted "$RES/before.fp" "$RES/reverted.fp")"
 	pid=$(daemon_pid containerd || echo none)
@@ -424,7 +427,6 @@ scenario_containerd2() {
 	u revert-again revert -o json
 	expect "revert again: exit, changed" "0 false" "$RC $(jqr .changed)"
 	ROW_REVERT="exact bytes, containerd restarted"
-	if grep -q 'XFAIL F2' "$RES/asserts"; then ROW_REVERT+=" (F2)"; fi
 	stop_containerd
 }
 
