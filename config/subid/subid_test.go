@@ -176,7 +176,7 @@ func TestAppendKeepsEveryOtherByte(t *testing.T) {
 		t.Fatalf("re-parse: %d lines, want %d", len(g.Lines), len(all))
 	}
 	for i := range g.Lines {
-		if !bytes.Equal(g.Lines[i].Raw, all[i].Raw) {
+		if g.Lines[i].Raw != all[i].Raw {
 			t.Errorf("line %d: %q vs %q", i+1, g.Lines[i].Raw, all[i].Raw)
 		}
 	}
