@@ -57,11 +57,18 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 		n += len(l)
 	}
 	out := make([]IDRange, 0, n)
-	for _, f := range files {
+	for i, f := range files {
 		if f == nil {
 			continue
 		}
-		for _, ls := range [][]subid.Line{f.Lines, f.Added} {
+		lists := [][]subid.Line{f.Lines, f.Added}
+		for _, prev := range files[:i] {
+			if f.SharesLines(prev) {
+				lists = lists[1:] // the same parsed lines: count them once
+				break
+			}
+		}
+		for _, ls := range lists {
 			for i := range ls {
 				if l := &ls[i]; l.Valid() {
 					out = append(out, IDRange{l.Range.Start, l.Range.Count})

@@ -174,3 +174,22 @@ func BenchmarkAllocateFromFiles(b *testing.B) {
 		}
 	}
 }
+
+// Files that share their parsed lines (subgid a byte copy of subuid)
+// count once; their appended lines still count.
+func TestOccupiedCountsSharedLinesOnce(t *testing.T) {
+	uid, err := subid.Parse(strings.NewReader("a:100000:65536\nb:165536:65536\n"), "/etc/subuid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := uid.Alias("/etc/subgid")
+	gid.Append(subid.Range{Owner: "c", Start: 300000, Count: 10})
+	got := Occupied([]*subid.File{uid, gid})
+	if len(got) != 3 {
+		t.Fatalf("got %v, want the two shared ranges once and gid's own", got)
+	}
+	other, _ := subid.Parse(strings.NewReader("a:100000:65536\nb:165536:65536\n"), "/etc/subgid")
+	if n := len(Occupied([]*subid.File{uid, other})); n != 4 {
+		t.Fatalf("separately parsed files: %d ranges, want 4", n)
+	}
+}

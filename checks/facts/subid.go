@@ -57,21 +57,33 @@ func (s *SubIDs) Files() []*subid.File {
 // SubIDsOf reads and parses /etc/subuid and /etc/subgid once per run.
 func SubIDsOf(env *checks.Env) *SubIDs {
 	s, _ := checks.Fact(env, "subid.files", func(env *checks.Env) (*SubIDs, error) {
-		// Both at once: on a host with 100,000 ranges each parse is tens
-		// of milliseconds, most of it touching fresh memory.
+		// On a host with 100,000 ranges each parse is tens of
+		// milliseconds, most of it touching fresh memory: identical files
+		// (the usual case: useradd writes both) are parsed once, different
+		// ones at the same time.
+		uid, uerr := env.Host.ReadFile(SubUIDFile)
+		gid, gerr := env.Host.ReadFile(SubGIDFile)
 		var s SubIDs
+		if uerr == nil && gerr == nil && len(uid) > 0 && bytes.Equal(uid, gid) {
+			s.UID = parseSubID(SubUIDFile, uid, nil)
+			if s.UID.File != nil {
+				if a := s.UID.File.Alias(SubGIDFile); a != nil {
+					s.GID = SubIDFile{Path: SubGIDFile, Exists: true, File: a}
+					return &s, nil
+				}
+			}
+		}
 		done := make(chan struct{})
-		go func() { s.GID = readSubID(env, SubGIDFile); close(done) }()
-		s.UID = readSubID(env, SubUIDFile)
+		go func() { s.GID = parseSubID(SubGIDFile, gid, gerr); close(done) }()
+		s.UID = parseSubID(SubUIDFile, uid, uerr)
 		<-done
 		return &s, nil
 	})
 	return s
 }
 
-func readSubID(env *checks.Env, path string) SubIDFile {
+func parseSubID(path string, data []byte, err error) SubIDFile {
 	f := SubIDFile{Path: path}
-	data, err := env.Host.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return f

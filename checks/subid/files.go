@@ -279,8 +279,20 @@ func checkOverlap(_ context.Context, env *checks.Env) checks.Result {
 	var findings []string
 	var dels []string
 	n := 0
+	var prev *subid.File
+	var prevOvs []overlap
 	for _, f := range files {
-		ovs := overlaps(f)
+		var ovs []overlap
+		if f.SharesLines(prev) {
+			// The same lines under another name (subgid a copy of subuid):
+			// the same pairs, named for this file.
+			for _, o := range prevOvs {
+				ovs = append(ovs, overlap{f, o.a, o.b})
+			}
+		} else {
+			ovs = overlaps(f)
+		}
+		prev, prevOvs = f, ovs
 		n += len(ovs)
 		var lines []int
 		for _, o := range ovs {

@@ -144,6 +144,11 @@ func TestOverlap(t *testing.T) {
 		{"a small range inside a large one", "big:100000:1000000\nsmall:500000:10\n", "", checks.Fail,
 			[]string{"share ids 500000-500009"}, nil},
 		{"adjacent is not overlapping", "a:100000:65536\nb:165536:65536\n", "", checks.Pass, nil, nil},
+		// Identical files are parsed once and share their lines: each file
+		// is still reported under its own name.
+		{"identical files overlap alike", "alice:100000:65536\ndockremap:100000:65536\n", "alice:100000:65536\ndockremap:100000:65536\n", checks.Fail,
+			[]string{"/etc/subuid:1 (alice:100000:65536) and /etc/subuid:2", "/etc/subgid:1 (alice:100000:65536) and /etc/subgid:2", "2 overlapping ranges"},
+			[]string{"sed -i '2d' /etc/subuid", "sed -i '2d' /etc/subgid"}},
 	}
 	for _, c := range cases {
 		env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}), "", nil)

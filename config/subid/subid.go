@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/usernsctl/usernsctl/internal/hugepage"
 	"io"
 	"slices"
 	"strconv"
@@ -173,6 +174,7 @@ func ParseBytes(data []byte, name string) (*File, error) {
 	}
 	// One pass to size the slice: 100,000-line files are a benchmark case.
 	f.Lines = make([]Line, 0, bytes.Count(data, []byte{'\n'})+1)
+	hugepage.Slice(f.Lines) // before the first write: see package hugepage
 	no, off := 0, 0
 	for off < len(data) {
 		no++
@@ -290,6 +292,28 @@ func (f *File) Bytes() []byte {
 
 // Source is the parsed input, exactly (do not modify).
 func (f *File) Source() []byte { return f.data }
+
+// Alias is f as the file name that holds the very same bytes (on most
+// hosts /etc/subgid is a byte copy of /etc/subuid: useradd writes both):
+// the parsed lines are shared, not parsed again. nil when a line has a
+// problem, since problems name their file.
+func (f *File) Alias(name string) *File {
+	for i := range f.Lines {
+		if f.Lines[i].Problem != nil {
+			return nil
+		}
+	}
+	c := f.Clone()
+	c.Name = name
+	return c
+}
+
+// SharesLines reports whether f and g hold the very same parsed lines (one
+// is a clone or alias of the other): their ranges need not be looked at
+// twice.
+func (f *File) SharesLines(g *File) bool {
+	return f != nil && g != nil && len(f.Lines) > 0 && len(f.Lines) == len(g.Lines) && &f.Lines[0] == &g.Lines[0]
+}
 
 // Clone returns a copy whose Append and EnsureFinalNewline do not affect
 // f. The input and the parsed lines are shared (neither copy changes

@@ -320,3 +320,27 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// An alias shares the parse but is its own file: its name, its appends.
+func TestAlias(t *testing.T) {
+	f := parse(t, "alice:100000:65536\nbob:165536:65536")
+	g := f.Alias("/etc/subgid")
+	if g == nil || g.Name != "/etc/subgid" || len(g.Ranges()) != 2 || &g.Lines[0] != &f.Lines[0] {
+		t.Fatalf("alias %+v", g)
+	}
+	if _, err := g.Append(Range{"carol", 231072, 65536}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Ranges()) != 2 || len(g.Ranges()) != 3 || strings.Contains(string(f.Bytes()), "carol") {
+		t.Error("an append to the alias changed the original")
+	}
+	if ps := g.Problems(); len(ps) != 0 {
+		t.Errorf("the alias owes no newline after its append: %v", ps)
+	}
+	if ps := f.Problems(); len(ps) != 1 || ps[0].Kind != NoNewline || ps[0].Name != "/etc/subuid" {
+		t.Errorf("the original still lacks its final newline: %v", ps)
+	}
+	if parse(t, "alice:1\n").Alias("y") != nil {
+		t.Error("a file with a bad line must not be aliased: its problems name it")
+	}
+}
