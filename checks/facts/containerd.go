@@ -101,8 +101,24 @@ func loadContainerd(ctx context.Context, env *checks.Env) *Containerd {
 		version = f.EffectiveVersion()
 	}
 	c.Options, c.OptionsFrom = containerdOptions(c, version)
-	c.Config, c.Err = cdconfig.Load(env.Host, c.Path, c.Options)
+	c.Config, c.Err = cdconfig.Load(readOnce{env.Host, c.Path, data}, c.Path, c.Options)
 	return c
+}
+
+// readOnce serves the main config's bytes, already read for its version,
+// so that loading does not read the file a second time; imports come from
+// the host.
+type readOnce struct {
+	cdconfig.FS
+	path string
+	data []byte
+}
+
+func (r readOnce) ReadFile(name string) ([]byte, error) {
+	if name == r.path {
+		return r.data, nil
+	}
+	return r.FS.ReadFile(name)
 }
 
 func containerdOptions(c *Containerd, fileVersion int) (cdconfig.Options, string) {
