@@ -6,7 +6,6 @@ import (
 
 	"github.com/moby/sys/user"
 
-	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -37,7 +36,10 @@ func (p *plan) ensureAccount(name, group, gecos string) (int, error) {
 	if u != nil && hasGroup {
 		return u.Uid, nil
 	}
-	defs := facts.LoginDefsOf(p.env).Defs
+	defs, err := p.loginDefs()
+	if err != nil {
+		return -1, err
+	}
 	var a remap.NewAccount
 	if u == nil {
 		a, err = remap.PlanSystemAccount(name, group, gecos, p.nologin(), users, groups, defs)

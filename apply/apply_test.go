@@ -115,6 +115,7 @@ func TestBadInputExits2AndWritesNothing(t *testing.T) {
 		{"malformed subuid line", "etc/subuid", "alice:100000\n", []string{"/etc/subuid:1"}},
 		{"binary subgid", "etc/subgid", "\x00\x01\x02garbage\n", []string{"/etc/subgid:1"}},
 		{"userns-remap root", "etc/docker/daemon.json", "{\"userns-remap\": \"root\"}\n", []string{"root"}},
+		{"login.defs limit that does not parse", "etc/login.defs", "SUB_UID_MIN 100000\nSUB_UID_MAX 6OO100000\n", []string{"/etc/login.defs:2", "nothing was written"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := tree(t, fresh)

@@ -86,10 +86,14 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	if err != nil {
 		return err
 	}
+	req, err := a.dockerRequest(p)
+	if err != nil {
+		return err
+	}
 	if err := a.ensureRanges(p, remap.Goal{
 		Keys:     []string{name, strconv.Itoa(uid)},
 		Owner:    name,
-		Request:  a.dockerRequest(p),
+		Request:  req,
 		MinCount: minRemapCount,
 	}); err != nil {
 		return err
@@ -116,8 +120,11 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 // SUB_UID_COUNT (65536 when 0, which only disables useradd's own
 // allocation); within SUB_UID_MIN/MAX and SUB_GID_MIN/MAX, since the same
 // range is written to both files.
-func (a *applier) dockerRequest(p *plan) remap.Request {
-	d := facts.LoginDefsOf(p.env).Defs
+func (a *applier) dockerRequest(p *plan) (remap.Request, error) {
+	d, err := p.loginDefs()
+	if err != nil {
+		return remap.Request{}, err
+	}
 	count := a.opts.Count
 	if count == 0 {
 		count = d.SubUIDCount.Value
@@ -129,7 +136,7 @@ func (a *applier) dockerRequest(p *plan) remap.Request {
 		Min:   max(d.SubUIDMin.Value, d.SubGIDMin.Value),
 		Max:   min(d.SubUIDMax.Value, d.SubGIDMax.Value),
 		Count: count,
-	}
+	}, nil
 }
 
 // ensureRanges runs the range planning on the plan's ID files.

@@ -39,7 +39,10 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	if err != nil {
 		return err
 	}
-	d := facts.LoginDefsOf(p.env).Defs
+	d, err := p.loginDefs()
+	if err != nil {
+		return err
+	}
 	req := remap.KubeletRequest(max(d.SubUIDMin.Value, d.SubGIDMin.Value), maxPods, idsPerPod)
 	uidF, _, err := p.subids()
 	if err != nil {

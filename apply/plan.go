@@ -16,6 +16,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/config/logindefs"
 	"github.com/usernsctl/usernsctl/config/subid"
 	"github.com/usernsctl/usernsctl/internal/txn"
 	"github.com/usernsctl/usernsctl/remap"
@@ -291,6 +292,17 @@ func refusal(err error) error {
 		return inputErr(err)
 	}
 	return err
+}
+
+// loginDefs is /etc/login.defs for allocation. A setting that does not
+// parse is bad input: allocating with shadow's defaults in its place could
+// put ranges where the operator's limits forbid them.
+func (p *plan) loginDefs() (*logindefs.Defs, error) {
+	l := facts.LoginDefsOf(p.env)
+	if l.Err != nil {
+		return nil, inputErr(fmt.Errorf("%w\nfix the setting in %s, then run apply again; nothing was written", l.Err, l.Path))
+	}
+	return l.Defs, nil
 }
 
 func dockerPath(env *checks.Env) (string, error) {
