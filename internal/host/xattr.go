@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"io/fs"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,13 +18,28 @@ const maxXattr = 64 << 10
 // capability attribute of every file they stat.
 func (h *Host) Xattr(p, name string) (val []byte, ok bool, err error) {
 	h.Note(p, Stat)
-	real := h.Path(p)
+	real, get := h.Path(p), unix.Lgetxattr
+	if h.tree != nil && h.tree.fd >= 0 {
+		// Resolve inside the tree like every other read, then read the
+		// attribute of what was found through its descriptor (an O_PATH
+		// descriptor has no fgetxattr; its /proc/self/fd link leads to the
+		// very inode, final symlink included).
+		fd, err := h.tree.openat2(rel(p), unix.O_PATH|unix.O_NOFOLLOW)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil, false, hostErr(p, &fs.PathError{Op: "getxattr", Path: p, Err: fs.ErrNotExist})
+			}
+			return nil, false, &fs.PathError{Op: "getxattr " + name, Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		real, get = "/proc/self/fd/"+strconv.Itoa(fd), unix.Getxattr
+	}
 	for attempt := 0; attempt < 3; attempt++ {
-		size, err := unix.Lgetxattr(real, name, nil)
+		size, err := get(real, name, nil)
 		if err == nil && size <= maxXattr {
 			buf := make([]byte, size)
 			var n int
-			n, err = unix.Lgetxattr(real, name, buf)
+			n, err = get(real, name, buf)
 			if err == nil {
 				return buf[:n], true, nil
 			}

@@ -45,3 +45,30 @@ func TestXattr(t *testing.T) {
 		t.Errorf("xattr read recorded as %v, want Stat", a)
 	}
 }
+
+// In a tree, an xattr read resolves inside the tree too: a link that
+// leaves it reaches nothing outside.
+func TestXattrStaysInTree(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "f")
+	os.WriteFile(secret, nil, 0o644)
+	if err := unix.Setxattr(secret, "user.usernsctl", []byte("outside"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	dir := t.TempDir()
+	os.Symlink(outside, filepath.Join(dir, "out"))
+	h, err := At(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, _ := h.Xattr("/out/f", "user.usernsctl"); ok {
+		t.Errorf("read %q through a link out of the tree", v)
+	}
+	inside := filepath.Join(dir, "in")
+	os.WriteFile(inside, nil, 0o644)
+	unix.Setxattr(inside, "user.usernsctl", []byte("inside"), 0)
+	os.Symlink("/in", filepath.Join(dir, "abs"))
+	if v, ok, err := h.Xattr("/in", "user.usernsctl"); !ok || string(v) != "inside" {
+		t.Errorf("inside: %q %v %v", v, ok, err)
+	}
+}
