@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
 	"strings"
 
@@ -55,34 +56,13 @@ func ParseFeatures(r io.Reader, name string) (*Features, error) {
 	var f Features
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&f); err != nil {
-		off := dec.InputOffset()
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			off = syn.Offset
-		case errors.As(err, &typ):
-			off = typ.Offset
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			off = int64(len(data))
-		}
-		line, col := lineCol(data, off)
+		line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, dec.InputOffset()))
 		return nil, fmt.Errorf("%s:%d:%d: %v", name, line, col, err)
 	}
 	if f.Linux == nil {
 		return nil, fmt.Errorf("%s: no \"linux\" object: not a Linux runtime's features document", name)
 	}
 	return &f, nil
-}
-
-func lineCol(data []byte, off int64) (int, int) {
-	off = max(0, min(off, int64(len(data))))
-	head := data[:off]
-	line := 1 + bytes.Count(head, []byte("\n"))
-	// Offsets count the bytes read up to and including the bad one, so
-	// this is the 1-based column of that byte.
-	col := int(off) - (bytes.LastIndexByte(head, '\n') + 1)
-	return line, max(col, 1)
 }
 
 // UserNS is the CRI rule (containerd internal/cri supportsCRIUserns):

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
 	"sort"
 	"sync"
@@ -46,9 +47,8 @@ func ParseRecorded(r io.Reader, name string) (*Recorded, error) {
 	if err := dec.Decode(&rec.results); err != nil {
 		return nil, jsonErr(name, data, dec.InputOffset(), err)
 	}
-	rest := data[dec.InputOffset():]
-	if trimmed := bytes.TrimLeft(rest, " \t\r\n"); len(trimmed) > 0 {
-		line, col := position(data, dec.InputOffset()+int64(len(rest)-len(trimmed)))
+	if off := jsonpos.Trailing(data, dec.InputOffset()); off >= 0 {
+		line, col := jsonpos.LineCol(data, off)
 		return nil, fmt.Errorf("%s:%d:%d: unexpected data after the top-level object (want exactly one object mapping probe keys to results)", name, line, col)
 	}
 	return rec, nil
@@ -56,38 +56,11 @@ func ParseRecorded(r io.Reader, name string) (*Recorded, error) {
 
 // jsonErr names the line and column of a decoding error.
 func jsonErr(name string, data []byte, fallback int64, err error) error {
-	off := fallback
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		off = syn.Offset
-	case errors.As(err, &typ):
-		off = typ.Offset
-	case errors.Is(err, io.EOF):
+	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: empty file: want an object mapping probe keys to results", name)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		off = int64(len(data))
 	}
-	line, col := position(data, off)
+	line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, fallback))
 	return fmt.Errorf("%s:%d:%d: %v (want an object mapping probe keys such as \"userns\" to results)", name, line, col, err)
-}
-
-// position turns a byte offset into a 1-based line and column (in bytes).
-func position(data []byte, off int64) (line, col int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	if off < 0 {
-		off = 0
-	}
-	head := data[:off]
-	line = 1 + bytes.Count(head, []byte("\n"))
-	col = int(off) - (bytes.LastIndexByte(head, '\n') + 1)
-	if col == 0 {
-		col = 1
-	}
-	return line, col
 }
 
 // Probe implements Prober.

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
-	"sort"
 	"strings"
 )
 
@@ -50,6 +50,9 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(e))
 }
 
+// maxCommands bounds commands.json; real ones are tens of kilobytes.
+const maxCommands = 16 << 20
+
 // Recorded answers commands from a snapshot's commands.json. It never
 // executes anything.
 type Recorded struct {
@@ -63,9 +66,24 @@ func ParseRecorded(r io.Reader) (*Recorded, error) {
 	if r == nil {
 		return rec, nil
 	}
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&rec.entries); err != nil {
+	data, err := io.ReadAll(io.LimitReader(r, maxCommands+1))
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", CommandsFile, err)
+	}
+	if len(data) > maxCommands {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not a commands.json", CommandsFile, maxCommands)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&rec.entries); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file: want an object mapping command lines to their output", CommandsFile)
+		}
+		line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, dec.InputOffset()))
+		return nil, fmt.Errorf("%s:%d:%d: %v (want an object mapping command lines to their output)", CommandsFile, line, col, err)
+	}
+	if off := jsonpos.Trailing(data, dec.InputOffset()); off >= 0 {
+		line, col := jsonpos.LineCol(data, off)
+		return nil, fmt.Errorf("%s:%d:%d: unexpected data after the top-level object", CommandsFile, line, col)
 	}
 	return rec, nil
 }
@@ -92,16 +110,6 @@ func (r *Recorded) Installed(name string) bool {
 		}
 	}
 	return false
-}
-
-// Lines lists the recorded command lines, sorted.
-func (r *Recorded) Lines() []string {
-	out := make([]string, 0, len(r.entries))
-	for k := range r.entries {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // None is a runner for hosts where nothing may be executed.
