@@ -139,6 +139,14 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 		return Outcome{Range: IDRange{r.Start, r.Count}, Added: true,
 			Note: fmt.Sprintf("%s had %s (line %d); added %s:%d:%d to %s", haveF.Name, r, have[0].No, g.Owner, want.Start, want.Count, missF.Name)}, nil
 	}
+	return allocateBoth(uid, gid, g, "")
+}
+
+// allocateBoth gives the owner the lowest free range (shadow's
+// find_free_range over every owner's ranges in both files and every
+// account id) and appends it to both files, so one range serves uids and
+// gids.
+func allocateBoth(uid, gid *subid.File, g Goal, why string) (Outcome, error) {
 	start, err := AllocateInPlace(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
 	if err != nil {
 		return Outcome{}, err
@@ -149,8 +157,8 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	return Outcome{Range: IDRange{start, g.Request.Count}, Added: true,
-		Note: fmt.Sprintf("allocated %s in %s and %s", nr, uid.Name, gid.Name)}, nil
+	return Outcome{Range: IDRange{start, nr.Count}, Added: true,
+		Note: fmt.Sprintf("allocated %s in %s and %s%s", nr, uid.Name, gid.Name, why)}, nil
 }
 
 // usable refuses an owner's existing ranges that dockerd or newuidmap
@@ -205,18 +213,7 @@ func overlappingExcept(f *subid.File, r IDRange, ids []int, _ string, self []*su
 
 func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, error) {
 	if len(u) == 0 && len(gg) == 0 {
-		start, err := AllocateInPlace(Occupied([]*subid.File{uid, gid}, g.UIDs, g.GIDs), g.Request)
-		if err != nil {
-			return Outcome{}, err
-		}
-		nr := subid.Range{Owner: g.Owner, Start: start, Count: g.Request.Count}
-		for _, f := range []*subid.File{uid, gid} {
-			if _, err := f.Append(nr); err != nil {
-				return Outcome{}, err
-			}
-		}
-		return Outcome{Range: IDRange{start, nr.Count}, Added: true,
-			Note: fmt.Sprintf("allocated %s in %s and %s (%d pods × %d ids)", nr, uid.Name, gid.Name, g.MaxPods, g.IDsPerPod)}, nil
+		return allocateBoth(uid, gid, g, fmt.Sprintf(" (%d pods × %d ids)", g.MaxPods, g.IDsPerPod))
 	}
 	side := func(f *subid.File, ls []*subid.Line) KubeletRange {
 		var kr KubeletRange
