@@ -38,11 +38,6 @@ func usageErr(format string, a ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
 }
 
-// Execute runs the command line and returns the process exit code.
-func Execute() int {
-	return Main(os.Args[1:], os.Stdout, os.Stderr)
-}
-
 // Main runs usernsctl with args and returns its exit code; tests call it
 // in-process.
 func Main(args []string, stdout, stderr io.Writer) int {

@@ -63,15 +63,6 @@ func listSep(items []string, n int, sep string) string {
 	return fmt.Sprintf("%s%sand %d more", strings.Join(items[:n], sep), sep, len(items)-n)
 }
 
-// idRanges converts file ranges.
-func idRanges(ls []*subid.Line) []remap.IDRange {
-	out := make([]remap.IDRange, len(ls))
-	for i, l := range ls {
-		out[i] = remap.IDRange{Start: l.Range.Start, Count: l.Range.Count}
-	}
-	return out
-}
-
 // linesFor returns the valid lines of f whose owner is one of keys, in
 // file order.
 func linesFor(f *subid.File, keys []string) []*subid.Line {

@@ -33,7 +33,6 @@ const maxLinks = 40
 // Root is an open root directory.
 type Root struct {
 	fd   *os.File
-	dir  string
 	walk bool // openat2 unavailable: resolve in user space
 }
 
@@ -47,7 +46,7 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open root", Path: dir, Err: err}
 	}
-	r := &Root{fd: os.NewFile(uintptr(fd), dir), dir: dir, walk: forceWalk}
+	r := &Root{fd: os.NewFile(uintptr(fd), dir), walk: forceWalk}
 	if !r.walk {
 		d, err := r.openat2(".")
 		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
@@ -61,9 +60,6 @@ func Open(dir string) (*Root, error) {
 
 // Close releases the root descriptor.
 func (r *Root) Close() error { return r.fd.Close() }
-
-// Dir is the real directory host paths are resolved under.
-func (r *Root) Dir() string { return r.dir }
 
 // Clean checks that p is an absolute host path naming something below the
 // root and returns it cleaned.
