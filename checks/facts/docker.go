@@ -124,12 +124,13 @@ func DockerdUnit(env *checks.Env) *DockerUnit {
 
 func loadDockerUnit(env *checks.Env) *DockerUnit {
 	du := &DockerUnit{}
-	u, err := systemd.Load(env.Host, DockerService)
+	fsys := &readOnceFS{Reader: env.Host}
+	u, err := systemd.Load(fsys, DockerService)
 	if errors.Is(err, systemd.ErrNotFound) {
 		for _, d := range systemd.UnitDirs {
 			du.Searched = append(du.Searched, path.Join(d, DockerService))
 		}
-		du.initScript(env)
+		du.initScript(fsys)
 		return du
 	}
 	if err != nil {
@@ -138,7 +139,7 @@ func loadDockerUnit(env *checks.Env) *DockerUnit {
 	}
 	du.Unit, du.Searched = u, u.Searched
 	du.Problems = u.Problems()
-	envv, refs, probs := u.Environment(env.Host)
+	envv, refs, probs := u.Environment(fsys)
 	du.EnvFiles = refs
 	du.Problems = append(du.Problems, probs...)
 	du.ExecStarts = u.All("Service", "ExecStart")
@@ -151,13 +152,38 @@ func loadDockerUnit(env *checks.Env) *DockerUnit {
 			du.Flags = systemd.ParseFlags(du.Argv, dockerdFlags)
 		}
 	}
-	du.unread(env, envv)
+	du.unread(fsys, envv)
 	return du
+}
+
+// readOnceFS reads each file once: the option files (/etc/default/docker,
+// /etc/sysconfig/docker) are read both as the unit's EnvironmentFile= and
+// to find flags the unit never passes on.
+type readOnceFS struct {
+	systemd.Reader
+	read map[string]readResult
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func (r *readOnceFS) ReadFile(p string) ([]byte, error) {
+	if got, ok := r.read[p]; ok {
+		return got.b, got.err
+	}
+	if r.read == nil {
+		r.read = map[string]readResult{}
+	}
+	b, err := r.Reader.ReadFile(p)
+	r.read[p] = readResult{b, err}
+	return b, err
 }
 
 // unread finds option files whose flags the unit never passes to dockerd:
 // the file is not an EnvironmentFile=, or its variable is not in ExecStart.
-func (du *DockerUnit) unread(env *checks.Env, envv systemd.Env) {
+func (du *DockerUnit) unread(fsys systemd.Reader, envv systemd.Env) {
 	used := map[string]bool{}
 	for _, e := range du.ExecStarts {
 		for _, v := range optionFiles {
@@ -167,7 +193,7 @@ func (du *DockerUnit) unread(env *checks.Env, envv systemd.Env) {
 		}
 	}
 	for _, of := range optionFiles {
-		vars := readOptionFile(env, of.path)
+		vars := readOptionFile(fsys, of.path)
 		for _, v := range vars {
 			if v.Name != of.variable || strings.TrimSpace(v.Value) == "" {
 				continue
@@ -182,10 +208,10 @@ func (du *DockerUnit) unread(env *checks.Env, envv systemd.Env) {
 
 // initScript takes the flags from the option files when there is no unit:
 // the sysvinit and upstart scripts of Debian and RHEL pass them on.
-func (du *DockerUnit) initScript(env *checks.Env) {
+func (du *DockerUnit) initScript(fsys systemd.Reader) {
 	argv := []systemd.Word{{Text: "dockerd"}}
 	for _, of := range optionFiles {
-		for _, v := range readOptionFile(env, of.path) {
+		for _, v := range readOptionFile(fsys, of.path) {
 			if v.Name != of.variable {
 				continue
 			}
@@ -201,8 +227,8 @@ func (du *DockerUnit) initScript(env *checks.Env) {
 	}
 }
 
-func readOptionFile(env *checks.Env, p string) []systemd.EnvVar {
-	b, err := env.Host.ReadFile(p)
+func readOptionFile(fsys systemd.Reader, p string) []systemd.EnvVar {
+	b, err := fsys.ReadFile(p)
 	if err != nil {
 		return nil
 	}
