@@ -79,6 +79,10 @@ func TestDockerApplyIdempotentAndRevertible(t *testing.T) {
 func contentOf(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
+		if strings.HasPrefix(v, "-> ") {
+			out[k] = v
+			continue
+		}
 		f := strings.SplitN(v, " ", 3)
 		out[k] = f[0] + " " + f[1]
 	}

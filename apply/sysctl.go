@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,7 +26,17 @@ const (
 // otherwise win over usernsctl's file.
 func (a *applier) planSysctl(p *plan) error {
 	live, liveErr := facts.LiveSysctl(p.env, maxUserNS)
-	res := facts.PersistedSysctls(p.env).Lookup(maxUserNS)
+	persisted := facts.PersistedSysctls(p.env)
+	// A sysctl file that cannot be read could hold the 0 that wins at
+	// boot: without it, usernsctl cannot tell whether its own file would.
+	// (Lines systemd-sysctl skips are skipped here too: not a problem.)
+	for _, e := range persisted.Problems {
+		var line *sysctl.Error
+		if !errors.As(e, &line) {
+			return inputErr(fmt.Errorf("%w\n--fix-sysctl cannot tell what the next boot applies: make the file readable (or remove it), then run apply again; nothing was written", e))
+		}
+	}
+	res := persisted.Lookup(maxUserNS)
 	var zeros []sysctl.Entry
 	for _, e := range res.Mentions {
 		if !e.Glob && e.HasValue && e.Value == "0" {

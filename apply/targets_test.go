@@ -2,6 +2,8 @@ package apply_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -227,5 +229,24 @@ func TestNoRestartForAbsentDaemon(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(r.Notes, "\n"), "kubelet is not installed: nothing to restart") {
 		t.Errorf("notes: %v", r.Notes)
+	}
+}
+
+// --fix-sysctl refuses (exit 2, nothing written) when a sysctl file cannot
+// be read: it could hold the 0 that wins at boot.
+func TestFixSysctlRefusesUnreadableFile(t *testing.T) {
+	dir := tree(t, fresh)
+	write(t, dir, "proc/sys/user/max_user_namespaces", "0\n")
+	// A link that leads to a directory: listed like a file, unreadable.
+	if err := os.Symlink("/etc", filepath.Join(dir, "etc/sysctl.d/99-hardening.conf")); err != nil {
+		t.Fatal(err)
+	}
+	before := state(t, dir)
+	r, code := run(t, "apply", "--target", "docker", "--root", dir, "--fix-sysctl", "--force", "all")
+	if code != 2 || !strings.Contains(r.Msg, "/etc/sysctl.d/99-hardening.conf") || !strings.Contains(r.Msg, "nothing was written") {
+		t.Fatalf("exit %d %+v", code, r)
+	}
+	if d := diffStates(before, state(t, dir)); len(d) > 0 {
+		t.Errorf("wrote %v", d)
 	}
 }
