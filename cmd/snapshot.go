@@ -9,7 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
-	"github.com/usernsctl/usernsctl/internal/snapshot"
+	"github.com/usernsctl/usernsctl/snapshot"
 )
 
 func init() { extraCommands = append(extraCommands, newSnapshotCmd) }

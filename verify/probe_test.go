@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -205,7 +205,7 @@ func TestLowerdirs(t *testing.T) {
 
 func TestNS(t *testing.T) {
 	dir := tree(t, "containerd")
-	env := hosttest.At(t, dir, checks.Containerd)
+	env := checkstest.At(t, dir, checks.Containerd)
 	rep := NS(context.Background(), env, []string{"6612", "6668", "6786", "nosuch"}, []string{"usernsctl-e2e"})
 	if rep.Schema != NSSchema || rep.Host.PID != 1 || len(rep.Processes) != 4 {
 		t.Fatalf("report: %+v", rep)

@@ -11,8 +11,9 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -71,7 +72,7 @@ func edit(t *testing.T, dir, p string, f func(string) string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosttest.Write(t, dir, p, f(string(b)))
+	hosttree.Write(t, dir, p, f(string(b)))
 }
 
 func verifyAt(t *testing.T, env *checks.Env, opts Options) *checks.Report {
@@ -103,7 +104,7 @@ func want(t *testing.T, rep *checks.Report, id string, status checks.Status, fra
 }
 
 func TestDockerRemappedContainer(t *testing.T) {
-	env := hosttest.At(t, tree(t, "docker-remap"), checks.Docker)
+	env := checkstest.At(t, tree(t, "docker-remap"), checks.Docker)
 	rep := verifyAt(t, env, Options{PIDs: []int{remapped}})
 	want(t, rep, "verify.docker.daemon", checks.Pass, "20.10.24")
 	want(t, rep, "verify.docker.userns_active", checks.Pass, "name=userns")
@@ -121,7 +122,7 @@ func TestDockerRemappedContainer(t *testing.T) {
 // A container started with --userns=host shows the identity map even on a
 // remapped daemon (traps.md): verify names it and its cause.
 func TestDockerUsernsHostContainer(t *testing.T) {
-	env := hosttest.At(t, tree(t, "docker-remap"), checks.Docker)
+	env := checkstest.At(t, tree(t, "docker-remap"), checks.Docker)
 	rep := verifyAt(t, env, Options{Containers: []string{"hostns"}})
 	want(t, rep, "verify.docker.userns_active", checks.Pass)
 	want(t, rep, "verify.docker.userns", checks.Fail, "container hostns (pid 4736 sh)", "--userns=host", "containerd-shim (pid 4708)")
@@ -137,7 +138,7 @@ func TestDockerUsernsHostContainer(t *testing.T) {
 // Field case 25: a daemon without remap; the identity map fails whatever
 // the files say (dockremap still has its range here).
 func TestDockerIdentityMap(t *testing.T) {
-	env := hosttest.At(t, tree(t, "docker-plain"), checks.Docker)
+	env := checkstest.At(t, tree(t, "docker-plain"), checks.Docker)
 	rep := verifyAt(t, env, Options{Containers: []string{"plain"}})
 	want(t, rep, "verify.docker.userns_active", checks.Fail, "no name=userns")
 	want(t, rep, "verify.docker.data_root", checks.Skip)
@@ -154,8 +155,8 @@ func TestDockerIdentityMap(t *testing.T) {
 // longer match the remap user's ranges.
 func TestDockerRangesDoNotMatch(t *testing.T) {
 	dir := tree(t, "docker-remap")
-	hosttest.Write(t, dir, "etc/subuid", "alice:100000:65536\ndockremap:165536:65536\n")
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
+	hosttree.Write(t, dir, "etc/subuid", "alice:100000:65536\ndockremap:165536:65536\n")
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
 	want(t, rep, "verify.docker.uid_map", checks.Fail, "is `0 100000 65536`, want `0 165536 65536`", "/etc/subuid:2")
 	want(t, rep, "verify.docker.gid_map", checks.Pass)
 	want(t, rep, "verify.docker.data_root", checks.Fail, "not ", "165536.100000")
@@ -165,12 +166,12 @@ func TestDockerRangesDoNotMatch(t *testing.T) {
 // sorted them); either way container root is at a range start.
 func TestDockerSeveralRanges(t *testing.T) {
 	dir := tree(t, "docker-remap")
-	hosttest.Write(t, dir, "etc/subuid", "dockremap:300000:65536\ndockremap:100000:65536\n")
-	hosttest.Write(t, dir, "proc/4962/uid_map", "         0     100000      65536\n     65536     300000      65536\n")
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
+	hosttree.Write(t, dir, "etc/subuid", "dockremap:300000:65536\ndockremap:100000:65536\n")
+	hosttree.Write(t, dir, "proc/4962/uid_map", "         0     100000      65536\n     65536     300000      65536\n")
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
 	want(t, rep, "verify.docker.uid_map", checks.Pass, "sorts")
-	hosttest.Write(t, dir, "proc/4962/uid_map", "         0     300000      65536\n     65536     100000      65536\n")
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
+	hosttree.Write(t, dir, "proc/4962/uid_map", "         0     300000      65536\n     65536     100000      65536\n")
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
 	want(t, rep, "verify.docker.uid_map", checks.Pass, "container root is host uid 300000")
 }
 
@@ -207,14 +208,14 @@ func (f *fakeProbe) cleanup(ctx context.Context) error {
 
 func probeTree(t *testing.T) string {
 	dir := tree(t, "docker-remap")
-	hosttest.Write(t, dir, "proc/4962/cmdline", "/usernsctl\x00verify-child\x00/probe\x00abc\x00")
+	hosttree.Write(t, dir, "proc/4962/cmdline", "/usernsctl\x00verify-child\x00/probe\x00abc\x00")
 	return dir
 }
 
 func TestDockerProbe(t *testing.T) {
 	dir := probeTree(t)
 	f := &fakeProbe{pid: remapped, file: ProbeFile{Path: "/tmp/x/f", UID: 100000, GID: 100000}}
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
 	want(t, rep, "verify.docker.probe_container", checks.Pass, "usernsctl-verify-abc", "4962 sh ← 4940 containerd-shim")
 	want(t, rep, "verify.docker.userns", checks.Pass, "probe container usernsctl-verify-abc (pid 4962)")
 	want(t, rep, "verify.docker.uid_map", checks.Pass)
@@ -226,19 +227,19 @@ func TestDockerProbe(t *testing.T) {
 
 	// The file is owned by host root: container root is host root.
 	f = &fakeProbe{pid: remapped, file: ProbeFile{Path: "/tmp/x/f", UID: 0, GID: 0}}
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
 	want(t, rep, "verify.docker.bind_owner", checks.Fail, "uid 0 (uid_map maps container root to 100000)")
 
 	// The pid docker inspect gave is not the probe: dockerd elsewhere.
-	hosttest.Write(t, dir, "proc/4962/cmdline", "/bin/sh\x00")
+	hosttree.Write(t, dir, "proc/4962/cmdline", "/bin/sh\x00")
 	f = &fakeProbe{pid: remapped, file: ProbeFile{UID: 100000, GID: 100000}}
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
 	want(t, rep, "verify.docker.probe_container", checks.Fail, "not this probe")
 }
 
 func TestDockerProbeFailsAndIsCleanedUp(t *testing.T) {
 	f := &fakeProbe{err: errors.New("`docker run`: OCI runtime create failed"), cleanErr: errors.New("`docker rmi`: busy")}
-	rep := verifyAt(t, hosttest.At(t, probeTree(t), checks.Docker), Options{StartProbe: f.start})
+	rep := verifyAt(t, checkstest.At(t, probeTree(t), checks.Docker), Options{StartProbe: f.start})
 	want(t, rep, "verify.docker.probe_container", checks.Fail, "OCI runtime create failed")
 	want(t, rep, "verify.docker.uid_map", checks.Skip)
 	want(t, rep, "verify.docker.cleanup", checks.Fail, "busy")
@@ -252,7 +253,7 @@ func TestDockerProbeFailsAndIsCleanedUp(t *testing.T) {
 func TestDockerProbeInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fakeProbe{cancel: cancel}
-	_, err := Run(ctx, hosttest.At(t, probeTree(t), checks.Docker), Options{StartProbe: f.start})
+	_, err := Run(ctx, checkstest.At(t, probeTree(t), checks.Docker), Options{StartProbe: f.start})
 	if !errors.Is(err, ErrInterrupted) || f.cleaned != 1 {
 		t.Fatalf("err %v, cleaned %d", err, f.cleaned)
 	}
@@ -260,22 +261,22 @@ func TestDockerProbeInterrupted(t *testing.T) {
 
 func TestDockerNotAnswering(t *testing.T) {
 	dir := tree(t, "docker-remap")
-	hosttest.Write(t, dir, ".usernsctl/commands.json", `{"docker info --format {{json .}}": {"stdout": "{\"ServerVersion\":\"\",\"ServerErrors\":[\"Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\"]}\n", "exit": 1}}`)
+	hosttree.Write(t, dir, ".usernsctl/commands.json", `{"docker info --format {{json .}}": {"stdout": "{\"ServerVersion\":\"\",\"ServerErrors\":[\"Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\"]}\n", "exit": 1}}`)
 	f := &fakeProbe{pid: remapped}
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{StartProbe: f.start})
 	want(t, rep, "verify.docker.daemon", checks.Fail, "Cannot connect")
 	want(t, rep, "verify.docker.probe_container", checks.Skip, "does not answer")
 	if f.cleaned != 0 {
 		t.Error("a probe ran against a daemon that does not answer")
 	}
 
-	rep = verifyAt(t, hosttest.At(t, tree(t, "docker-remap"), checks.Docker), Options{DockerHost: "tcp://10.0.0.5:2376", StartProbe: f.start})
+	rep = verifyAt(t, checkstest.At(t, tree(t, "docker-remap"), checks.Docker), Options{DockerHost: "tcp://10.0.0.5:2376", StartProbe: f.start})
 	want(t, rep, "verify.docker.daemon", checks.Fail, "DOCKER_HOST is tcp://10.0.0.5:2376")
 	want(t, rep, "verify.docker.probe_container", checks.Skip, "not on this host")
 }
 
 func TestContainerdUsernsContainer(t *testing.T) {
-	env := hosttest.At(t, tree(t, "containerd"), checks.Containerd)
+	env := checkstest.At(t, tree(t, "containerd"), checks.Containerd)
 	rep := verifyAt(t, env, Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.containerd.runtime", checks.Pass, "pid 6490")
 	want(t, rep, "verify.containerd.userns", checks.Pass, "4026532177", "containerd-shim (pid 6589)")
@@ -291,7 +292,7 @@ func TestContainerdUsernsContainer(t *testing.T) {
 // Field case 18: a container in its runtime's user namespace (a pod whose
 // hostUsers: false was ignored) runs as host root.
 func TestPodInRuntimeNamespace(t *testing.T) {
-	env := hosttest.At(t, tree(t, "containerd"), checks.Kubernetes)
+	env := checkstest.At(t, tree(t, "containerd"), checks.Kubernetes)
 	rep := verifyAt(t, env, Options{PIDs: []int{ctrPlain}})
 	o := want(t, rep, "verify.kubernetes.userns", checks.Fail, "pid 6668 sleep runs in the user namespace of its runtime containerd-shim (pid 6644)")
 	if !strings.Contains(o.Remedy, "hostUsers: false") || !strings.Contains(o.Remedy, "containerd ≥2.0") {
@@ -303,7 +304,7 @@ func TestPodInRuntimeNamespace(t *testing.T) {
 }
 
 func TestTwoPodsOverlapping(t *testing.T) {
-	env := hosttest.At(t, tree(t, "containerd"), checks.Containerd)
+	env := checkstest.At(t, tree(t, "containerd"), checks.Containerd)
 	rep := verifyAt(t, env, Options{PIDs: []int{ctrUserns, ctrTwin}})
 	want(t, rep, "verify.containerd.pods", checks.Fail,
 		"user namespace 4026532177 (pid 6612) and user namespace 4026532324 (pid 6786) share host uids 1310720-1376255")
@@ -313,7 +314,7 @@ func TestTwoPodsOverlapping(t *testing.T) {
 // --all finds the shims' descendants in namespaces of their own, and only
 // counts the one in its runtime's.
 func TestAll(t *testing.T) {
-	env := hosttest.At(t, tree(t, "containerd"), checks.Containerd)
+	env := checkstest.At(t, tree(t, "containerd"), checks.Containerd)
 	rep := verifyAt(t, env, Options{All: true})
 	o := want(t, rep, "verify.containerd.containers", checks.Pass, "verifying 2 processes", "pid 6612 sleep (--all)", "pid 6786 sleep (--all)", "1 other container process")
 	if o.Evidence["container_processes_in_runtime_userns"] != 1 {
@@ -326,9 +327,9 @@ func TestAll(t *testing.T) {
 	dir := tree(t, "containerd")
 	for _, pid := range []int{ctrUserns, ctrTwin} {
 		os.Remove(filepath.Join(dir, "proc", strconv.Itoa(pid), "ns", "user"))
-		hosttest.Write(t, dir, filepath.Join("proc", strconv.Itoa(pid), "ns", "user"), hosttest.Link+"user:[4026531837]")
+		hosttree.Write(t, dir, filepath.Join("proc", strconv.Itoa(pid), "ns", "user"), hosttree.Link+"user:[4026531837]")
 	}
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{})
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{})
 	o = want(t, rep, "verify.kubernetes.containers", checks.Fail, "no container process runs in a user namespace of its own", "3 container processes run")
 	if !strings.Contains(o.Remedy, "hostUsers") {
 		t.Errorf("remedy: %s", o.Remedy)
@@ -337,7 +338,7 @@ func TestAll(t *testing.T) {
 }
 
 func TestContainerByID(t *testing.T) {
-	env := hosttest.At(t, tree(t, "containerd"), checks.Containerd)
+	env := checkstest.At(t, tree(t, "containerd"), checks.Containerd)
 	rep := verifyAt(t, env, Options{Containers: []string{"userns", "gone"}, CtrNamespaces: []string{"usernsctl-e2e"}})
 	want(t, rep, "verify.containerd.containers", checks.Fail, "container userns (pid 6612 sleep) (ctr -n usernsctl-e2e task ls)", `no running container "gone"`)
 	want(t, rep, "verify.containerd.userns", checks.Pass, "container userns")
@@ -348,29 +349,29 @@ func TestContainerByID(t *testing.T) {
 func TestKubeletRange(t *testing.T) {
 	dir := tree(t, "containerd")
 	edit(t, dir, "etc/passwd", func(s string) string { return s + "kubelet:x:990:990::/nonexistent:/usr/sbin/nologin\n" })
-	hosttest.Write(t, dir, ".usernsctl/commands.json", `{
+	hosttree.Write(t, dir, ".usernsctl/commands.json", `{
   "getsubids kubelet": "0: kubelet 1310720 7208960\n",
   "getsubids -g kubelet": "0: kubelet 1310720 7208960\n"
 }`)
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.uid_map", checks.Pass, "kubelet's range 1310720-8519679 (`getsubids kubelet` line 1)")
 
-	hosttest.Write(t, dir, ".usernsctl/commands.json", `{
+	hosttree.Write(t, dir, ".usernsctl/commands.json", `{
   "getsubids kubelet": "0: kubelet 2621440 7208960\n",
   "getsubids -g kubelet": "0: kubelet 2621440 7208960\n"
 }`)
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.uid_map", checks.Fail, "`0 1310720 65536` lies outside kubelet's range 2621440-9830399")
 
 	// No getsubids: the kubelet silently uses its default range.
-	hosttest.Write(t, dir, ".usernsctl/commands.json", `{}`)
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
+	hosttree.Write(t, dir, ".usernsctl/commands.json", `{}`)
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.uid_map", checks.Pass, "getsubids is not installed")
 
 	// --user names another owner.
-	hosttest.Write(t, dir, "etc/subuid", "alice:200000:65536\n")
-	hosttest.Write(t, dir, "etc/subgid", "alice:1310720:65536\n")
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}, User: "alice"})
+	hosttree.Write(t, dir, "etc/subuid", "alice:200000:65536\n")
+	hosttree.Write(t, dir, "etc/subgid", "alice:1310720:65536\n")
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}, User: "alice"})
 	want(t, rep, "verify.containerd.uid_map", checks.Fail, "lies outside alice's range 200000-265535 (/etc/subuid:1)")
 	want(t, rep, "verify.containerd.gid_map", checks.Pass, "alice's range 1310720-1376255 (/etc/subgid:1)")
 }
@@ -390,7 +391,7 @@ func TestRootfsIdmapped(t *testing.T) {
 		}
 		return strings.Join(out, "\n")
 	})
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.containerd.rootfs", checks.Pass, lowerIdmapped, "2 of 2 lower layers")
 }
 
@@ -400,13 +401,13 @@ func TestKubernetesVolumes(t *testing.T) {
 	secret := "900 96 0:90 / /var/run/secrets/kubernetes.io/serviceaccount ro,relatime - tmpfs tmpfs rw,size=10240k\n"
 	empty := "901 96 8:1 /var/lib/kubelet/pods/0b5e/volumes/kubernetes.io~empty-dir/cache /cache rw,relatime,idmapped - ext4 /dev/sda1 rw\n"
 	edit(t, dir, mi, func(s string) string { return s + secret + empty })
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.volumes", checks.Fail, "1 volume mount without the idmapped option: /var/run/secrets/kubernetes.io/serviceaccount", "runc ≥1.2")
 
 	edit(t, dir, mi, func(s string) string {
 		return strings.Replace(s, "/serviceaccount ro,relatime -", "/serviceaccount ro,relatime,idmapped -", 1)
 	})
-	rep = verifyAt(t, hosttest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
+	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.volumes", checks.Pass, "2 volume mounts idmapped")
 }
 
@@ -417,20 +418,20 @@ func TestNestedNamespace(t *testing.T) {
 	dir := tree(t, "containerd")
 	nested := "         0     100000      65536\n"
 	for _, pid := range []string{"self", "1", "6490", "6644", "6668"} {
-		hosttest.Write(t, dir, "proc/"+pid+"/uid_map", nested)
-		hosttest.Write(t, dir, "proc/"+pid+"/gid_map", nested)
+		hosttree.Write(t, dir, "proc/"+pid+"/uid_map", nested)
+		hosttree.Write(t, dir, "proc/"+pid+"/gid_map", nested)
 	}
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrPlain}})
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrPlain}})
 	want(t, rep, "verify.containerd.userns", checks.Fail, "pid 6668")
 	want(t, rep, "verify.containerd.uid_map", checks.Fail, "reads `0 100000 65536`, but the process shares the user namespace of its runtime", "usernsctl itself runs in a user namespace")
 }
 
 func TestUnreadableMap(t *testing.T) {
 	dir := tree(t, "containerd")
-	hosttest.Write(t, dir, "proc/6612/uid_map", "0 1310720 65536\n\x00\x01junk\xff\n")
+	hosttree.Write(t, dir, "proc/6612/uid_map", "0 1310720 65536\n\x00\x01junk\xff\n")
 	os.Remove(filepath.Join(dir, "proc/6612/gid_map"))
-	hosttest.Write(t, dir, "proc/6612/gid_map", hosttest.Dir)
-	rep := verifyAt(t, hosttest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}})
+	hosttree.Write(t, dir, "proc/6612/gid_map", hosttree.Dir)
+	rep := verifyAt(t, checkstest.At(t, dir, checks.Containerd), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.containerd.uid_map", checks.Fail, "/proc/6612/uid_map:2:1: NUL byte")
 	want(t, rep, "verify.containerd.gid_map", checks.Fail, "/proc/6612/gid_map", "is a directory")
 	want(t, rep, "verify.containerd.pods", checks.Fail, "cannot be read")

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 // BenchmarkContainerdArea runs both containerd checks, facts included, on a
@@ -27,5 +27,5 @@ func BenchmarkContainerdArea(b *testing.B) {
 	for i := 0; i < 8; i++ {
 		files[fmt.Sprintf("/etc/containerd/conf.d/%02d.toml", i*10)] = "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  sync_remove = true\n"
 	}
-	hosttest.Bench(b, hosttest.Env(b, checks.Containerd, files, v216, nil), Checkers(), checks.Pass)
+	checkstest.Bench(b, checkstest.Env(b, checks.Containerd, files, v216, nil), Checkers(), checks.Pass)
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/probe"
 )
 
@@ -48,12 +48,12 @@ func newEnv(t *testing.T, s hostSpec) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Containerd
 	}
-	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, s.prober), s.kube)
+	return checkstest.Kube(t, checkstest.Env(t, s.target, s.files, s.commands, s.prober), s.kube)
 }
 
 func run1(t *testing.T, id string, env *checks.Env) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), id, env)
+	return checkstest.Run(t, Checkers(), id, env)
 }
 
 const (
@@ -120,7 +120,7 @@ func TestConfigCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run1(t, "containerd.config", newEnv(t, tc.spec))
-			hosttest.Expect(t, r, tc.status, tc.want...)
+			checkstest.Expect(t, r, tc.status, tc.want...)
 			if r.Evidence["path"] == nil || r.Evidence["merge_rule"] == nil {
 				t.Errorf("evidence %v", r.Evidence)
 			}
@@ -151,37 +151,37 @@ func TestSnapshotter2x(t *testing.T) {
 	t.Run("probe ok", func(t *testing.T) {
 		p := &fakeProber{res: ok.res}
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p}))
-		hosttest.Expect(t, r, checks.Pass, "works on the filesystem of /var/lib/containerd (probed)")
+		checkstest.Expect(t, r, checks.Pass, "works on the filesystem of /var/lib/containerd (probed)")
 		if len(p.asked) != 1 || p.asked[0] != (probe.Spec{Kind: probe.OverlayIdmap, Path: "/var/lib/containerd"}) {
 			t.Errorf("probes asked %v", p.asked)
 		}
 	})
 	t.Run("probe fails, no slow_chown (field case 19)", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{cfgPath: v3main}}))
-		hosttest.Expect(t, r, checks.Fail, "probe failed: stat through overlay: owner 0, want 666", "slow_chown is not set",
+		checkstest.Expect(t, r, checks.Fail, "probe failed: stat through overlay: owner 0, want 666", "slow_chown is not set",
 			"doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback",
 			"usernsctl apply --target containerd --slow-chown on", "chowned per pod")
 	})
 	t.Run("probe fails, slow_chown in a drop-in", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: slowDropIn}))
-		hosttest.Expect(t, r, checks.Pass, "slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3)", "chowns a copy")
+		checkstest.Expect(t, r, checks.Pass, "slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3)", "chowns a copy")
 	})
 	t.Run("probe fails, slow_chown false", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = false\n"}}))
-		hosttest.Expect(t, r, checks.Fail, "slow_chown = false (/etc/containerd/config.toml line 3)")
+		checkstest.Expect(t, r, checks.Fail, "slow_chown = false (/etc/containerd/config.toml line 3)")
 	})
 	t.Run("probe did not run, new kernel", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "6.8.0-45-generic\n"}}))
-		hosttest.Expect(t, r, checks.Pass, "the probe did not run (snapshot: no probes.json)", "6.8.0-45-generic ≥ 5.19 supports")
+		checkstest.Expect(t, r, checks.Pass, "the probe did not run (snapshot: no probes.json)", "6.8.0-45-generic ≥ 5.19 supports")
 	})
 	t.Run("probe did not run, old kernel", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-100-generic\n"}}))
-		hosttest.Expect(t, r, checks.Fail, "5.15.0-100-generic < 5.19 does not support", "slow_chown")
+		checkstest.Expect(t, r, checks.Fail, "5.15.0-100-generic < 5.19 does not support", "slow_chown")
 	})
 	t.Run("probe did not run, kernel unknown", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216}))
-		hosttest.Expect(t, r, checks.Warn, "kernel release is unknown")
+		checkstest.Expect(t, r, checks.Warn, "kernel release is unknown")
 	})
 	t.Run("root_path is probed", func(t *testing.T) {
 		p := &fakeProber{res: ok.res}
@@ -200,7 +200,7 @@ func TestSnapshotter2x(t *testing.T) {
 		p := &fakeProber{res: ok.res}
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'zfs'\n"}}))
-		hosttest.Expect(t, r, checks.Skip, `"zfs" snapshotter (/etc/containerd/config.toml line 3)`)
+		checkstest.Expect(t, r, checks.Skip, `"zfs" snapshotter (/etc/containerd/config.toml line 3)`)
 		if len(p.asked) != 0 {
 			t.Error("probed although the snapshotter is not overlayfs")
 		}
@@ -208,12 +208,12 @@ func TestSnapshotter2x(t *testing.T) {
 	t.Run("another snapshotter, version 2 key", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{
 			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"}}))
-		hosttest.Expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
+		checkstest.Expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
 	})
 	t.Run("slow_chown not a boolean", func(t *testing.T) {
 		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
 			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = 'yes'\n"}}))
-		hosttest.Expect(t, r, checks.Fail, "must be true or false")
+		checkstest.Expect(t, r, checks.Fail, "must be true or false")
 	})
 }
 
@@ -226,7 +226,7 @@ func TestSnapshotterSkips(t *testing.T) {
 			files: map[string]string{facts.MetacopyPath: "N\n"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			hosttest.Expect(t, run1(t, "containerd.snapshotter", newEnv(t, spec)), checks.Skip)
+			checkstest.Expect(t, run1(t, "containerd.snapshotter", newEnv(t, spec)), checks.Skip)
 		})
 	}
 }
@@ -264,7 +264,7 @@ func TestSnapshotterMetacopy17(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v1724, files: tc.files}))
-			hosttest.Expect(t, r, tc.status, tc.want...)
+			checkstest.Expect(t, r, tc.status, tc.want...)
 		})
 	}
 }

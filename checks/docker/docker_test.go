@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 const passwd = `root:x:0:0:root:/root:/bin/bash
@@ -78,7 +78,7 @@ type files map[string]string
 
 func newEnv(t *testing.T, fs files, commands string) *checks.Env {
 	t.Helper()
-	return hosttest.Env(t, checks.Docker, fs, commands, nil)
+	return checkstest.Env(t, checks.Docker, fs, commands, nil)
 }
 
 // base is a host with accounts and nothing Docker-specific.
@@ -92,7 +92,7 @@ func base(extra files) files {
 
 func check(t *testing.T, env *checks.Env, id string) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), id, env)
+	return checkstest.Run(t, Checkers(), id, env)
 }
 
 func TestCheckersContract(t *testing.T) {
@@ -114,49 +114,49 @@ func TestCheckersContract(t *testing.T) {
 func TestDaemonJSON(t *testing.T) {
 	t.Run("missing is fine", func(t *testing.T) {
 		r := check(t, newEnv(t, base(nil), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "/etc/docker/daemon.json does not exist (default)", "usernsctl apply will create it")
+		checkstest.Expect(t, r, checks.Pass, "/etc/docker/daemon.json does not exist (default)", "usernsctl apply will create it")
 	})
 	t.Run("valid", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"log-driver\": \"journald\",\n  \"iptables\": false\n}\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "valid JSON with 2 keys: log-driver, iptables")
+		checkstest.Expect(t, r, checks.Pass, "valid JSON with 2 keys: log-driver, iptables")
 		r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"iptables\": false}\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "valid JSON with 1 key: iptables")
+		checkstest.Expect(t, r, checks.Pass, "valid JSON with 1 key: iptables")
 	})
 	t.Run("empty", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "is empty: dockerd reads it as {}")
+		checkstest.Expect(t, r, checks.Pass, "is empty: dockerd reads it as {}")
 	})
 	t.Run("trailing comma", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"userns-remap\": \"default\",\n}\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Fail, "/etc/docker/daemon.json:3:1: invalid character '}' looking for beginning of object key string",
+		checkstest.Expect(t, r, checks.Fail, "/etc/docker/daemon.json:3:1: invalid character '}' looking for beginning of object key string",
 			"edit /etc/docker/daemon.json at line 3, column 1 (trailing comma", "delete the ',' at line 2 column 28", "dockerd --validate --config-file /etc/docker/daemon.json")
 	})
 	t.Run("comment", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  # remap\n  \"userns-remap\": \"default\"\n}\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Fail, "daemon.json:2:3:", "JSON has no comments")
+		checkstest.Expect(t, r, checks.Fail, "daemon.json:2:3:", "JSON has no comments")
 	})
 	t.Run("two objects appended", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Fail, "daemon.json:2:1:", "appended with >>")
+		checkstest.Expect(t, r, checks.Fail, "daemon.json:2:1:", "appended with >>")
 	})
 	t.Run("binary", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\x7fELF\x02\x01\x01\x00\xff"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Fail, "daemon.json:1:9: invalid UTF-8", "binary file")
+		checkstest.Expect(t, r, checks.Fail, "daemon.json:1:9: invalid UTF-8", "binary file")
 	})
 	t.Run("directory", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json/": ""}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Fail, "is a directory", "mv /etc/docker/daemon.json /etc/docker/daemon.json.dir")
+		checkstest.Expect(t, r, checks.Fail, "is a directory", "mv /etc/docker/daemon.json /etc/docker/daemon.json.dir")
 	})
 	t.Run("duplicates", func(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n\"userns-remap\": \"a\",\n\"userns-remap\": \"default\"\n}"}), ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Warn, `"userns-remap" is given again at line 3 (first at line 2)`)
+		checkstest.Expect(t, r, checks.Warn, `"userns-remap" is given again at line 3 (first at line 2)`)
 	})
 	t.Run("BOM on an old dockerd", func(t *testing.T) {
 		fs := base(files{"etc/docker/daemon.json": "\xEF\xBB\xBF{}"})
 		r := check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Warn, "byte order mark, which dockerd 20.10.24", "sed -i")
+		checkstest.Expect(t, r, checks.Warn, "byte order mark, which dockerd 20.10.24", "sed -i")
 		r = check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "byte order mark, which dockerd 23.0 and later skip")
+		checkstest.Expect(t, r, checks.Pass, "byte order mark, which dockerd 23.0 and later skip")
 	})
 	t.Run("config-file from a drop-in", func(t *testing.T) {
 		fs := base(files{
@@ -168,7 +168,7 @@ func TestDaemonJSON(t *testing.T) {
 		env := newEnv(t, fs, "")
 		r := check(t, env, "docker.daemon_json")
 		// Field case 14: the file operators edit is not the one in effect.
-		hosttest.Expect(t, r, checks.Warn, "/etc/docker/alt.json (--config-file in /etc/systemd/system/docker.service.d/override.conf line 4) is valid JSON",
+		checkstest.Expect(t, r, checks.Warn, "/etc/docker/alt.json (--config-file in /etc/systemd/system/docker.service.d/override.conf line 4) is valid JSON",
 			"/etc/docker/daemon.json exists but dockerd does not read it", "move what /etc/docker/daemon.json should say into /etc/docker/alt.json")
 		if r.Evidence["path"] != "/etc/docker/alt.json" {
 			t.Errorf("evidence path = %v", r.Evidence["path"])
@@ -177,12 +177,12 @@ func TestDaemonJSON(t *testing.T) {
 	t.Run("config-file missing", func(t *testing.T) {
 		fs := base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --config-file=/srv/docker.json", 1)})
 		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Warn, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it", "remove `--config-file=/srv/docker.json`")
+		checkstest.Expect(t, r, checks.Warn, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it", "remove `--config-file=/srv/docker.json`")
 	})
 	t.Run("snap Docker only", func(t *testing.T) {
 		fs := base(files{"var/snap/docker/current/config/daemon.json": "{}"})
 		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Warn, "runs from the snap, which reads /var/snap/docker/current/config/daemon.json", "snap restart docker")
+		checkstest.Expect(t, r, checks.Warn, "runs from the snap, which reads /var/snap/docker/current/config/daemon.json", "snap restart docker")
 	})
 	t.Run("snap and rootless beside the system dockerd", func(t *testing.T) {
 		fs := base(files{
@@ -191,7 +191,7 @@ func TestDaemonJSON(t *testing.T) {
 			"home/alice/.config/docker/daemon.json":      "{}",
 		})
 		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
-		hosttest.Expect(t, r, checks.Pass, "snap Docker's /var/snap/docker/current/config/daemon.json is not the file in effect", "/home/alice/.config/docker/daemon.json belongs to a rootless Docker")
+		checkstest.Expect(t, r, checks.Pass, "snap Docker's /var/snap/docker/current/config/daemon.json is not the file in effect", "/home/alice/.config/docker/daemon.json belongs to a rootless Docker")
 	})
 }
 
@@ -235,7 +235,7 @@ func TestUsernsRemap(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			env := newEnv(t, tc.fs, "")
 			env.User = tc.user
-			hosttest.Expect(t, check(t, env, "docker.userns_remap"), tc.status, tc.say...)
+			checkstest.Expect(t, check(t, env, "docker.userns_remap"), tc.status, tc.say...)
 		})
 	}
 }
@@ -301,7 +301,7 @@ func TestFlagConflicts(t *testing.T) {
 			[]string{"/lib/systemd/system/docker.service:1: binary data"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			hosttest.Expect(t, check(t, newEnv(t, tc.fs, ""), "docker.flag_conflicts"), tc.status, tc.say...)
+			checkstest.Expect(t, check(t, newEnv(t, tc.fs, ""), "docker.flag_conflicts"), tc.status, tc.say...)
 		})
 	}
 }
@@ -331,24 +331,24 @@ func TestContainerdSnapshotter(t *testing.T) {
 			if tc.dockerd != "" {
 				cmds = `{"dockerd --version": "` + strings.ReplaceAll(tc.dockerd, "\n", `\n`) + `"}`
 			}
-			hosttest.Expect(t, check(t, newEnv(t, fs, cmds), "docker.containerd_snapshotter"), tc.status, tc.say...)
+			checkstest.Expect(t, check(t, newEnv(t, fs, cmds), "docker.containerd_snapshotter"), tc.status, tc.say...)
 		})
 	}
 }
 
 func TestDefaultRuntime(t *testing.T) {
 	r := check(t, newEnv(t, base(nil), ""), "docker.default_runtime")
-	hosttest.Expect(t, r, checks.Pass, "no default-runtime is set")
+	checkstest.Expect(t, r, checks.Pass, "no default-runtime is set")
 
 	r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n  \"default-runtime\": \"runsc\",\n  \"runtimes\": {\"runsc\": {\"path\": \"/usr/local/bin/runsc\"}}\n}"}), ""), "docker.default_runtime")
-	hosttest.Expect(t, r, checks.Warn, `default-runtime is "runsc" (/usr/local/bin/runsc) (/etc/docker/daemon.json line 2)`, "--runtime runsc")
+	checkstest.Expect(t, r, checks.Warn, `default-runtime is "runsc" (/usr/local/bin/runsc) (/etc/docker/daemon.json line 2)`, "--runtime runsc")
 
 	r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": `{"default-runtime": "io.containerd.runc.v2"}`}), ""), "docker.default_runtime")
-	hosttest.Expect(t, r, checks.Pass, "is runc")
+	checkstest.Expect(t, r, checks.Pass, "is runc")
 
 	// RHEL 7: docker-runc is runc renamed, set by flags.
 	r = check(t, newEnv(t, base(files{"usr/lib/systemd/system/docker.service": rhelUnit}), ""), "docker.default_runtime")
-	hosttest.Expect(t, r, checks.Pass, `default-runtime "docker-runc"`, "runc under another name (/usr/libexec/docker/docker-runc-current)")
+	checkstest.Expect(t, r, checks.Pass, `default-runtime "docker-runc"`, "runc under another name (/usr/libexec/docker/docker-runc-current)")
 }
 
 func hostconfig(net, pid string, priv bool, userns string) string {
@@ -375,7 +375,7 @@ func TestHostNamespaces(t *testing.T) {
 		"var/lib/docker/containers/" + d + "/hostconfig.json": hostconfig("host", "", false, ""),
 	})
 	r := check(t, newEnv(t, fs, ""), "docker.host_namespaces")
-	hosttest.Expect(t, r, checks.Warn, "2 of 4 containers under /srv/docker use host namespaces or privileged mode",
+	checkstest.Expect(t, r, checks.Warn, "2 of 4 containers under /srv/docker use host namespaces or privileged mode",
 		"aaaaaaaaaaaa (node_exporter): --net=host, --pid=host", "bbbbbbbbbbbb: --privileged",
 		"cannot share the host's network namespace when user namespaces are enabled", "--userns=host")
 	if ids, _ := r.Evidence["host_namespace_containers"].([]string); strings.Join(ids, ",") != "aaaaaaaaaaaa,bbbbbbbbbbbb" {
@@ -383,13 +383,13 @@ func TestHostNamespaces(t *testing.T) {
 	}
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": hostconfig("bridge", "", false, "")}), ""), "docker.host_namespaces")
-	hosttest.Expect(t, r, checks.Pass, "none of the 1 container under /var/lib/docker (default)")
+	checkstest.Expect(t, r, checks.Pass, "none of the 1 container under /var/lib/docker (default)")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/containers/" + d + "/hostconfig.json": "\x00garbage"}), ""), "docker.host_namespaces")
-	hosttest.Expect(t, r, checks.Pass, "1 hostconfig.json file could not be read")
+	checkstest.Expect(t, r, checks.Pass, "1 hostconfig.json file could not be read")
 
 	r = check(t, newEnv(t, base(nil), ""), "docker.host_namespaces")
-	hosttest.Expect(t, r, checks.Pass, "no containers under /var/lib/docker")
+	checkstest.Expect(t, r, checks.Pass, "no containers under /var/lib/docker")
 }
 
 func TestDataRoot(t *testing.T) {
@@ -402,26 +402,26 @@ func TestDataRoot(t *testing.T) {
 		"etc/subgid":                           "dockremap:200000:65536\n",
 	}
 	r := check(t, newEnv(t, base(withContent), ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volume that vanish from view once userns-remap is enabled",
+	checkstest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volume that vanish from view once userns-remap is enabled",
 		"dockerd then uses /var/lib/docker/100000.200000", "docker save -o images.tar")
 
 	// Configured but dockerd not restarted yet: still about to vanish.
 	fs := base(withContent)
 	fs["etc/docker/daemon.json"] = `{"userns-remap": "default"}`
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Warn, `when dockerd restarts with userns-remap "default" (daemon.json /etc/docker/daemon.json line 1)`)
+	checkstest.Expect(t, r, checks.Warn, `when dockerd restarts with userns-remap "default" (daemon.json /etc/docker/daemon.json line 1)`)
 
 	// Active: the remapped root exists.
 	fs["var/lib/docker/100000.200000/image/"] = ""
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
+	checkstest.Expect(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
 		"the 2 images and 1 volume made before remap stay in /var/lib/docker")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/": ""}), ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Pass, "holds no images or volumes")
+	checkstest.Expect(t, r, checks.Pass, "holds no images or volumes")
 
 	r = check(t, newEnv(t, base(nil), ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Pass, "/var/lib/docker (default) does not exist yet")
+	checkstest.Expect(t, r, checks.Pass, "/var/lib/docker (default) does not exist yet")
 
 	// data-root from a flag wins over daemon.json.
 	fs = base(files{
@@ -430,5 +430,5 @@ func TestDataRoot(t *testing.T) {
 		"data/docker/volumes/v1/":           "",
 	})
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	hosttest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volume", "<data-root>/<uid>.<gid>")
+	checkstest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volume", "<data-root>/<uid>.<gid>")
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -25,7 +25,7 @@ func TestDockerRemapPrecedence(t *testing.T) {
 		{"flag when daemon.json has none", map[string]string{"lib/systemd/system/docker.service": unitWithFlags}, "", "fromflag", "--userns-remap in /lib/systemd/system/docker.service line 3"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			env := hosttest.Env(t, checks.Docker, tc.files, "", nil)
+			env := checkstest.Env(t, checks.Docker, tc.files, "", nil)
 			env.User = tc.user
 			spec, source, err := DockerRemap(env)
 			if err != nil || spec.Raw != tc.spec || source != tc.source {
@@ -33,14 +33,14 @@ func TestDockerRemapPrecedence(t *testing.T) {
 			}
 		})
 	}
-	env := hosttest.Env(t, checks.Docker, map[string]string{"etc/docker/daemon.json": `{"userns-remap": ["x"]}`}, "", nil)
+	env := checkstest.Env(t, checks.Docker, map[string]string{"etc/docker/daemon.json": `{"userns-remap": ["x"]}`}, "", nil)
 	if _, _, err := DockerRemap(env); err == nil || !strings.Contains(err.Error(), "is an array, want a string") {
 		t.Fatalf("non-string userns-remap: %v", err)
 	}
 }
 
 func TestDockerConfigFollowsUnit(t *testing.T) {
-	env := hosttest.Env(t, checks.Docker, map[string]string{
+	env := checkstest.Env(t, checks.Docker, map[string]string{
 		"lib/systemd/system/docker.service": unitWithFlags,
 		"etc/docker/alt.json":               `{"data-root": "/srv/docker"}`,
 	}, "", nil)
@@ -59,7 +59,7 @@ func TestDockerConfigFollowsUnit(t *testing.T) {
 }
 
 func TestRemappedRootUsesFirstRange(t *testing.T) {
-	env := hosttest.Env(t, checks.Docker, map[string]string{
+	env := checkstest.Env(t, checks.Docker, map[string]string{
 		// dockerd matches the owner by name or by uid, in file order.
 		"etc/subuid": "alice:100000:65536\n1500:300000:65536\nmapuser:400000:65536\n",
 		"etc/subgid": "mapuser:500000:65536\n",

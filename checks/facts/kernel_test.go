@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 func TestPersistedSysctlsDirectoryRules(t *testing.T) {
-	env := hosttest.Env(t, "", map[string]string{
+	env := checkstest.Env(t, "", map[string]string{
 		// merged /usr: /lib is a link, so /lib/sysctl.d repeats /usr/lib/sysctl.d.
 		"/lib":                               "-> usr/lib",
 		"/usr/lib/sysctl.d/50-default.conf":  "kernel.sysrq = 16\n",
@@ -47,7 +47,7 @@ func TestPersistedSysctlsDirectoryRules(t *testing.T) {
 
 func TestKernelConfigFirstFoundWins(t *testing.T) {
 	const rel = "6.8.0-45-generic"
-	env := hosttest.Env(t, "", map[string]string{
+	env := checkstest.Env(t, "", map[string]string{
 		"/proc/sys/kernel/osrelease":                 rel + "\n",
 		"/usr/lib/modules/" + rel + "/config":        "CONFIG_USER_NS=y\n",
 		"/usr/src/linux-headers-" + rel + "/.config": "# CONFIG_USER_NS is not set\n",
@@ -61,7 +61,7 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 	}
 
 	// A broken first candidate is reported, not skipped.
-	env = hosttest.Env(t, "", map[string]string{
+	env = checkstest.Env(t, "", map[string]string{
 		"/proc/sys/kernel/osrelease":          rel + "\n",
 		"/boot/config-" + rel:                 "not a config\n",
 		"/usr/lib/modules/" + rel + "/config": "CONFIG_USER_NS=y\n",
@@ -73,7 +73,7 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 }
 
 func TestLiveSysctl(t *testing.T) {
-	env := hosttest.Env(t, "", map[string]string{"/proc/sys/user/max_user_namespaces": "63432\n"}, "", nil)
+	env := checkstest.Env(t, "", map[string]string{"/proc/sys/user/max_user_namespaces": "63432\n"}, "", nil)
 	for _, key := range []string{"user.max_user_namespaces", "user/max_user_namespaces"} {
 		if v, err := LiveSysctl(env, key); v != "63432" || err != nil {
 			t.Errorf("LiveSysctl(%s) = %q, %v", key, v, err)

@@ -9,14 +9,14 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
 // subidEnv is a snapshot host whose commands go to r (nil: nothing runs).
 func subidEnv(t *testing.T, files map[string]string, r run.Runner) *checks.Env {
 	t.Helper()
-	env := hosttest.Env(t, "", files, "", nil)
+	env := checkstest.Env(t, "", files, "", nil)
 	if r == nil {
 		r = run.None{}
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 // BenchmarkKernelArea runs every kernel-area check against a snapshot of
@@ -36,5 +36,5 @@ func BenchmarkKernelArea(b *testing.B) {
 		files[fmt.Sprintf("/etc/sysctl.d/%02d-local.conf", i*5+1)] = "kernel.kptr_restrict = 1\n"
 	}
 	// Any verdict will do: the host is sized, not tuned to pass.
-	hosttest.Bench(b, hosttest.Env(b, checks.Rootless, files, "", nil), Checkers(), "")
+	checkstest.Bench(b, checkstest.Env(b, checks.Rootless, files, "", nil), Checkers(), "")
 }

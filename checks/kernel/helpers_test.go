@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
-// hostTree describes a snapshot tree in hosttest.Tree's forms: host path
+// hostTree describes a snapshot tree in hosttree.Tree's forms: host path
 // → content, "-> target" a symlink, "<dir>" a directory.
 type hostTree map[string]string
 
@@ -27,7 +27,7 @@ func (s setup) env(t *testing.T) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Docker
 	}
-	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, nil), s.kube)
+	return checkstest.Kube(t, checkstest.Env(t, s.target, s.files, s.commands, nil), s.kube)
 }
 
 func gz(t testing.TB, s string) string {
@@ -43,7 +43,7 @@ func gz(t testing.TB, s string) string {
 
 func runCheck(t *testing.T, env *checks.Env, id string) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), id, env)
+	return checkstest.Run(t, Checkers(), id, env)
 }
 
 // expect asserts the status and that the message (or remedy) contains

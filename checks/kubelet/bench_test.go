@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 // BenchmarkKubeletArea runs kubelet.config, facts included, on a kubeadm
@@ -13,5 +13,5 @@ func BenchmarkKubeletArea(b *testing.B) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	files := with(kubeadm(cfg), cfg, header+"maxPods: 110\nfeatureGates:\n  UserNamespacesSupport: true\n",
 		defaultEnv, "KUBELET_EXTRA_ARGS=--node-ip=10.0.0.5\n")
-	hosttest.Bench(b, newEnv(b, "1.33", files), Checkers(), checks.Pass)
+	checkstest.Bench(b, newEnv(b, "1.33", files), Checkers(), checks.Pass)
 }

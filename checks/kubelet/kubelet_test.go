@@ -5,19 +5,19 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/checks/facts"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
 )
 
 // newEnv is a Kubernetes node whose kubelet reports version kube.
 func newEnv(t testing.TB, kube string, files map[string]string) *checks.Env {
 	t.Helper()
-	return hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, files, `{"kubelet --version": "Kubernetes v`+kube+`.1\n"}`, nil), kube)
+	return checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, files, `{"kubelet --version": "Kubernetes v`+kube+`.1\n"}`, nil), kube)
 }
 
 func check(t *testing.T, env *checks.Env) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), "kubelet.config", env)
+	return checkstest.Run(t, Checkers(), "kubelet.config", env)
 }
 
 // The kubeadm layout: the packaged unit, kubeadm's drop-in passing the
@@ -57,7 +57,7 @@ func TestKubeadmNodeFollowsTheUnit(t *testing.T) {
 	const custom = "/etc/kubernetes/kubelet-config.yaml"
 	env := newEnv(t, "1.33", with(kubeadm(custom), custom, header+"maxPods: 200\n"))
 	r := check(t, env)
-	hosttest.Expect(t, r, checks.Pass, custom+" (--config in "+kubeadmConf+" line 4 (via $KUBELET_CONFIG_ARGS))", "maxPods 200 ("+custom+" line 4)", "idsPerPod 65536 (default)")
+	checkstest.Expect(t, r, checks.Pass, custom+" (--config in "+kubeadmConf+" line 4 (via $KUBELET_CONFIG_ARGS))", "maxPods 200 ("+custom+" line 4)", "idsPerPod 65536 (default)")
 	if r.Evidence["max_pods"] != 200 || r.Evidence["path"] != custom {
 		t.Errorf("evidence %v", r.Evidence)
 	}
@@ -76,7 +76,7 @@ func TestFlagsWinOverTheFile(t *testing.T) {
 	if !k.FeatureGates["UserNamespacesSupport"] || !strings.Contains(k.GateFrom["UserNamespacesSupport"], "--feature-gates") {
 		t.Errorf("gates %v from %v", k.FeatureGates, k.GateFrom)
 	}
-	hosttest.Expect(t, check(t, env), checks.Pass, "maxPods 64 (--max-pods in "+defaultEnv)
+	checkstest.Expect(t, check(t, env), checks.Pass, "maxPods 64 (--max-pods in "+defaultEnv)
 }
 
 func TestConfigDirDropIns(t *testing.T) {
@@ -92,7 +92,7 @@ func TestConfigDirDropIns(t *testing.T) {
 	if k.MaxPods != 300 || k.IDsPerPod != 131072 || len(k.DropIns) != 2 || k.DropIns[0] != "/etc/kubernetes/kubelet.conf.d/10-userns.conf" {
 		t.Errorf("%+v", k)
 	}
-	hosttest.Expect(t, check(t, env), checks.Pass, "maxPods 300 (/etc/kubernetes/kubelet.conf.d/20-pods.conf line 4)")
+	checkstest.Expect(t, check(t, env), checks.Pass, "maxPods 300 (/etc/kubernetes/kubelet.conf.d/20-pods.conf line 4)")
 }
 
 func TestFeatureGatesByVersion(t *testing.T) {
@@ -118,7 +118,7 @@ func TestFeatureGatesByVersion(t *testing.T) {
 	} {
 		t.Run(tc.kube+"/"+strings.Join(strings.Fields(strings.TrimPrefix(tc.config, header)), " "), func(t *testing.T) {
 			r := check(t, newEnv(t, tc.kube, map[string]string{cfg: tc.config}))
-			hosttest.Expect(t, r, tc.status, tc.want...)
+			checkstest.Expect(t, r, tc.status, tc.want...)
 		})
 	}
 }
@@ -139,7 +139,7 @@ func TestIDsPerPod(t *testing.T) {
 		{"1.33", "65536", checks.Pass, nil},
 	} {
 		t.Run(tc.kube+"/"+tc.ids, func(t *testing.T) {
-			hosttest.Expect(t, check(t, newEnv(t, tc.kube, map[string]string{cfg: ids(tc.ids)})), tc.status, tc.want...)
+			checkstest.Expect(t, check(t, newEnv(t, tc.kube, map[string]string{cfg: ids(tc.ids)})), tc.status, tc.want...)
 		})
 	}
 }
@@ -147,15 +147,15 @@ func TestIDsPerPod(t *testing.T) {
 func TestMissingAndBrokenConfig(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	t.Run("missing, 1.33", func(t *testing.T) {
-		hosttest.Expect(t, check(t, newEnv(t, "1.33", nil)), checks.Warn, "no kubelet config at "+cfg+" (default): defaults assumed (maxPods 110, idsPerPod 65536)")
+		checkstest.Expect(t, check(t, newEnv(t, "1.33", nil)), checks.Warn, "no kubelet config at "+cfg+" (default): defaults assumed (maxPods 110, idsPerPod 65536)")
 	})
 	t.Run("missing, 1.30: the gate is off", func(t *testing.T) {
 		r := check(t, newEnv(t, "1.30", nil))
-		hosttest.Expect(t, r, checks.Fail, "UserNamespacesSupport is not set", "no kubelet config at")
+		checkstest.Expect(t, r, checks.Fail, "UserNamespacesSupport is not set", "no kubelet config at")
 	})
 	t.Run("unit names a missing file", func(t *testing.T) {
 		r := check(t, newEnv(t, "1.33", kubeadm("/etc/kubernetes/gone.yaml")))
-		hosttest.Expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf)
+		checkstest.Expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf)
 	})
 	for name, tc := range map[string]struct {
 		files map[string]string
@@ -172,7 +172,7 @@ func TestMissingAndBrokenConfig(t *testing.T) {
 			[]string{"want Gate=true|false"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			hosttest.Expect(t, check(t, newEnv(t, "1.33", tc.files)), checks.Fail, tc.want...)
+			checkstest.Expect(t, check(t, newEnv(t, "1.33", tc.files)), checks.Fail, tc.want...)
 		})
 	}
 }
@@ -180,7 +180,7 @@ func TestMissingAndBrokenConfig(t *testing.T) {
 func TestDuplicateKeyIsANote(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	r := check(t, newEnv(t, "1.33", map[string]string{cfg: header + "maxPods: 10\nmaxPods: 20\n"}))
-	hosttest.Expect(t, r, checks.Pass, "maxPods 20 ("+cfg+" line 5)")
+	checkstest.Expect(t, r, checks.Pass, "maxPods 20 ("+cfg+" line 5)")
 	if notes, _ := r.Evidence["notes"].([]string); len(notes) != 1 {
 		t.Errorf("notes %v", r.Evidence["notes"])
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/hashicorp/go-version"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
@@ -38,12 +38,12 @@ func (s setup) env(t *testing.T) *checks.Env {
 	if s.target == "" {
 		s.target = checks.Kubernetes
 	}
-	return hosttest.Kube(t, hosttest.Env(t, s.target, s.files, s.commands, pr), s.kube)
+	return checkstest.Kube(t, checkstest.Env(t, s.target, s.files, s.commands, pr), s.kube)
 }
 
 func run1(t *testing.T, id string, s setup) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), id, s.env(t))
+	return checkstest.Run(t, Checkers(), id, s.env(t))
 }
 
 func TestIDsAreContracts(t *testing.T) {
@@ -71,37 +71,37 @@ func TestNotRecordedSkips(t *testing.T) {
 
 func TestUserNS(t *testing.T) {
 	ok := setup{probes: `{"userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 666 1", "gid_map": "0 667 1"}}}`}
-	hosttest.Expect(t, run1(t, "probe.userns", ok), checks.Pass, `"0 666 1"`)
+	checkstest.Expect(t, run1(t, "probe.userns", ok), checks.Pass, `"0 666 1"`)
 
 	enospc := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "ENOSPC", "error": "fork/exec /proc/self/exe: no space left on device"}}`,
 		files:  map[string]string{"/proc/sys/user/max_user_namespaces": "0\n"},
 	}
-	hosttest.Expect(t, run1(t, "probe.userns", enospc), checks.Fail, "ENOSPC", "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=28633")
+	checkstest.Expect(t, run1(t, "probe.userns", enospc), checks.Fail, "ENOSPC", "user.max_user_namespaces is 0", "sysctl -w user.max_user_namespaces=28633")
 
 	used := enospc
 	used.files = map[string]string{"/proc/sys/user/max_user_namespaces": "15\n"}
-	hosttest.Expect(t, run1(t, "probe.userns", used), checks.Fail, "used up", "= 15")
+	checkstest.Expect(t, run1(t, "probe.userns", used), checks.Fail, "used up", "= 15")
 
 	el7 := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EINVAL", "error": "invalid argument"}}`,
 		files:  map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-1160.el7.x86_64\n"},
 	}
-	hosttest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
+	checkstest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "3.10.0-1160.el7.x86_64", "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1")
 
 	// Before 7.4 there is no user.max_user_namespaces to set: grubby alone.
 	el73 := setup{probes: el7.probes, files: map[string]string{"/proc/sys/kernel/osrelease": "3.10.0-514.26.2.el7.x86_64\n"}}
 	r := run1(t, "probe.userns", el73)
-	hosttest.Expect(t, r, checks.Fail, "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1`, then reboot")
+	checkstest.Expect(t, r, checks.Fail, "disabled at boot", "grubby --update-kernel=ALL --args=user_namespace.enable=1`, then reboot")
 	if strings.Contains(r.Remedy, "sysctl") {
 		t.Errorf("remedy sets a sysctl the kernel does not have: %s", r.Remedy)
 	}
 	el7.files["/proc/sys/user/max_user_namespaces"] = "0\n"
-	hosttest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "set user.max_user_namespaces (`sysctl -w user.max_user_namespaces=28633")
+	checkstest.Expect(t, run1(t, "probe.userns", el7), checks.Fail, "set user.max_user_namespaces (`sysctl -w user.max_user_namespaces=28633")
 
 	noUserNS := el7
 	noUserNS.files = map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-26-amd64\n"}
-	hosttest.Expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
+	checkstest.Expect(t, run1(t, "probe.userns", noUserNS), checks.Fail, "CONFIG_USER_NS")
 
 	eperm := setup{
 		probes: `{"userns": {"ran": true, "step": "clone", "errno": "EPERM", "error": "operation not permitted"}}`,
@@ -110,14 +110,14 @@ func TestUserNS(t *testing.T) {
 			"/sys/kernel/security/lsm": "lockdown,capability,apparmor\n",
 		},
 	}
-	hosttest.Expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
+	checkstest.Expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
 }
 
 func TestInUserNS(t *testing.T) {
 	nested := setup{probes: `{"self-userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 100000 65536"}}}`}
-	hosttest.Expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
+	checkstest.Expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
 	host := setup{probes: `{"self-userns": {"ran": true, "ok": false, "detail": {"uid_map": "0 0 4294967295"}}}`}
-	hosttest.Expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
+	checkstest.Expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
 }
 
 const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL",
@@ -126,18 +126,18 @@ const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": f
 func TestOverlayIdmap(t *testing.T) {
 	c2 := `{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n"}`
 	r := run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c2, target: checks.Containerd})
-	hosttest.Expect(t, r, checks.Warn, "nfs4 (nas:/export) at /var/lib/containerd", "mount_setattr failed with EINVAL", "slow_chown", "containerd's default root")
+	checkstest.Expect(t, r, checks.Warn, "nfs4 (nas:/export) at /var/lib/containerd", "mount_setattr failed with EINVAL", "slow_chown", "containerd's default root")
 	if r.Evidence["fstype"] != "nfs4" || r.Evidence["errno"] != "EINVAL" {
 		t.Errorf("evidence %v", r.Evidence)
 	}
 
 	c17 := `{"containerd --version": "containerd github.com/containerd/containerd v1.7.24 61f9fd8\n"}`
-	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c17, target: checks.Kubernetes, kube: "1.26"}),
+	checkstest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c17, target: checks.Kubernetes, kube: "1.26"}),
 		checks.Pass, "containerd 1.7.24 does not idmap snapshots")
 
 	docker := `{"overlay-idmap:/var/lib/docker": {"ran": true, "ok": false, "step": "mount overlay", "errno": "EINVAL", "error": "invalid argument",
 	  "detail": {"path": "/var/lib/docker", "dir": "/var/lib", "missing": "true", "fstype": "xfs"}}}`
-	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
+	checkstest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: docker, target: checks.Docker,
 		files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}}),
 		checks.Pass, "xfs at /var/lib, the nearest existing directory to the missing /var/lib/docker", "does not need it", "from kernel 5.19 (this is 5.15.0-91-generic)")
 
@@ -145,10 +145,10 @@ func TestOverlayIdmap(t *testing.T) {
 	slow := setup{probes: overlayFail, commands: c2, target: checks.Containerd,
 		files: map[string]string{"/etc/containerd/config.toml": "version = 3\n" +
 			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n"}}
-	hosttest.Expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
+	checkstest.Expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
 
 	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
-	hosttest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
+	checkstest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
 
 	// The snapshotter's root_path in the containerd config is what gets probed.
 	conf := setup{
@@ -158,17 +158,17 @@ func TestOverlayIdmap(t *testing.T) {
 			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/data/snapshots'\n"},
 		probes: `{"overlay-idmap:/data/snapshots": {"ran": true, "ok": true, "detail": {"fstype": "xfs", "dir": "/data/snapshots", "path": "/data/snapshots"}}}`,
 	}
-	hosttest.Expect(t, run1(t, "probe.overlay_idmap", conf), checks.Pass, "xfs at /data/snapshots", "/etc/containerd/config.toml")
+	checkstest.Expect(t, run1(t, "probe.overlay_idmap", conf), checks.Pass, "xfs at /data/snapshots", "/etc/containerd/config.toml")
 }
 
 func TestTmpfsIdmap(t *testing.T) {
 	fail := `{"tmpfs-idmap": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "tmpfs"}}}`
 	files := map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-91-generic\n"}
-	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.33", files: files}), checks.Fail,
+	checkstest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.33", files: files}), checks.Fail,
 		"secrets, configmaps and emptyDir", "kernel ≥6.3", "5.15.0-91-generic")
-	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.26", files: files}), checks.Warn, "1.27 and later do")
+	checkstest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: fail, kube: "1.26", files: files}), checks.Warn, "1.27 and later do")
 	ok := `{"tmpfs-idmap": {"ran": true, "ok": true, "detail": {"fstype": "tmpfs", "owner": "666:667"}}}`
-	hosttest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: ok, kube: "1.33"}), checks.Pass, "666:667")
+	checkstest.Expect(t, run1(t, "probe.tmpfs_idmap", setup{probes: ok, kube: "1.33"}), checks.Pass, "666:667")
 }
 
 const podsMountinfo = `26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -188,7 +188,7 @@ func TestKubeletPods(t *testing.T) {
 }`
 	s := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": podsMountinfo}}
 	r := run1(t, "probe.kubelet_pods_idmap", s)
-	hosttest.Expect(t, r, checks.Fail, "nfs4 volume at /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data: mount_setattr failed with EINVAL",
+	checkstest.Expect(t, r, checks.Fail, "nfs4 volume at /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/data: mount_setattr failed with EINVAL",
 		"hugetlbfs volume at", "NFS and hugetlbfs")
 	// The two tmpfs volumes are one filesystem type, probed once (the
 	// first by path); podsX is not under pods/.
@@ -199,14 +199,14 @@ func TestKubeletPods(t *testing.T) {
 		t.Errorf("message %q", r.Message)
 	}
 
-	hosttest.Expect(t, run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.26"}), checks.Skip, "1.27")
+	checkstest.Expect(t, run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.26"}), checks.Skip, "1.27")
 
 	// Without a mount table the pods directory is still probed.
 	r = run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.33"})
-	hosttest.Expect(t, r, checks.Pass, "ext4 at /var/lib/kubelet/pods", "volume mounts were not enumerated")
+	checkstest.Expect(t, r, checks.Pass, "ext4 at /var/lib/kubelet/pods", "volume mounts were not enumerated")
 
 	bad := setup{probes: probes, kube: "1.33", files: map[string]string{"/proc/self/mountinfo": "26 1 254:0 / / rw - ext4 /dev/vda rw\ngarbage\n"}}
-	hosttest.Expect(t, run1(t, "probe.kubelet_pods_idmap", bad), checks.Pass, "/proc/self/mountinfo:2:")
+	checkstest.Expect(t, run1(t, "probe.kubelet_pods_idmap", bad), checks.Pass, "/proc/self/mountinfo:2:")
 }
 
 // The checks against the live host, with the live prober: on this

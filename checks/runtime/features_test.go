@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -77,7 +77,7 @@ func commands(t *testing.T, m map[string]any) string {
 // featuresEnv is a host with no files whose commands answer as cmds says.
 func featuresEnv(t *testing.T, target checks.Target, kube string, cmds map[string]any) *checks.Env {
 	t.Helper()
-	return hosttest.Kube(t, hosttest.Env(t, target, nil, commands(t, cmds), nil), kube)
+	return checkstest.Kube(t, checkstest.Env(t, target, nil, commands(t, cmds), nil), kube)
 }
 
 func TestFeaturesCheck(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 func TestRuncGate(t *testing.T) {
@@ -65,16 +65,16 @@ func TestKubeletFeatureGate(t *testing.T) {
 		{"1.27", config("  UserNamespacesSupport: true\n"), "UserNamespacesStatelessPodsSupport", false},
 		{"1.31", map[string]string{cfg: "featureGates: [\n"}, "UserNamespacesSupport", false},
 	} {
-		env := hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, tc.files, "", nil), tc.kube)
-		r := hosttest.Run(t, Checkers(), "runtime.kubelet", env)
+		env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, tc.files, "", nil), tc.kube)
+		r := checkstest.Run(t, Checkers(), "runtime.kubelet", env)
 		if !tc.kubeletOn {
-			hosttest.Expect(t, r, checks.Warn, "(feature gate "+tc.gate+")", "enable the "+tc.gate+" feature gate on the API server and kubelet")
+			checkstest.Expect(t, r, checks.Warn, "(feature gate "+tc.gate+")", "enable the "+tc.gate+" feature gate on the API server and kubelet")
 			if strings.Contains(r.Message, "the kubelet has it on") {
 				t.Errorf("%s %v: %s", tc.kube, tc.files, r.Message)
 			}
 			continue
 		}
-		hosttest.Expect(t, r, checks.Warn, "the kubelet has it on ("+cfg+" line ", "API server must have it on too")
+		checkstest.Expect(t, r, checks.Warn, "the kubelet has it on ("+cfg+" line ", "API server must have it on too")
 		if !strings.HasPrefix(r.Remedy, "enable "+tc.gate+" on the API server too: add "+tc.gate+"=true to kube-apiserver's --feature-gates") ||
 			strings.Contains(r.Remedy, "kubelet") {
 			t.Errorf("%s: remedy must name only the API server: %s", tc.kube, r.Remedy)
@@ -91,9 +91,9 @@ func TestCrunOnlyFailsWhenContainerdRunsIt(t *testing.T) {
 	cmds := `{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 abc\n",
 		"runc --version": "runc version 1.2.6\n", "crun --version": "crun version 1.8.1\n"}`
 	plain := map[string]string{"/etc/containerd/config.toml": "version = 3\n"}
-	env := hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, plain, cmds, nil), "1.33")
-	r := hosttest.Run(t, Checkers(), "runtime.crun", env)
-	hosttest.Expect(t, r, checks.Warn, "crun 1.8.1 is older than 1.9", "no CRI runtime handler of containerd names crun", "pods run with runc")
+	env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, plain, cmds, nil), "1.33")
+	r := checkstest.Run(t, Checkers(), "runtime.crun", env)
+	checkstest.Expect(t, r, checks.Warn, "crun 1.8.1 is older than 1.9", "no CRI runtime handler of containerd names crun", "pods run with runc")
 
 	withCrun := map[string]string{"/etc/containerd/config.toml": `version = 3
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun]
@@ -101,7 +101,7 @@ func TestCrunOnlyFailsWhenContainerdRunsIt(t *testing.T) {
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun.options]
     BinaryName = '/usr/bin/crun'
 `}
-	env = hosttest.Kube(t, hosttest.Env(t, checks.Kubernetes, withCrun, cmds, nil), "1.33")
-	r = hosttest.Run(t, Checkers(), "runtime.crun", env)
-	hosttest.Expect(t, r, checks.Fail, "crun 1.8.1 is older than 1.9", `handler "crun" (BinaryName /usr/bin/crun`)
+	env = checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, withCrun, cmds, nil), "1.33")
+	r = checkstest.Run(t, Checkers(), "runtime.crun", env)
+	checkstest.Expect(t, r, checks.Fail, "crun 1.8.1 is older than 1.9", `handler "crun" (BinaryName /usr/bin/crun`)
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 // Field case 11: with `subid: sss` the kubelet's range comes from the
@@ -30,7 +30,7 @@ func TestKubeletRangeFromDirectory(t *testing.T) {
 	for _, c := range cases {
 		files := with(tree{"/etc/subuid": "", "/etc/subgid": "", "/etc/nsswitch.conf": nss})
 		files["/etc/passwd"] += kubeletPW
-		r := run1(t, "subid.kubelet", hosttest.Env(t, checks.Kubernetes, files, c.commands, nil))
+		r := run1(t, "subid.kubelet", checkstest.Env(t, checks.Kubernetes, files, c.commands, nil))
 		expect(t, c.name, r, checks.Fail, c.msg, c.remedy...)
 		if strings.Contains(r.Remedy, "delete them") {
 			t.Errorf("%s: remedy edits files getsubids does not read: %s", c.name, r.Remedy)

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/subid"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -25,7 +25,7 @@ nogroup:x:65534:
 alice:x:1000:
 `
 
-// tree is a snapshot tree in hosttest.Tree's forms ("<dir>" makes a
+// tree is a snapshot tree in hosttree.Tree's forms ("<dir>" makes a
 // directory).
 type tree map[string]string
 
@@ -40,7 +40,7 @@ func with(extra tree) tree {
 
 func run1(t *testing.T, id string, env *checks.Env) checks.Result {
 	t.Helper()
-	return hosttest.Run(t, Checkers(), id, env)
+	return checkstest.Run(t, Checkers(), id, env)
 }
 
 // expect asserts the status and that message and remedy contain the given
@@ -106,7 +106,7 @@ func TestFiles(t *testing.T) {
 			[]string{"cannot read /etc/subuid", "is a directory"}, []string{"mv /etc/subuid /etc/subuid.dir && touch /etc/subuid"}},
 	}
 	for _, c := range cases {
-		env := hosttest.Env(t, c.target, with(c.files), "", nil)
+		env := checkstest.Env(t, c.target, with(c.files), "", nil)
 		expect(t, c.name, run1(t, "subid.files", env), c.st, c.msg, c.remedy...)
 	}
 }
@@ -116,7 +116,7 @@ func TestFilesLongMessageIsBounded(t *testing.T) {
 	for range 5000 {
 		b.WriteString("junk\n")
 	}
-	env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": b.String(), "/etc/subgid": ""}), "", nil)
+	env := checkstest.Env(t, checks.Docker, with(tree{"/etc/subuid": b.String(), "/etc/subgid": ""}), "", nil)
 	r := run1(t, "subid.files", env)
 	if r.Status != checks.Fail || !strings.Contains(r.Message, "5000 problems in /etc/subuid") || !strings.Contains(r.Message, "and 4995 more") || len(r.Message) > 2000 {
 		t.Fatalf("%s: %d bytes: %.300s", r.Status, len(r.Message), r.Message)
@@ -151,10 +151,10 @@ func TestOverlap(t *testing.T) {
 			[]string{"sed -i '2d' /etc/subuid", "sed -i '2d' /etc/subgid"}},
 	}
 	for _, c := range cases {
-		env := hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}), "", nil)
+		env := checkstest.Env(t, checks.Docker, with(tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}), "", nil)
 		expect(t, c.name, run1(t, "subid.overlap", env), c.st, c.msg, c.remedy...)
 	}
-	env := hosttest.Env(t, checks.Docker, with(nil), "", nil)
+	env := checkstest.Env(t, checks.Docker, with(nil), "", nil)
 	expect(t, "no files", run1(t, "subid.overlap", env), checks.Skip, []string{"see subid.files"})
 }
 
@@ -180,7 +180,7 @@ func TestOverlapScales(t *testing.T) {
 }
 
 func TestAccountIDs(t *testing.T) {
-	env := hosttest.Env(t, checks.Docker, with(tree{
+	env := checkstest.Env(t, checks.Docker, with(tree{
 		"/etc/subuid": "alice:1000:65536\ndockremap:165536:65536\n",
 		"/etc/subgid": "alice:100000:65536\nnogroup:0:70000\n",
 	}), "", nil)
@@ -194,10 +194,10 @@ func TestAccountIDs(t *testing.T) {
 		t.Errorf("evidence %v", r.Evidence)
 	}
 
-	env = hosttest.Env(t, checks.Docker, with(tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}), "", nil)
+	env = checkstest.Env(t, checks.Docker, with(tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}), "", nil)
 	expect(t, "clean", run1(t, "subid.account_uids", env), checks.Pass, []string{"4 users, 4 groups"})
 
-	env = hosttest.Env(t, checks.Docker, tree{"/etc/subuid": "alice:100000:65536\n"}, "", nil)
+	env = checkstest.Env(t, checks.Docker, tree{"/etc/subuid": "alice:100000:65536\n"}, "", nil)
 	expect(t, "no passwd", run1(t, "subid.account_uids", env), checks.Warn, []string{"/etc/passwd"})
 }
 
@@ -206,7 +206,7 @@ func remapEnv(t *testing.T, extraPasswd, extraGroup string, files tree, commands
 	files = with(files)
 	files["/etc/passwd"] += extraPasswd
 	files["/etc/group"] += extraGroup
-	return hosttest.Env(t, checks.Docker, files, commands, nil)
+	return checkstest.Env(t, checks.Docker, files, commands, nil)
 }
 
 func judge(t *testing.T, env *checks.Env, value, source string) checks.Result {
@@ -375,7 +375,7 @@ func TestKubelet(t *testing.T) {
 	for _, c := range cases {
 		files := with(tree{"/etc/subuid": c.subuid + "alice:100000:65536\n", "/etc/subgid": c.subuid + "alice:100000:65536\n"})
 		files["/etc/passwd"] += c.pw
-		env := hosttest.Env(t, checks.Kubernetes, files, c.commands, nil)
+		env := checkstest.Env(t, checks.Kubernetes, files, c.commands, nil)
 		expect(t, c.name, run1(t, "subid.kubelet", env), c.st, c.msg, c.remedy...)
 	}
 }
@@ -403,10 +403,10 @@ func TestNSSwitch(t *testing.T) {
 		if c.ns != "" {
 			files["/etc/nsswitch.conf"] = c.ns
 		}
-		env := hosttest.Env(t, c.target, files, c.commands, nil)
+		env := checkstest.Env(t, c.target, files, c.commands, nil)
 		expect(t, c.name, run1(t, "subid.nsswitch", env), c.st, c.msg)
 	}
-	env := hosttest.Env(t, checks.Docker, with(tree{"/etc/nsswitch.conf": "<dir>"}), "", nil)
+	env := checkstest.Env(t, checks.Docker, with(tree{"/etc/nsswitch.conf": "<dir>"}), "", nil)
 	expect(t, "directory", run1(t, "subid.nsswitch", env), checks.Warn, []string{"is a directory"})
 }
 
@@ -446,7 +446,7 @@ func TestHostileHosts(t *testing.T) {
 	cmds := `{"getsubids kubelet": "\u0000\u00ff", "getsubids -g kubelet": {"stdout": "", "stderr": "boom", "exit": 2}}`
 	for name, files := range hosts {
 		for _, target := range checks.AllTargets {
-			env := hosttest.Env(t, target, files, cmds, nil)
+			env := checkstest.Env(t, target, files, cmds, nil)
 			var list []checks.Checker
 			for _, c := range Checkers() {
 				if c.Info().AppliesTo(target) {
@@ -473,7 +473,7 @@ func TestKubeletUsesKubeletConfig(t *testing.T) {
 		"/etc/subuid":                  "kubelet:65536:7208960\n", "/etc/subgid": "kubelet:65536:7208960\n",
 	})
 	files["/etc/passwd"] += kubeletPW
-	env := hosttest.Env(t, checks.Kubernetes, files, getsubids(docs, docs), nil)
+	env := checkstest.Env(t, checks.Kubernetes, files, getsubids(docs, docs), nil)
 	expect(t, "maxPods 250", run1(t, "subid.kubelet", env), checks.Fail,
 		[]string{"maxPods 250 from /var/lib/kubelet/config.yaml", "kubelet user assigned IDs are not enough to support 250 pods"},
 		"count ≥ 16384000")

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 func TestDropInRender(t *testing.T) {
@@ -209,7 +209,7 @@ func TestDropInEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := DropIn{Version: 3, SlowChown: true}.Render()
-	h := hosttest.Host(t, map[string]string{DefaultPath: string(edited), DropInPath: string(d)})
+	h := hosttree.Host(t, map[string]string{DefaultPath: string(edited), DropInPath: string(d)})
 	c, err := Load(h, DefaultPath, v2)
 	if err != nil {
 		t.Fatal(err)

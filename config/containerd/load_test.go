@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 var v2 = Options{Rule: MergeKeys}
 var v1x = Options{Rule: ReplacePlugins}
 
 func TestLoadImportsGlobRelativeNestedCycle(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{
+	h := hosttree.Host(t, map[string]string{
 		"/etc/containerd/config.toml": `version = 3
 imports = ["conf.d/*.toml", "/opt/extra.toml"]
 `,
@@ -52,32 +52,32 @@ imports = ["/etc/containerd/config.toml", "/etc/containerd/conf.d/10-a.toml"]
 
 func TestLoadMissingAndBadImports(t *testing.T) {
 	t.Run("missing main", func(t *testing.T) {
-		_, err := Load(hosttest.Host(t, nil), DefaultPath, v2)
+		_, err := Load(hosttree.Host(t, nil), DefaultPath, v2)
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("err = %v, want not-exist", err)
 		}
 	})
 	t.Run("main is a directory", func(t *testing.T) {
-		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath + "/": ""}), DefaultPath, v2)
+		_, err := Load(hosttree.Host(t, map[string]string{DefaultPath + "/": ""}), DefaultPath, v2)
 		if err == nil || !strings.Contains(err.Error(), "is a directory") || !strings.Contains(err.Error(), DefaultPath) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("glob matching nothing", func(t *testing.T) {
-		c, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n"}), DefaultPath, v2)
+		c, err := Load(hosttree.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n"}), DefaultPath, v2)
 		if err != nil || len(c.Files) != 1 {
 			t.Fatalf("err = %v files %d", err, len(c.Files))
 		}
 	})
 	t.Run("missing plain import", func(t *testing.T) {
-		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['gone.toml']\n"}), DefaultPath, v2)
+		_, err := Load(hosttree.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['gone.toml']\n"}), DefaultPath, v2)
 		var ie *ImportError
 		if !errors.As(err, &ie) || !errors.Is(err, fs.ErrNotExist) || ie.File != "/etc/containerd/gone.toml" || ie.ImportedBy != DefaultPath {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("bad import syntax names the import", func(t *testing.T) {
-		_, err := Load(hosttest.Host(t, map[string]string{
+		_, err := Load(hosttree.Host(t, map[string]string{
 			DefaultPath:                     "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n",
 			"/etc/containerd/conf.d/x.toml": "version = 3\n[plugins\n",
 		}), DefaultPath, v2)
@@ -90,7 +90,7 @@ func TestLoadMissingAndBadImports(t *testing.T) {
 		}
 	})
 	t.Run("bad glob", func(t *testing.T) {
-		_, err := Load(hosttest.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/[*.toml']\n"}), DefaultPath, v2)
+		_, err := Load(hosttree.Host(t, map[string]string{DefaultPath: "version = 3\nimports = ['/etc/[*.toml']\n"}), DefaultPath, v2)
 		if err == nil || !strings.Contains(err.Error(), "imports entry") {
 			t.Fatalf("err = %v", err)
 		}
@@ -114,7 +114,7 @@ func TestLoadCWDGlobsOnOldContainerd(t *testing.T) {
 		{1, 7, 16, "/parent-relative"},
 		{2, 0, 0, "/parent-relative"},
 	} {
-		c, err := Load(hosttest.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
+		c, err := Load(hosttree.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 		return v.(map[string]any)
 	}
 
-	c1, err := Load(hosttest.Host(t, files), DefaultPath, v1x)
+	c1, err := Load(hosttree.Host(t, files), DefaultPath, v1x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 		t.Errorf("1.x dropped %+v, want %+v", c1.Dropped, wantDropped)
 	}
 
-	c2, err := Load(hosttest.Host(t, files), DefaultPath, v2)
+	c2, err := Load(hosttree.Host(t, files), DefaultPath, v2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 
 func TestVersion1AndVersion2Migration(t *testing.T) {
 	t.Run("version 1 plugin IDs", func(t *testing.T) {
-		h := hosttest.Host(t, map[string]string{DefaultPath: `[plugins.cri.containerd]
+		h := hosttree.Host(t, map[string]string{DefaultPath: `[plugins.cri.containerd]
   snapshotter = "native"
 [plugins.overlayfs]
   root_path = "/x"
@@ -226,7 +226,7 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 		}
 	})
 	t.Run("version 2 under 2.x", func(t *testing.T) {
-		h := hosttest.Host(t, map[string]string{DefaultPath: `version = 2
+		h := hosttree.Host(t, map[string]string{DefaultPath: `version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "zfs"
   default_runtime_name = "crun"
@@ -260,7 +260,7 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 }
 
 func TestTypedAccessorsReportWrongTypes(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{DefaultPath: `version = 3
+	h := hosttree.Host(t, map[string]string{DefaultPath: `version = 3
 [plugins.'io.containerd.snapshotter.v1.overlayfs']
   slow_chown = "yes"
 [plugins.'io.containerd.cri.v1.images']
@@ -287,7 +287,7 @@ func TestLoadRealDefaults(t *testing.T) {
 		{"default-1.7.24.toml", OptionsFor(1, 7, 24)},
 		{"default-2.1.9.toml", OptionsFor(2, 1, 9)},
 	} {
-		h := hosttest.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
+		h := hosttree.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
 		c, err := Load(h, DefaultPath, tc.opts)
 		if err != nil {
 			t.Fatal(err)

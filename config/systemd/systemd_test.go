@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 // Docker CE's unit (moby contrib/init/systemd/docker.service).
@@ -149,7 +149,7 @@ func execStart(t *testing.T, h *host.Host) (*Unit, []Command) {
 }
 
 func TestDockerCE(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{"lib/systemd/system/docker.service": dockerCE})
+	h := hosttree.Host(t, map[string]string{"lib/systemd/system/docker.service": dockerCE})
 	u, cmds := execStart(t, h)
 	if u.Path != "/lib/systemd/system/docker.service" || len(u.DropIns) != 0 {
 		t.Fatalf("Path=%s DropIns=%v", u.Path, u.DropIns)
@@ -170,7 +170,7 @@ func TestDockerCE(t *testing.T) {
 }
 
 func TestDropInResetAndPriority(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{
+	h := hosttree.Host(t, map[string]string{
 		"lib/systemd/system/docker.service":                      dockerCE,
 		"usr/lib/systemd/system/docker.service":                  "[Service]\nExecStart=/wrong\n",
 		"etc/systemd/system/docker.service.d/override.conf":      overrideDropIn,
@@ -214,7 +214,7 @@ func TestDropInResetAndPriority(t *testing.T) {
 }
 
 func TestDropInWithoutReset(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{
+	h := hosttree.Host(t, map[string]string{
 		"lib/systemd/system/docker.service":                 dockerCE,
 		"etc/systemd/system/docker.service.d/override.conf": "[Service]\nExecStart=/usr/bin/dockerd --userns-remap=default\n",
 	})
@@ -227,7 +227,7 @@ func TestDropInWithoutReset(t *testing.T) {
 }
 
 func TestRHEL7SysconfigExpansion(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{
+	h := hosttree.Host(t, map[string]string{
 		"usr/lib/systemd/system/docker.service": rhel7,
 		"etc/sysconfig/docker":                  rhel7Sysconfig,
 		"etc/sysconfig/docker-storage":          rhel7Storage,
@@ -280,7 +280,7 @@ func TestRHEL7SysconfigExpansion(t *testing.T) {
 }
 
 func TestDebianDefaultFile(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{
+	h := hosttree.Host(t, map[string]string{
 		"lib/systemd/system/docker.service": debianDockerIO,
 		"etc/default/docker":                "# Docker Upstart and SysVinit configuration file\n#DOCKER_OPTS=\"--dns 8.8.8.8\"\nDOCKER_OPTS=\"--userns-remap=default --dns 8.8.8.8\"\n",
 	})
@@ -293,7 +293,7 @@ func TestDebianDefaultFile(t *testing.T) {
 		t.Errorf("--userns-remap at %s", w.Where())
 	}
 	// Without the file, $DOCKER_OPTS expands to nothing.
-	h = hosttest.Host(t, map[string]string{"lib/systemd/system/docker.service": debianDockerIO})
+	h = hosttree.Host(t, map[string]string{"lib/systemd/system/docker.service": debianDockerIO})
 	_, cmds = execStart(t, h)
 	if len(cmds[0].Argv) != 4 {
 		t.Errorf("argv = %q", texts(cmds[0].Argv))
@@ -301,11 +301,11 @@ func TestDebianDefaultFile(t *testing.T) {
 }
 
 func TestLoadNotFoundAndMasked(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{"etc/hostname": "x\n"})
+	h := hosttree.Host(t, map[string]string{"etc/hostname": "x\n"})
 	if _, err := Load(h, "docker.service"); err != ErrNotFound {
 		t.Fatalf("Load = %v, want ErrNotFound", err)
 	}
-	h = hosttest.Host(t, map[string]string{"etc/systemd/system/docker.service": "", "lib/systemd/system/docker.service": dockerCE})
+	h = hosttree.Host(t, map[string]string{"etc/systemd/system/docker.service": "", "lib/systemd/system/docker.service": dockerCE})
 	u, err := Load(h, "docker.service")
 	if err != nil || !u.Masked || len(u.All("Service", "ExecStart")) != 0 {
 		t.Fatalf("masked unit: %+v %v", u, err)
@@ -313,7 +313,7 @@ func TestLoadNotFoundAndMasked(t *testing.T) {
 }
 
 func TestLoadDirectoryAsFile(t *testing.T) {
-	h := hosttest.Host(t, map[string]string{"/etc/systemd/system/docker.service/": ""})
+	h := hosttree.Host(t, map[string]string{"/etc/systemd/system/docker.service/": ""})
 	_, err := Load(h, "docker.service")
 	if err == nil || !strings.Contains(err.Error(), "/etc/systemd/system/docker.service") || !strings.Contains(err.Error(), "directory") {
 		t.Fatalf("Load with a directory as the unit = %v, want an error naming it", err)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/internal/host"
-	"github.com/usernsctl/usernsctl/internal/hosttest"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 func TestParseIDMap(t *testing.T) {
@@ -91,10 +91,10 @@ func TestIdentityAndToOutside(t *testing.T) {
 func mkproc(t *testing.T, dir string, files map[string]string, links map[string]string) {
 	t.Helper()
 	for p, s := range files {
-		hosttest.Write(t, dir, p, s)
+		hosttree.Write(t, dir, p, s)
 	}
 	for p, target := range links {
-		hosttest.Write(t, dir, p, hosttest.Link+target)
+		hosttree.Write(t, dir, p, hosttree.Link+target)
 	}
 }
 

@@ -1,15 +1,12 @@
-// Package hosttest builds snapshot hosts for tests: a temporary tree
-// written from a map of host paths, the checks.Env that reads it, and the
-// few assertions every area's tests share. Only tests import it.
-package hosttest
+// Package checkstest builds snapshot hosts for the checks' tests: the
+// checks.Env that reads a tree written by internal/hosttree (or a fixture),
+// and the few assertions every area's tests share. Only tests import it.
+package checkstest
 
 import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,66 +14,13 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-// Dir is the content that makes an entry a directory (as does a key that
-// ends in "/"); a content starting with Link makes a symlink to the rest.
-const (
-	Dir  = "<dir>"
-	Link = "-> "
-)
-
 // NoProbes is the prober Env uses when given none.
 var NoProbes = probe.Disabled{Reason: "snapshot: no probes.json"}
-
-// Tree writes files under a fresh temporary directory and returns it.
-// Keys are host paths ("/etc/subuid"; the leading "/" is optional and ".."
-// cannot climb out of the tree); values are written by Write.
-func Tree(t testing.TB, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		Write(t, root, p, content)
-	}
-	return root
-}
-
-// Write puts one entry at host path p under root, creating parents: a
-// directory when p ends in "/" or content is Dir, a symlink when content
-// is Link+target (the target is kept as written, so "-> /x" is absolute
-// inside the tree), else a file with mode 0644 holding content.
-func Write(t testing.TB, root, p, content string) {
-	t.Helper()
-	full := filepath.Join(root, filepath.FromSlash(path.Clean("/"+p)))
-	var err error
-	switch {
-	case strings.HasSuffix(p, "/") || content == Dir:
-		err = os.MkdirAll(full, 0o755)
-	case strings.HasPrefix(content, Link):
-		if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
-			err = os.Symlink(strings.TrimPrefix(content, Link), full)
-		}
-	default:
-		if err = os.MkdirAll(filepath.Dir(full), 0o755); err == nil {
-			err = os.WriteFile(full, []byte(content), 0o644)
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Host is the seam for Tree(t, files).
-func Host(t testing.TB, files map[string]string) *host.Host {
-	t.Helper()
-	h, err := host.At(Tree(t, files))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 // Env is a snapshot host for target: files as Tree writes them, commands
 // as commands.json holds them ("" = nothing installed) and the prober pr
@@ -93,7 +37,7 @@ func Env(t testing.TB, target checks.Target, files map[string]string, commands s
 	if pr == nil {
 		pr = NoProbes
 	}
-	return &checks.Env{Host: Host(t, files), Run: rec, Probes: pr, Target: target, TargetSource: source(target)}
+	return &checks.Env{Host: hosttree.Host(t, files), Run: rec, Probes: pr, Target: target, TargetSource: source(target)}
 }
 
 // At is the Env `usernsctl --root dir --target target` builds: the tree's
