@@ -9,7 +9,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
-	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/config/mounttable"
 	"github.com/usernsctl/usernsctl/internal/host"
 )
 
@@ -62,7 +62,7 @@ func Observe(h *host.Host, pid int) (*Process, error) {
 	if b, err := h.ReadFile(Dir(pid) + "/mountinfo"); err != nil {
 		p.MountErr = err
 	} else {
-		p.Mounts, p.MountErr = facts.ParseMountinfo(bytes.NewReader(b), Dir(pid)+"/mountinfo")
+		p.Mounts, p.MountErr = mounttable.Parse(bytes.NewReader(b), Dir(pid)+"/mountinfo")
 	}
 	p.Ancestors, p.AncestryErr = Ancestry(h, pid)
 	for i := range p.Ancestors {

@@ -1,4 +1,4 @@
-package facts
+package mounttable
 
 import (
 	"bytes"
@@ -6,10 +6,12 @@ import (
 	"testing"
 )
 
-func TestParseMountinfo(t *testing.T) {
+const selfMountinfo = "/proc/self/mountinfo"
+
+func TestParse(t *testing.T) {
 	in := "26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n" +
 		`302 26 0:62 / /var/lib/kubelet/pods/2222/volumes/kubernetes.io~nfs/my\040data rw shared:92 - nfs4 nas:/export rw` + "\n"
-	ms, err := ParseMountinfo(strings.NewReader(in), MountinfoPath)
+	ms, err := Parse(strings.NewReader(in), selfMountinfo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,12 +23,12 @@ func TestParseMountinfo(t *testing.T) {
 func TestParseMountinfoBadInput(t *testing.T) {
 	good := "26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
 	for _, tc := range []struct{ name, in, want string }{
-		{"short line", good + good + "27 26 0:5 /\n", MountinfoPath + ":3: not a mountinfo line"},
-		{"binary junk", good + "\x7fELF\x02\x01\x01\x00\xff\xfe\n", MountinfoPath + ":2: not a mountinfo line"},
-		{"huge line", good + strings.Repeat("x", 10<<20) + "\n", MountinfoPath + ":2: "},
+		{"short line", good + good + "27 26 0:5 /\n", selfMountinfo + ":3: not a mountinfo line"},
+		{"binary junk", good + "\x7fELF\x02\x01\x01\x00\xff\xfe\n", selfMountinfo + ":2: not a mountinfo line"},
+		{"huge line", good + strings.Repeat("x", 10<<20) + "\n", selfMountinfo + ":2: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseMountinfo(strings.NewReader(tc.in), MountinfoPath)
+			_, err := Parse(strings.NewReader(tc.in), selfMountinfo)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
