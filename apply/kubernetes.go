@@ -32,7 +32,7 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 		maxPods, from = facts.DefaultMaxPods, "the kubelet's default"
 	}
 	idsPerPod := uint64(facts.DefaultIDsPerPod)
-	if k.IDsPerPodSet && facts.KubeAtLeast(p.env, "1.35") {
+	if k.IDsPerPodSet && p.env.KubeAtLeast("1.35") {
 		idsPerPod = uint64(k.IDsPerPod)
 	}
 	uid, err := p.ensureAccount(remap.KubeletUser, remap.KubeletUser, "usernsctl kubelet user namespace ids")

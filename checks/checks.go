@@ -21,30 +21,6 @@ const (
 	Skip Status = "skip"
 )
 
-// Target is what the operator is about to enable.
-type Target string
-
-// Targets.
-const (
-	Docker     Target = "docker"
-	Containerd Target = "containerd"
-	Kubernetes Target = "kubernetes"
-	Rootless   Target = "rootless"
-)
-
-// AllTargets in the order they are documented.
-var AllTargets = []Target{Docker, Containerd, Kubernetes, Rootless}
-
-// ParseTarget validates a --target value.
-func ParseTarget(s string) (Target, error) {
-	for _, t := range AllTargets {
-		if string(t) == s {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("unknown target %q: want one of docker, containerd, kubernetes, rootless", s)
-}
-
 // Info describes a check for listings and docs.
 type Info struct {
 	// ID is stable, dotted and lower case: "sysctl.max_user_namespaces".

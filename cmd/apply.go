@@ -9,7 +9,6 @@ import (
 	"github.com/usernsctl/usernsctl/apply"
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
-	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -72,7 +71,7 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 			}
 			defer closeEnv(env)
 			env.User = user
-			if err := facts.Plan(cmd.Context(), env, target, kube); err != nil {
+			if err := checks.Plan(cmd.Context(), env, target, kube); err != nil {
 				return usageErr("%v", err)
 			}
 			opts.Target = env.Target

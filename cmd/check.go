@@ -8,7 +8,6 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
-	"github.com/usernsctl/usernsctl/checks/facts"
 )
 
 // CheckSchema names the JSON contract of `check --output json`.
@@ -77,7 +76,7 @@ func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
 	}
 	defer closeEnv(env)
 	env.User = strings.TrimSpace(f.user)
-	if err := facts.Plan(ctx, env, f.target, f.kube); err != nil {
+	if err := checks.Plan(ctx, env, f.target, f.kube); err != nil {
 		return nil, usageErr("%v", err)
 	}
 	return checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema), nil

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/verify"
 )
@@ -107,8 +106,8 @@ func runVerify(ctx context.Context, f verifyFlags) (*checks.Report, error) {
 	if f.target == string(checks.Rootless) {
 		return nil, usageErr("verify --target rootless: want docker, containerd or kubernetes")
 	}
-	if err := facts.Plan(ctx, env, f.target, f.kube); err != nil {
-		if errors.Is(err, facts.ErrNoTarget) {
+	if err := checks.Plan(ctx, env, f.target, f.kube); err != nil {
+		if errors.Is(err, checks.ErrNoTarget) {
 			return nil, usageErr("no --target given and none of kubelet, dockerd, containerd is installed: pass --target docker, containerd or kubernetes")
 		}
 		return nil, usageErr("%v", err)

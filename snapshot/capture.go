@@ -5,7 +5,6 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
-	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
@@ -27,7 +26,7 @@ func Capture(ctx context.Context, h *host.Host, runner run.Runner, probes ProbeR
 	memo := run.NewMemo(rec)
 	for _, t := range checks.AllTargets {
 		env := &checks.Env{Host: h, Run: memo, Probes: probes}
-		if err := facts.Plan(ctx, env, string(t), ""); err != nil {
+		if err := checks.Plan(ctx, env, string(t), ""); err != nil {
 			return Contents{}, err
 		}
 		checks.Run(ctx, env, catalog.For(t), checks.Options{}, "")

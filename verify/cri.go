@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/usernsctl/usernsctl/checks"
-	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/verify/procfs"
 )
 
@@ -469,7 +468,7 @@ func (c *criVerify) checkVolumes(_ context.Context, env *checks.Env) checks.Resu
 	if r, none := c.none(); none {
 		return r
 	}
-	if env.Kube != nil && !facts.KubeAtLeast(env, "1.27") {
+	if env.Kube != nil && !env.KubeAtLeast("1.27") {
 		return checks.Skipf("Kubernetes %s chowns volumes for user-namespaced pods; idmapped volume mounts start with 1.27", env.Kube)
 	}
 	ss := c.byMountNS(env)

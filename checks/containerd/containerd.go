@@ -200,7 +200,7 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 			snap, from, snap, note))
 	}
 	if major == 1 {
-		if env.Target == checks.Kubernetes && facts.KubeAtLeast(env, "1.27") {
+		if env.Target == checks.Kubernetes && env.KubeAtLeast("1.27") {
 			return ev(checks.Skipf("containerd %s cannot run user-namespaced pods for Kubernetes %s (runtime.containerd fails it)", c.Program.Version, env.Kube))
 		}
 		return ev(checkMetacopy(env))

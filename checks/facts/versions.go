@@ -3,7 +3,6 @@ package facts
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/usernsctl/usernsctl/checks"
@@ -56,6 +55,3 @@ func firstLine(b []byte) string {
 	}
 	return string(b)
 }
-
-// ErrNoTarget means nothing tells which target to check for.
-var ErrNoTarget = errors.New("no target given and none of kubelet, dockerd, containerd is installed: pass --target docker|containerd|kubernetes|rootless")

@@ -193,7 +193,7 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 		if env.Kube != nil {
 			kube = fmt.Sprintf("Kubernetes %s", env.Kube)
 		}
-		if env.Kube == nil || facts.KubeAtLeast(env, "1.27") {
+		if env.Kube == nil || env.KubeAtLeast("1.27") {
 			if !v.AtLeast(tmpfsIdmapKernel) {
 				return r(checks.Failf(upgrade(tmpfsIdmapKernel),
 					"kernel %s is older than %s: tmpfs has no idmapped mounts, so with %s pods with hostUsers: false that mount a secret, configmap or emptyDir fail to start (the kubelet only logs a warning)",

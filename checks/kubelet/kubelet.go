@@ -148,7 +148,7 @@ func where(k *facts.Kubelet, gate string) string {
 
 func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
 	kube := env.Kube
-	if kube == nil || !facts.KubeAtLeast(env, "1.25") {
+	if kube == nil || !env.KubeAtLeast("1.25") {
 		return nil // runtime.kubelet reports a Kubernetes without user namespaces
 	}
 	var out []finding
@@ -159,7 +159,7 @@ func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
 			fmt.Sprintf("%s (%s) is not a feature gate of Kubernetes %s (%s): the kubelet refuses to start (`unrecognized feature gate: %s`)", gate, k.GateFrom[gate], kube, why, gate),
 			fmt.Sprintf("remove %s from %s", gate, k.GateFrom[gate])}
 	}
-	if !facts.KubeAtLeast(env, "1.28") {
+	if !env.KubeAtLeast("1.28") {
 		if supportSet {
 			out = append(out, unknownGate(gateSupport, "it arrived in 1.28; 1.25–1.27 use "+gateStateless))
 		}
@@ -174,10 +174,10 @@ func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
 		out = append(out, unknownGate(gateStateless, "it was renamed "+gateSupport+" in 1.28"))
 	}
 	switch {
-	case !facts.KubeAtLeast(env, "1.33"):
+	case !env.KubeAtLeast("1.33"):
 		if !support {
 			maturity := "alpha"
-			if facts.KubeAtLeast(env, "1.30") {
+			if env.KubeAtLeast("1.30") {
 				maturity = "beta"
 			}
 			out = append(out, finding{checks.Fail,
@@ -186,7 +186,7 @@ func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
 		} else {
 			out = append(out, finding{checks.Pass, fmt.Sprintf("%s is on (%s); the API server needs it too", gateSupport, k.GateFrom[gateSupport]), ""})
 		}
-	case !facts.KubeAtLeast(env, "1.36"):
+	case !env.KubeAtLeast("1.36"):
 		if supportSet && !support {
 			out = append(out, finding{checks.Fail,
 				fmt.Sprintf("%s is false (%s): it turns off user namespaces, which Kubernetes %s has on by default; pods with hostUsers: false are rejected", gateSupport, k.GateFrom[gateSupport], kube),
@@ -215,7 +215,7 @@ func idsPerPodFindings(env *checks.Env, k *facts.Kubelet) []finding {
 			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) must be a multiple of 65536, at least 65536 and below 2^32: the kubelet refuses it", v, k.IDsPerPodFrom),
 			fmt.Sprintf("set userNamespaces.idsPerPod to 65536 (the default) or another multiple of 65536 in %s", k.IDsPerPodFrom)}}
 	}
-	if v != facts.DefaultIDsPerPod && !facts.KubeAtLeast(env, "1.35") {
+	if v != facts.DefaultIDsPerPod && !env.KubeAtLeast("1.35") {
 		return []finding{{checks.Warn,
 			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) is ignored before Kubernetes 1.35 (planned: %s): every pod gets 65536 IDs", v, k.IDsPerPodFrom, env.Kube),
 			fmt.Sprintf("remove userNamespaces.idsPerPod from %s, or plan for Kubernetes 1.35+", k.IDsPerPodFrom)}}

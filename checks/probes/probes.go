@@ -291,7 +291,7 @@ func checkTmpfsIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	switch {
 	case timedOut(r):
 		return ev(checks.Warnf("run the check again; if it persists, report it with `usernsctl snapshot` of this host", "%s", what))
-	case facts.KubeAtLeast(env, "1.27"):
+	case env.KubeAtLeast("1.27"):
 		return ev(checks.Failf(remedy, "%s; Kubernetes %s mounts secrets, configmaps and emptyDir volumes (tmpfs) idmapped for pods with hostUsers: false, so such pods fail to start", what, env.Kube))
 	}
 	return ev(checks.Warnf(remedy, "%s; Kubernetes %s does not need it yet, but 1.27 and later do (secrets, configmaps, emptyDir are tmpfs)", what, orUnknown(fmt.Sprint(env.Kube))))
@@ -319,7 +319,7 @@ func fsKey(fstype, source string) string {
 }
 
 func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
-	if !facts.KubeAtLeast(env, "1.27") {
+	if !env.KubeAtLeast("1.27") {
 		return checks.Skipf("Kubernetes %s does not mount pod volumes idmapped (1.27 and later do)", orUnknown(fmt.Sprint(env.Kube)))
 	}
 	podsSpec := probe.Spec{Kind: probe.Idmap, Path: PodsDir}

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
 	"strings"
+
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
@@ -189,7 +190,7 @@ func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
 	// runc decides when it is installed, crun otherwise. A failing
 	// secondary runtime is worth a warning, not a failure.
 	primary := verdicts[0]
-	strict := env.Target == checks.Kubernetes && facts.KubeAtLeast(env, "1.27")
+	strict := env.Target == checks.Kubernetes && env.KubeAtLeast("1.27")
 	upgrade := "upgrade runc to 1.2.1 or later (or crun to 1.9 or later and make it the runtime of the CRI handler), then restart containerd"
 	switch {
 	case primary.unknown:

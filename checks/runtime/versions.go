@@ -95,7 +95,7 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 	case !v.AtLeast("1.7"):
 		return found(p, checks.Failf(upgrade,
 			"containerd %s has no user namespace support in its CRI; only `ctr run --uidmap` with chowned snapshots works", v))
-	case !v.AtLeast("2.0") && kube && facts.KubeAtLeast(env, "1.27"):
+	case !v.AtLeast("2.0") && kube && env.KubeAtLeast("1.27"):
 		return found(p, checks.Failf(upgrade,
 			"containerd %s cannot run user-namespaced pods for Kubernetes %s: from 1.27 they need idmapped mounts, which containerd supports from 2.0", v, env.Kube))
 	case !v.AtLeast("2.0"):
@@ -120,7 +120,7 @@ func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 
 // ociGate is the minimum OCI runtime version for the target.
 func ociGate(env *checks.Env, modern, legacy string) (min, why string) {
-	if env.Target == checks.Kubernetes && facts.KubeAtLeast(env, "1.27") {
+	if env.Target == checks.Kubernetes && env.KubeAtLeast("1.27") {
 		return modern, fmt.Sprintf("Kubernetes %s needs idmapped mounts", env.Kube)
 	}
 	if env.Target == checks.Kubernetes {
@@ -208,12 +208,12 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 	switch {
 	case p.Installed && !p.Known():
 		return unknown(p)
-	case !facts.KubeAtLeast(env, "1.25"):
+	case !env.KubeAtLeast("1.25"):
 		return r(checks.Failf("upgrade the cluster to Kubernetes 1.33 or later (user namespaces on by default)",
 			"%s has no user namespace support for pods (hostUsers: false arrived in 1.25)", src))
-	case !facts.KubeAtLeast(env, "1.33"):
+	case !env.KubeAtLeast("1.33"):
 		return r(gateWarning(env, src))
-	case !facts.KubeAtLeast(env, "1.36"):
+	case !env.KubeAtLeast("1.36"):
 		return r(checks.Passf("%s: user namespaces are beta and on by default", src))
 	}
 	return r(checks.Passf("%s: user namespaces are GA", src))
@@ -227,11 +227,11 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 func gateWarning(env *checks.Env, src string) checks.Result {
 	gate, maturity := "UserNamespacesSupport", "beta and off by default"
 	switch {
-	case !facts.KubeAtLeast(env, "1.27"):
+	case !env.KubeAtLeast("1.27"):
 		gate, maturity = "UserNamespacesStatelessPodsSupport", "alpha and stateless-only"
-	case !facts.KubeAtLeast(env, "1.28"): // renamed in 1.28
+	case !env.KubeAtLeast("1.28"): // renamed in 1.28
 		gate, maturity = "UserNamespacesStatelessPodsSupport", "alpha"
-	case !facts.KubeAtLeast(env, "1.30"):
+	case !env.KubeAtLeast("1.30"):
 		maturity = "alpha"
 	}
 	msg := fmt.Sprintf("%s: user namespaces are %s (feature gate %s)", src, maturity, gate)

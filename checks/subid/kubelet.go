@@ -38,7 +38,7 @@ func kubeletLimits(env *checks.Env) (maxPods int, idsPerPod uint64, src string) 
 	src = fmt.Sprintf("maxPods %d from %s", maxPods, from)
 	if kc.IDsPerPodSet && kc.IDsPerPod > 0 {
 		// userNamespaces.idsPerPod is honoured from Kubernetes 1.35.
-		if facts.KubeAtLeast(env, "1.35") {
+		if env.KubeAtLeast("1.35") {
 			idsPerPod = uint64(kc.IDsPerPod)
 			src += fmt.Sprintf(", idsPerPod %d from %s", idsPerPod, kc.IDsPerPodFrom)
 		} else {

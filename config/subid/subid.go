@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/usernsctl/usernsctl/internal/hugepage"
 	"io"
 	"slices"
 	"strconv"
@@ -23,6 +22,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/usernsctl/usernsctl/internal/hugepage"
 )
 
 // Limits.

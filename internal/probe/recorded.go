@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
 	"sort"
 	"sync"
+
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 )
 
 // File is where a snapshot tree keeps probe results: an object mapping

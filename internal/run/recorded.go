@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"io"
 	"strings"
+
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 )
 
 // CommandsFile is where a snapshot tree keeps command outputs.
