@@ -304,9 +304,7 @@ func (a *applier) blocking(rep *checks.Report) []checks.Outcome {
 func (a *applier) paths(ctx context.Context) []string {
 	ps := []string{groupFile, gshadowFile, passwdFile, shadowFile, subuidFile, subgidFile,
 		cdconfig.DropInPath, metacopyFile, maxUserNSFile, stateFile}
-	if d, err := dockerPath(a.env); err == nil {
-		ps = append(ps, d)
-	}
+	ps = append(ps, dockerPath(a.env))
 	if p := containerdPath(ctx, a.env); p != "" {
 		ps = append(ps, p)
 	}

@@ -41,7 +41,7 @@ const metacopyFile = "/etc/modprobe.d/99-usernsctl-overlay.conf"
 // snapshotter (in a drop-in usernsctl owns, imported by the main config);
 // on containerd 1.7, which always chowns, overlay metacopy.
 func (a *applier) planContainerd(ctx context.Context, p *plan) error {
-	c := facts.ContainerdConfig(ctx, p.env)
+	c := facts.ContainerdConfigOf(ctx, p.env)
 	if c.Err != nil {
 		return inputErr(fmt.Errorf("%w\nnothing was written: fix the containerd config (`usernsctl check --target containerd` shows the same), then run apply again", c.Err))
 	}
@@ -67,7 +67,7 @@ func (a *applier) needSlowChown(ctx context.Context, p *plan) (bool, string) {
 	case Off:
 		return false, "--slow-chown off"
 	}
-	dir, _, _ := facts.SnapshotterPath(ctx, p.env)
+	dir := facts.SnapshotterPathOf(ctx, p.env).Dir
 	r := p.env.Probes.Probe(ctx, probe.Spec{Kind: probe.OverlayIdmap, Path: dir})
 	if r.Ran {
 		if r.OK {
@@ -82,7 +82,7 @@ func (a *applier) needSlowChown(ctx context.Context, p *plan) (bool, string) {
 	return true, fmt.Sprintf("kernel %q is below 5.19 or unknown (the probe did not run: %s)", checks.KernelRelease(p.env), r.Reason)
 }
 
-func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.Containerd, major, minor int) error {
+func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig, major, minor int) error {
 	need, why := a.needSlowChown(ctx, p)
 	var have bool
 	if c.Config != nil {
@@ -166,7 +166,7 @@ func (a *applier) confirmDump(ctx context.Context, mainPath string, want bool) e
 }
 
 func (a *applier) planMetacopy(p *plan) error {
-	m := facts.OverlayMetacopy(p.env)
+	m := facts.MetacopyOf(p.env)
 	ours, err := p.get(metacopyFile)
 	if err != nil {
 		return inputErr(err)

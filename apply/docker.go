@@ -22,16 +22,13 @@ const minRemapCount = 65536
 // dockerd creates dockremap), its ranges in both ID files, and the
 // userns-remap key in the daemon.json in effect.
 func (a *applier) planDocker(ctx context.Context, p *plan) error {
-	if f, ok := facts.DockerdUnit(p.env).Flag("userns-remap"); ok {
+	if f, ok := facts.DockerUnitOf(p.env).Flag("userns-remap"); ok {
 		return &Refusal{
 			Reason: fmt.Sprintf("userns-remap is already a dockerd flag (--%s in %s): dockerd refuses to start when a directive is both a flag and in daemon.json", f.Name, f.Where()),
 			Fix:    "keep the flag and drop `apply`, or remove the flag from the unit, run `systemctl daemon-reload`, and run apply again",
 		}
 	}
-	d, err := facts.DockerConfig(p.env)
-	if err != nil {
-		return inputErr(err)
-	}
+	d := facts.DockerConfigOf(p.env)
 	raw, err := p.get(d.Path)
 	if err != nil {
 		return inputErr(err)
@@ -163,7 +160,7 @@ func (a *applier) canValidate(ctx context.Context, p *plan) bool {
 	if !p.env.Host.Live() {
 		return false
 	}
-	v := facts.Version(ctx, p.env, versions.Dockerd)
+	v := facts.VersionOf(ctx, p.env, versions.Dockerd)
 	return v.Known() && v.Version.AtLeast("23.0")
 }
 

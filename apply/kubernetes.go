@@ -17,12 +17,9 @@ import (
 // one 65536-aligned range, identical in both files, for maxPods pods) and
 // the containerd settings the host needs.
 func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
-	k, err := facts.KubeletConfig(p.env)
-	if err != nil {
-		return inputErr(err)
-	}
-	if k.ParseErr != nil {
-		return inputErr(fmt.Errorf("%w\nnothing was written: fix the kubelet config, then run apply again", k.ParseErr))
+	k := facts.KubeletConfigOf(p.env)
+	if k.Err != nil {
+		return inputErr(fmt.Errorf("%w\nnothing was written: fix the kubelet config, then run apply again", k.Err))
 	}
 	maxPods, from := k.MaxPods, k.MaxPodsFrom
 	if a.opts.MaxPods > 0 {

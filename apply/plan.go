@@ -305,14 +305,10 @@ func (p *plan) loginDefs() (*logindefs.Defs, error) {
 	return l.Defs, nil
 }
 
-func dockerPath(env *checks.Env) (string, error) {
-	d, err := facts.DockerConfig(env)
-	if err != nil {
-		return "", err
-	}
-	return d.Path, nil
+func dockerPath(env *checks.Env) string {
+	return facts.DockerConfigOf(env).Path
 }
 
 func containerdPath(ctx context.Context, env *checks.Env) string {
-	return facts.ContainerdConfig(ctx, env).Path
+	return facts.ContainerdConfigOf(ctx, env).Path
 }

@@ -25,8 +25,9 @@ const (
 // line is commented out (backed up; revert restores it) when it would
 // otherwise win over usernsctl's file.
 func (a *applier) planSysctl(p *plan) error {
-	live, liveErr := facts.LiveSysctl(p.env, maxUserNS)
-	persisted := facts.PersistedSysctls(p.env)
+	l := facts.LiveSysctlOf(p.env, maxUserNS)
+	live, liveErr := l.Value, l.Err
+	persisted := facts.SysctlsOf(p.env)
 	// A sysctl file that cannot be read could hold the 0 that wins at
 	// boot: without it, usernsctl cannot tell whether its own file would.
 	// (Lines systemd-sysctl skips are skipped here too: not a problem.)

@@ -243,7 +243,7 @@ func (d *dockerVerify) checkActive(_ context.Context, env *checks.Env) checks.Re
 		return checks.Passf("`docker info` lists name=userns among its security options (%s)", opts).With("security_options", d.info.SecurityOptions)
 	}
 	remedy := applyDocker
-	if set, err := facts.DockerRemapConfigured(env); err == nil && set.Value != "" {
+	if set := facts.DockerRemapSettingOf(env); set.Err == nil && set.Value != "" {
 		remedy = fmt.Sprintf("userns-remap %q is set in %s but dockerd has not read it: restart dockerd (`systemctl restart docker`)", set.Value, set.Where)
 	}
 	return checks.Failf(remedy, "`docker info` lists no name=userns (security options: %s): dockerd runs without userns-remap, so containers run as host root",
@@ -280,7 +280,7 @@ func (d *dockerVerify) checkDataRoot(_ context.Context, env *checks.Env) checks.
 			"dockerd's data root is %s, not %s/%s for %s and %s: dockerd maps other ranges than the files give (they changed after it started?)",
 			got, path.Dir(got), want, d.expect.describe(false), d.expect.describe(true))
 	}
-	if root, src := facts.DockerDataRoot(env); src != "default" && path.Dir(got) != root {
+	if root, src := facts.DockerDataRootOf(env); src != "default" && path.Dir(got) != root {
 		r.Message += fmt.Sprintf("\nnote: the configured data root is %s (%s), but dockerd reports %s", root, src, path.Dir(got))
 	}
 	return r.With("docker_root_dir", got).With("want", want)

@@ -130,15 +130,16 @@ func rangesFromLines(f *subid.File, keys []string) []Range {
 func DockerExpect(env *checks.Env) *Expect {
 	e, _ := checks.Fact(env, "verify.expect.docker", func(env *checks.Env) (*Expect, error) {
 		e := &Expect{}
-		spec, src, err := facts.DockerRemap(env)
-		if err != nil {
-			e.Err = err
+		dr := facts.DockerRemapOf(env)
+		if dr.Err != nil {
+			e.Err = dr.Err
 			return e, nil
 		}
-		e.Source = src
+		spec := dr.Spec
+		e.Source = dr.Source
 		e.Owner = spec.User
 		keys := []string{spec.User}
-		if acc, err := facts.AccountsOf(env); err == nil {
+		if acc := facts.AccountsOf(env); acc.Err == nil {
 			if a, err := spec.Resolve(acc.Users, acc.Groups); err == nil {
 				keys = a.SubIDKeys()
 				if a.User != "" {
@@ -175,7 +176,7 @@ func KubeletExpect(ctx context.Context, env *checks.Env, user string) *Expect {
 		e := &Expect{Owner: user, Source: "--user"}
 		if user != "" {
 			keys := []string{user}
-			if acc, err := facts.AccountsOf(env); err == nil {
+			if acc := facts.AccountsOf(env); acc.Err == nil {
 				if u, ok := acc.UserByName(user); ok {
 					keys = append(keys, fmt.Sprint(u.Uid))
 				}
@@ -189,9 +190,9 @@ func KubeletExpect(ctx context.Context, env *checks.Env, user string) *Expect {
 			e.UID, e.GID, e.Default, e.Note = []Range{d}, []Range{d}, true, why
 			return e
 		}
-		acc, err := facts.AccountsOf(env)
-		if err != nil {
-			e.Err = err
+		acc := facts.AccountsOf(env)
+		if acc.Err != nil {
+			e.Err = acc.Err
 			return e, nil
 		}
 		if _, ok := acc.UserByName(remap.KubeletUser); !ok {

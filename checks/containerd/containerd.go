@@ -37,7 +37,7 @@ func Checkers() []checks.Checker {
 // own tool, without touching the file in place.
 const migrateRemedy = "convert it with containerd's own tool: `containerd config migrate > /tmp/config.toml`, review the result, then move it over %s (restart containerd)"
 
-func configEvidence(c *facts.Containerd, r checks.Result) checks.Result {
+func configEvidence(c *facts.ContainerdConfig, r checks.Result) checks.Result {
 	r = r.With("path", c.Path).With("source", c.Source).With("exists", c.Exists).
 		With("merge_rule", c.Options.Rule.String()).With("merge_rule_from", c.OptionsFrom)
 	if c.Config != nil {
@@ -57,7 +57,7 @@ func configEvidence(c *facts.Containerd, r checks.Result) checks.Result {
 }
 
 func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
-	c := facts.ContainerdConfig(ctx, env)
+	c := facts.ContainerdConfigOf(ctx, env)
 	ev := func(r checks.Result) checks.Result { return configEvidence(c, r) }
 	major, minor, _, known := c.Release()
 	native := 3
@@ -168,7 +168,7 @@ const (
 )
 
 func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
-	c := facts.ContainerdConfig(ctx, env)
+	c := facts.ContainerdConfigOf(ctx, env)
 	major, minor, _, known := c.Release()
 	switch {
 	case !c.Program.Installed:
@@ -224,7 +224,7 @@ func migratedFrom(cfg *cdconfig.Config, o cdconfig.Origin) bool {
 
 // checkIdmap is containerd 2.x: overlay on idmapped lower layers, or
 // slow_chown.
-func checkIdmap(ctx context.Context, env *checks.Env, c *facts.Containerd) checks.Result {
+func checkIdmap(ctx context.Context, env *checks.Env, c *facts.ContainerdConfig) checks.Result {
 	cfg := c.Config
 	slow, slowFrom, err := cfg.SlowChown()
 	if err != nil {
@@ -232,9 +232,10 @@ func checkIdmap(ctx context.Context, env *checks.Env, c *facts.Containerd) check
 	}
 	// The probe runs on the filesystem that holds the snapshots (shared with
 	// probe.overlay_idmap: one probe run, one key in probes.json).
-	probePath, pathFrom, err := facts.SnapshotterPath(ctx, env)
-	if err != nil {
-		return checks.Failf("write the directory as a TOML string", "%v: containerd will not start", err)
+	sp := facts.SnapshotterPathOf(ctx, env)
+	probePath, pathFrom := sp.Dir, sp.From
+	if sp.Err != nil {
+		return checks.Failf("write the directory as a TOML string", "%v: containerd will not start", sp.Err)
 	}
 	res := env.Probes.Probe(ctx, probe.Spec{Kind: probe.OverlayIdmap, Path: probePath})
 	r := func(x checks.Result) checks.Result {
@@ -308,7 +309,7 @@ func probeFailure(res probe.Result) string {
 // checkMetacopy is containerd 1.7, which always chowns: metacopy makes the
 // chown copy inodes instead of whole files.
 func checkMetacopy(env *checks.Env) checks.Result {
-	m := facts.OverlayMetacopy(env)
+	m := facts.MetacopyOf(env)
 	live := strings.ToUpper(m.Live)
 	r := func(x checks.Result) checks.Result {
 		x = x.With("metacopy_live", m.Live)

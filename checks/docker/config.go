@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/usernsctl/usernsctl/checks"
@@ -14,10 +15,7 @@ import (
 )
 
 func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
-	d, err := facts.DockerConfig(env)
-	if err != nil {
-		return checks.Failf("report this as a usernsctl bug", "cannot locate daemon.json: %v", err)
-	}
+	d := facts.DockerConfigOf(env)
 	ev := func(r checks.Result) checks.Result {
 		r = r.With("path", d.Path).With("source", d.Source).With("exists", d.Exists)
 		if len(d.Others) > 0 {
@@ -30,16 +28,17 @@ func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
 		return r
 	}
 	p := d.Path
+	var readErr *fs.PathError
 	switch {
-	case d.ReadErr != nil:
+	case errors.As(d.Err, &readErr):
 		remedy := fmt.Sprintf("make %s a readable regular file holding one JSON object", p)
-		if strings.Contains(d.ReadErr.Error(), "is a directory") {
+		if strings.Contains(d.Err.Error(), "is a directory") {
 			remedy = fmt.Sprintf("move the directory away and put a JSON object in its place: `mv %s %s.dir && echo '{}' > %s`", p, p, p)
 		}
-		return ev(checks.Failf(remedy, "%s (%s) cannot be read: %v; dockerd refuses to start with it", p, d.Source, d.ReadErr))
-	case d.ParseErr != nil:
-		return ev(checks.Failf(syntaxRemedy(d.Path, d.ParseErr),
-			"%v: dockerd refuses to start with this file (%s)", d.ParseErr, d.Source))
+		return ev(checks.Failf(remedy, "%s (%s) cannot be read: %v; dockerd refuses to start with it", p, d.Source, d.Err))
+	case d.Err != nil:
+		return ev(checks.Failf(syntaxRemedy(d.Path, d.Err),
+			"%v: dockerd refuses to start with this file (%s)", d.Err, d.Source))
 	case !d.Exists && d.ConfigFlag != nil:
 		return ev(checks.Warnf(fmt.Sprintf("run `usernsctl apply --target docker`, which creates it, or remove `%s` from %s", d.ConfigFlag.Text, d.ConfigFlag.Where()),
 			"%s does not exist, but %s names it: dockerd refuses to start without it", p, d.Source))
@@ -52,7 +51,7 @@ func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
 		remedies = append(remedies, fmt.Sprintf("move what %s should say into %s, then remove %s", def, p, def))
 	}
 	if snap := other(d, "snap"); snap != "" {
-		if du := facts.DockerdUnit(env); du.Unit == nil && !du.InitScript {
+		if du := facts.DockerUnitOf(env); du.Unit == nil && !du.InitScript {
 			warns = append(warns, fmt.Sprintf("Docker here runs from the snap, which reads %s, not %s (no docker.service found)", snap, p))
 			remedies = append(remedies, fmt.Sprintf("usernsctl configures the system dockerd only: for snap Docker set userns-remap in %s by hand and run `snap restart docker`", snap))
 		} else {
@@ -75,7 +74,7 @@ func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
 		remedies = append(remedies, fmt.Sprintf("keep one %q in %s", dup.Path, p))
 	}
 	if f.BOM {
-		if v := facts.Version(ctx, env, versions.Dockerd); v.Known() && !v.Version.AtLeast("23.0") {
+		if v := facts.VersionOf(ctx, env, versions.Dockerd); v.Known() && !v.Version.AtLeast("23.0") {
 			warns = append(warns, fmt.Sprintf("%s starts with a UTF-8 byte order mark, which dockerd %s refuses (23.0 and later skip it)", p, v.Version))
 			remedies = append(remedies, fmt.Sprintf("remove the byte order mark: `sed -i '1s/^\\xEF\\xBB\\xBF//' %s`", p))
 		} else {
@@ -112,7 +111,7 @@ func finish(r checks.Result, notes, warns, remedies []string) checks.Result {
 	return r
 }
 
-func other(d *facts.Docker, kind string) string {
+func other(d *facts.DockerConfig, kind string) string {
 	for _, o := range d.Others {
 		if o.Kind == kind {
 			return o.Path
@@ -137,15 +136,16 @@ func syntaxRemedy(p string, err error) string {
 const applyDocker = "usernsctl apply --target docker"
 
 func checkUsernsRemap(ctx context.Context, env *checks.Env) checks.Result {
-	set, err := facts.DockerRemapConfigured(env)
-	if err != nil {
-		if d, _ := facts.DockerConfig(env); d != nil && d.RemapErr != nil {
+	set := facts.DockerRemapSettingOf(env)
+	if set.Err != nil {
+		if d := facts.DockerConfigOf(env); d.RemapErr != nil {
 			return checks.Failf(`set "userns-remap" to a string: "default", "USER", "USER:GROUP", "UID" or "UID:GID"`,
 				"%v: dockerd refuses to start with it", d.RemapErr)
 		}
-		return checks.Skipf("daemon.json cannot be read, so userns-remap is unknown (see docker.daemon_json): %v", err)
+		return checks.Skipf("daemon.json cannot be read, so userns-remap is unknown (see docker.daemon_json): %v", set.Err)
 	}
-	spec, source, err := facts.DockerRemap(env)
+	dr := facts.DockerRemapOf(env)
+	spec, source, err := dr.Spec, dr.Source, dr.Err
 	where := source
 	if errors.Is(err, remap.ErrRoot) {
 		return checks.Failf(fmt.Sprintf(`set userns-remap to "default" (user dockremap) or an unprivileged user instead (%s)`, where),
@@ -155,10 +155,10 @@ func checkUsernsRemap(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Failf(fmt.Sprintf(`correct userns-remap (%s) to one of "default", USER, USER:GROUP, UID or UID:GID`, where),
 			"%v (%s): dockerd refuses to start with it", err, where).With("source", source)
 	}
-	acc, err := facts.AccountsOf(env)
-	if err != nil {
+	acc := facts.AccountsOf(env)
+	if acc.Err != nil {
 		return checks.Warnf("make /etc/passwd and /etc/group readable regular files",
-			"cannot resolve userns-remap %q (%s): %v", spec.Raw, where, err).With("spec", spec.Raw).With("source", source)
+			"cannot resolve userns-remap %q (%s): %v", spec.Raw, where, acc.Err).With("spec", spec.Raw).With("source", source)
 	}
 	a, err := spec.Resolve(acc.Users, acc.Groups)
 	ev := func(r checks.Result) checks.Result {

@@ -31,7 +31,7 @@ type hostUser struct {
 }
 
 func checkHostNamespaces(ctx context.Context, env *checks.Env) checks.Result {
-	root, rootSrc := facts.DockerDataRoot(env)
+	root, rootSrc := facts.DockerDataRootOf(env)
 	// Containers of the plain data root, and of remapped ones already made.
 	patterns := []string{path.Join(root, "containers/*/hostconfig.json"), path.Join(root, "*.*/containers/*/hostconfig.json")}
 	var files []string
@@ -154,16 +154,16 @@ func containerName(env *checks.Env, dir string) string {
 var remappedDir = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
 func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
-	root, rootSrc := facts.DockerDataRoot(env)
-	set, _ := facts.DockerRemapConfigured(env)
+	root, rootSrc := facts.DockerDataRootOf(env)
+	set := facts.DockerRemapSettingOf(env)
 	r := checks.Result{}.With("data_root", root).With("data_root_source", rootSrc)
 
 	// The remapped root this host would use, when the account has ranges.
 	var target string
-	if spec, _, err := facts.DockerRemap(env); err == nil {
-		if acc, err := facts.AccountsOf(env); err == nil {
-			if a, err := spec.Resolve(acc.Users, acc.Groups); err == nil {
-				target, _ = facts.RemappedRoot(env, root, a)
+	if dr := facts.DockerRemapOf(env); dr.Err == nil {
+		if acc := facts.AccountsOf(env); acc.Err == nil {
+			if a, err := dr.Spec.Resolve(acc.Users, acc.Groups); err == nil {
+				target, _ = facts.RemappedRootOf(env, root, a)
 			}
 		}
 	}

@@ -56,13 +56,9 @@ func Checkers() []checks.Checker {
 
 // config returns the daemon.json fact, or a skip result when it cannot be
 // read (docker.daemon_json reports why).
-func config(env *checks.Env) (*facts.Docker, *checks.Result) {
-	d, err := facts.DockerConfig(env)
-	if err != nil {
-		r := checks.Skipf("cannot locate daemon.json: %v", err)
-		return nil, &r
-	}
-	if d.ReadErr != nil || d.ParseErr != nil {
+func config(env *checks.Env) (*facts.DockerConfig, *checks.Result) {
+	d := facts.DockerConfigOf(env)
+	if d.Err != nil {
 		r := checks.Skipf("%s cannot be read, so this cannot be judged (see docker.daemon_json)", d.Path)
 		return nil, &r
 	}
@@ -72,8 +68,8 @@ func config(env *checks.Env) (*facts.Docker, *checks.Result) {
 // remapState says whether remap is on now (configured) and, if not, that
 // apply is about to turn it on, for messages.
 func remapState(env *checks.Env) (facts.DockerRemapSetting, string) {
-	set, err := facts.DockerRemapConfigured(env)
-	if err == nil && set.Value != "" {
+	set := facts.DockerRemapSettingOf(env)
+	if set.Err == nil && set.Value != "" {
 		return set, fmt.Sprintf("with userns-remap %q set (%s)", set.Value, set.Where)
 	}
 	return set, "once userns-remap is enabled (usernsctl apply --target docker)"

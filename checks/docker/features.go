@@ -39,7 +39,7 @@ func checkContainerdSnapshotter(ctx context.Context, env *checks.Env) checks.Res
 			}
 		}
 	}
-	for _, f := range facts.DockerdUnit(env).Flags {
+	for _, f := range facts.DockerUnitOf(env).Flags {
 		if f.Name != "feature" {
 			continue
 		}
@@ -58,7 +58,7 @@ func checkContainerdSnapshotter(ctx context.Context, env *checks.Env) checks.Res
 			strings.Join(on, " and "), when).With("explicit", on)
 	}
 	msg := "the containerd-snapshotter feature is not enabled explicitly"
-	if p := facts.Version(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("29.0") {
+	if p := facts.VersionOf(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("29.0") {
 		msg += fmt.Sprintf("; dockerd %s uses the containerd image store by default and turns it off when remapping, so images kept in that store are not visible with remap on", p.Version)
 	}
 	return checks.Passf("%s", msg)
@@ -72,7 +72,7 @@ func checkDefaultRuntime(ctx context.Context, env *checks.Env) checks.Result {
 	if skip != nil {
 		return *skip
 	}
-	du := facts.DockerdUnit(env)
+	du := facts.DockerUnitOf(env)
 	name, where := "", ""
 	if f, ok := du.Flag("default-runtime"); ok {
 		name, where = f.Value, fmt.Sprintf("`%s`, %s", f.Text, f.Where())
@@ -104,7 +104,7 @@ func checkDefaultRuntime(ctx context.Context, env *checks.Env) checks.Result {
 
 // runtimePath finds the binary of a named runtime: --add-runtime NAME=PATH
 // or daemon.json "runtimes": {NAME: {"path": PATH}}.
-func runtimePath(d *facts.Docker, du *facts.DockerUnit, name string) string {
+func runtimePath(d *facts.DockerConfig, du *facts.DockerUnit, name string) string {
 	for _, f := range du.Flags {
 		if n, p, ok := strings.Cut(f.Value, "="); f.Name == "add-runtime" && ok && n == name {
 			return p

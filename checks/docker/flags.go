@@ -19,7 +19,7 @@ type conflict struct {
 }
 
 func checkFlagConflicts(ctx context.Context, env *checks.Env) checks.Result {
-	du := facts.DockerdUnit(env)
+	du := facts.DockerUnitOf(env)
 	if du.Err != nil {
 		return checks.Failf("fix the file systemd cannot read (see the message), then `systemctl daemon-reload`",
 			"%v: systemd cannot load docker.service, so dockerd does not start", du.Err)

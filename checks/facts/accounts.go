@@ -21,35 +21,38 @@ const (
 type Accounts struct {
 	Users  []user.User
 	Groups []user.Group
+	// Err is why either file could not be read or parsed (naming it);
+	// Users and Groups are then empty.
+	Err error
 }
 
 // AccountsOf reads the account files through the host seam, once per run.
-// Either file missing or unreadable is an error naming it.
+// Either file missing or unreadable sets Err, naming it.
 //
 // moby/sys/user's parsers are used as they are (the contract asks for
 // them); they are lenient: a uid or gid that is not a number reads as 0 and
 // a line longer than 64 KiB stops the parse (reported here with the file).
 // NIS compat entries ("+", "-") and "#" lines are dropped: they name no
 // account.
-func AccountsOf(env *checks.Env) (*Accounts, error) {
-	return checks.Fact(env, "accounts", func(env *checks.Env) (*Accounts, error) {
+func AccountsOf(env *checks.Env) *Accounts {
+	return once(env, "accounts", func(env *checks.Env) *Accounts {
 		pw, err := env.Host.ReadFile(PasswdFile)
 		if err != nil {
-			return nil, err
+			return &Accounts{Err: err}
 		}
 		users, err := user.ParsePasswdFilter(bytes.NewReader(pw), func(u user.User) bool { return isAccount(u.Name) })
 		if err != nil {
-			return nil, accountErr(PasswdFile, err)
+			return &Accounts{Err: accountErr(PasswdFile, err)}
 		}
 		gr, err := env.Host.ReadFile(GroupFile)
 		if err != nil {
-			return nil, err
+			return &Accounts{Err: err}
 		}
 		groups, err := user.ParseGroupFilter(bytes.NewReader(gr), func(g user.Group) bool { return isAccount(g.Name) })
 		if err != nil {
-			return nil, accountErr(GroupFile, err)
+			return &Accounts{Err: accountErr(GroupFile, err)}
 		}
-		return &Accounts{Users: users, Groups: groups}, nil
+		return &Accounts{Users: users, Groups: groups}
 	})
 }
 

@@ -34,7 +34,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	t.Setenv("PATH", bin)
 
 	env := &checks.Env{Host: host.Live(), Run: run.NewMemo(&run.Exec{})}
-	p := Version(context.Background(), env, "dockerd")
+	p := VersionOf(context.Background(), env, "dockerd")
 	if !p.Known() || p.Version.Raw != "99.1.2+dfsg1" {
 		t.Fatalf("got %+v, want 99.1.2+dfsg1 from the build info", p)
 	}
@@ -46,7 +46,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	env = &checks.Env{Host: host.Live(), Run: run.NewMemo(&run.Exec{})}
-	if p := Version(context.Background(), env, "dockerd"); p.Version.Raw != "1.0.0" {
+	if p := VersionOf(context.Background(), env, "dockerd"); p.Version.Raw != "1.0.0" {
 		t.Fatalf("got %+v, want 1.0.0 from --version", p)
 	}
 }

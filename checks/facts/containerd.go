@@ -17,9 +17,9 @@ import (
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
-// Containerd is the containerd config in effect: where it is, and the
+// ContainerdConfig is the containerd config in effect: where it is, and the
 // effective merged config of the main file and its imports.
-type Containerd struct {
+type ContainerdConfig struct {
 	// Path is the main config.toml; Source says how it was found
 	// ("default", "--config in /lib/systemd/system/containerd.service line 12").
 	Path   string
@@ -47,7 +47,7 @@ type Containerd struct {
 }
 
 // Release is the installed containerd's version; ok is false when unknown.
-func (c *Containerd) Release() (major, minor, patch int, ok bool) {
+func (c *ContainerdConfig) Release() (major, minor, patch int, ok bool) {
 	if !c.Program.Known() {
 		return 0, 0, 0, false
 	}
@@ -58,17 +58,16 @@ func (c *Containerd) Release() (major, minor, patch int, ok bool) {
 	return seg[0], seg[1], seg[2], true
 }
 
-// ContainerdConfig locates, loads and merges the containerd config, once
+// ContainerdConfigOf locates, loads and merges the containerd config, once
 // per check run.
-func ContainerdConfig(ctx context.Context, env *checks.Env) *Containerd {
-	c, _ := checks.Fact(env, "containerd.config", func(env *checks.Env) (*Containerd, error) {
-		return loadContainerd(ctx, env), nil
+func ContainerdConfigOf(ctx context.Context, env *checks.Env) *ContainerdConfig {
+	return once(env, "containerd.config", func(env *checks.Env) *ContainerdConfig {
+		return loadContainerd(ctx, env)
 	})
-	return c
 }
 
-func loadContainerd(ctx context.Context, env *checks.Env) *Containerd {
-	c := &Containerd{Path: cdconfig.DefaultPath, Source: "default", Program: Version(ctx, env, versions.Containerd)}
+func loadContainerd(ctx context.Context, env *checks.Env) *ContainerdConfig {
+	c := &ContainerdConfig{Path: cdconfig.DefaultPath, Source: "default", Program: VersionOf(ctx, env, versions.Containerd)}
 	flags, notes := unitFlags(env, "containerd.service", systemd.FlagSyntax{
 		Long: func(s string) string {
 			if s == "c" {
@@ -82,7 +81,9 @@ func loadContainerd(ctx context.Context, env *checks.Env) *Containerd {
 		c.Path, c.Source, c.Explicit = absPath(f.Value), "--config in "+f.Where(), true
 	}
 
-	data, err := env.Host.ReadFile(c.Path)
+	// The main file is read once: for its version, then with its imports.
+	fsys := newOnceFS(env.Host)
+	data, err := fsys.ReadFile(c.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		c.Options, c.OptionsFrom = containerdOptions(c, 0)
@@ -101,27 +102,11 @@ func loadContainerd(ctx context.Context, env *checks.Env) *Containerd {
 		version = f.EffectiveVersion()
 	}
 	c.Options, c.OptionsFrom = containerdOptions(c, version)
-	c.Config, c.Err = cdconfig.Load(readOnce{env.Host, c.Path, data}, c.Path, c.Options)
+	c.Config, c.Err = cdconfig.Load(fsys, c.Path, c.Options)
 	return c
 }
 
-// readOnce serves the main config's bytes, already read for its version,
-// so that loading does not read the file a second time; imports come from
-// the host.
-type readOnce struct {
-	cdconfig.FS
-	path string
-	data []byte
-}
-
-func (r readOnce) ReadFile(name string) ([]byte, error) {
-	if name == r.path {
-		return r.data, nil
-	}
-	return r.FS.ReadFile(name)
-}
-
-func containerdOptions(c *Containerd, fileVersion int) (cdconfig.Options, string) {
+func containerdOptions(c *ContainerdConfig, fileVersion int) (cdconfig.Options, string) {
 	if major, minor, patch, ok := c.Release(); ok {
 		return cdconfig.OptionsFor(major, minor, patch), "containerd " + c.Program.Version.Raw
 	}
@@ -155,12 +140,9 @@ type MetacopySetting struct {
 // MetacopyPath is the live parameter.
 const MetacopyPath = "/sys/module/overlay/parameters/metacopy"
 
-// OverlayMetacopy reads the live and persisted metacopy settings once.
-func OverlayMetacopy(env *checks.Env) *Metacopy {
-	m, _ := checks.Fact(env, "overlay.metacopy", func(env *checks.Env) (*Metacopy, error) {
-		return loadMetacopy(env), nil
-	})
-	return m
+// MetacopyOf reads the live and persisted metacopy settings once.
+func MetacopyOf(env *checks.Env) *Metacopy {
+	return once(env, "overlay.metacopy", loadMetacopy)
 }
 
 func loadMetacopy(env *checks.Env) *Metacopy {

@@ -32,8 +32,8 @@ var optionFiles = []struct{ path, variable string }{
 	{DockerSysconfig, "OPTIONS"},
 }
 
-// Docker is the daemon.json in effect and what it says.
-type Docker struct {
+// DockerConfig is the daemon.json in effect and what it says.
+type DockerConfig struct {
 	// Path is the daemon.json in effect; Source says how it was found
 	// ("default", "--config-file in /lib/systemd/system/docker.service line 12").
 	Path   string
@@ -41,17 +41,16 @@ type Docker struct {
 	Exists bool
 	// Values is the parsed object; nil when the file is missing or bad.
 	Values map[string]any
-	// ParseErr is a syntax error with line and column.
-	ParseErr error
+	// Err is why an existing Path could not be read (a directory, too
+	// large, permission denied) or parsed (a *daemonjson.SyntaxError, with
+	// line and column): dockerd refuses to start with it.
+	Err error
 	// Remap is the raw "userns-remap" value, "" when unset.
 	Remap string
 
 	// File is the parsed file, for locations and the editor; nil when the
 	// file is missing or bad.
 	File *daemonjson.File
-	// ReadErr is why an existing Path could not be read (a directory, too
-	// large, permission denied).
-	ReadErr error
 	// RemapErr is a "userns-remap" that is not a string.
 	RemapErr error
 	// ConfigFlag is the --config-file flag that chose Path, when one did:
@@ -114,17 +113,14 @@ func (u *DockerUnit) Flag(names ...string) (systemd.Flag, bool) {
 
 var dockerdFlags = systemd.FlagSyntax{IsBool: daemonjson.IsBoolFlag, Long: daemonjson.LongFlag}
 
-// DockerdUnit loads docker.service with its drop-ins once per run.
-func DockerdUnit(env *checks.Env) *DockerUnit {
-	du, _ := checks.Fact(env, "docker.unit", func(env *checks.Env) (*DockerUnit, error) {
-		return loadDockerUnit(env), nil
-	})
-	return du
+// DockerUnitOf loads docker.service with its drop-ins once per run.
+func DockerUnitOf(env *checks.Env) *DockerUnit {
+	return once(env, "docker.unit", loadDockerUnit)
 }
 
 func loadDockerUnit(env *checks.Env) *DockerUnit {
 	du := &DockerUnit{}
-	fsys := &readOnceFS{Reader: env.Host}
+	fsys := newOnceFS(env.Host)
 	u, err := systemd.Load(fsys, DockerService)
 	if errors.Is(err, systemd.ErrNotFound) {
 		for _, d := range systemd.UnitDirs {
@@ -154,31 +150,6 @@ func loadDockerUnit(env *checks.Env) *DockerUnit {
 	}
 	du.unread(fsys, envv)
 	return du
-}
-
-// readOnceFS reads each file once: the option files (/etc/default/docker,
-// /etc/sysconfig/docker) are read both as the unit's EnvironmentFile= and
-// to find flags the unit never passes on.
-type readOnceFS struct {
-	systemd.Reader
-	read map[string]readResult
-}
-
-type readResult struct {
-	b   []byte
-	err error
-}
-
-func (r *readOnceFS) ReadFile(p string) ([]byte, error) {
-	if got, ok := r.read[p]; ok {
-		return got.b, got.err
-	}
-	if r.read == nil {
-		r.read = map[string]readResult{}
-	}
-	b, err := r.Reader.ReadFile(p)
-	r.read[p] = readResult{b, err}
-	return b, err
 }
 
 // unread finds option files whose flags the unit never passes to dockerd:
@@ -239,14 +210,14 @@ func readOptionFile(fsys systemd.Reader, p string) []systemd.EnvVar {
 	return vars
 }
 
-// DockerConfig locates and parses the daemon.json in effect: the
+// DockerConfigOf locates and parses the daemon.json in effect: the
 // --config-file of the unit's ExecStart (drop-ins and environment files
 // applied), else /etc/docker/daemon.json. It also notes the daemon.json
 // files of snap and rootless Docker, which this dockerd does not read.
-func DockerConfig(env *checks.Env) (*Docker, error) {
-	return checks.Fact(env, "docker.config", func(env *checks.Env) (*Docker, error) {
-		d := &Docker{Path: DaemonJSON, Source: "default"}
-		du := DockerdUnit(env)
+func DockerConfigOf(env *checks.Env) *DockerConfig {
+	return once(env, "docker.config", func(env *checks.Env) *DockerConfig {
+		d := &DockerConfig{Path: DaemonJSON, Source: "default"}
+		du := DockerUnitOf(env)
 		if f, ok := du.Flag("config-file"); ok && f.HasValue && f.Value != "" {
 			p := f.Value
 			if !path.IsAbs(p) {
@@ -258,11 +229,11 @@ func DockerConfig(env *checks.Env) (*Docker, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
-			d.Exists, d.ReadErr = true, err
+			d.Exists, d.Err = true, err
 		default:
 			d.Exists = true
-			d.File, d.ParseErr = daemonjson.ParseBytes(b, d.Path)
-			if d.ParseErr != nil {
+			d.File, d.Err = daemonjson.Parse(bytes.NewReader(b), d.Path)
+			if d.Err != nil {
 				d.File = nil
 				break
 			}
@@ -284,7 +255,7 @@ func DockerConfig(env *checks.Env) (*Docker, error) {
 				d.Others = append(d.Others, OtherConfig{Path: h, Kind: "rootless"})
 			}
 		}
-		return d, nil
+		return d
 	})
 }
 
@@ -298,61 +269,66 @@ type DockerRemapSetting struct {
 	Where string
 	// Flag is set when the value comes from a dockerd flag.
 	Flag *systemd.Flag
+	// Err is why it cannot be told: daemon.json does not load, or its
+	// value is not a string.
+	Err error
 }
 
-// DockerRemapConfigured reads userns-remap from daemon.json, else from the
-// dockerd flags. It fails when daemon.json cannot be read or its value is
+// DockerRemapSettingOf reads userns-remap from daemon.json, else from the
+// dockerd flags; Err is set when daemon.json does not load or its value is
 // not a string.
-func DockerRemapConfigured(env *checks.Env) (DockerRemapSetting, error) {
-	d, err := DockerConfig(env)
-	if err != nil {
-		return DockerRemapSetting{}, err
-	}
+func DockerRemapSettingOf(env *checks.Env) DockerRemapSetting {
+	d := DockerConfigOf(env)
 	switch {
-	case d.ReadErr != nil:
-		return DockerRemapSetting{}, d.ReadErr
-	case d.ParseErr != nil:
-		return DockerRemapSetting{}, d.ParseErr
+	case d.Err != nil:
+		return DockerRemapSetting{Err: d.Err}
 	case d.RemapErr != nil:
-		return DockerRemapSetting{}, d.RemapErr
+		return DockerRemapSetting{Err: d.RemapErr}
 	case d.File != nil && d.Remap != "":
-		return DockerRemapSetting{Value: d.Remap, Where: "daemon.json " + d.File.Location("userns-remap")}, nil
+		return DockerRemapSetting{Value: d.Remap, Where: "daemon.json " + d.File.Location("userns-remap")}
 	}
-	if f, ok := DockerdUnit(env).Flag("userns-remap"); ok && f.Value != "" {
-		return DockerRemapSetting{Value: f.Value, Where: "--userns-remap in " + f.Where(), Flag: &f}, nil
+	if f, ok := DockerUnitOf(env).Flag("userns-remap"); ok && f.Value != "" {
+		return DockerRemapSetting{Value: f.Value, Where: "--userns-remap in " + f.Where(), Flag: &f}
 	}
-	return DockerRemapSetting{}, nil
+	return DockerRemapSetting{}
 }
 
-// DockerRemap resolves the remap spec: --user (env.User), else daemon.json's
-// userns-remap, else the --userns-remap flag of the unit, else "default".
-// source says which ("--user", "daemon.json /etc/docker/daemon.json line 3",
-// "--userns-remap in FILE line N", "default").
-func DockerRemap(env *checks.Env) (spec remap.Spec, source string, err error) {
+// DockerRemap is the remap account spec a run is about, and where it came
+// from.
+type DockerRemap struct {
+	Spec remap.Spec
+	// Source is "--user", "daemon.json /etc/docker/daemon.json line 3",
+	// "--userns-remap in FILE line N" or "default".
+	Source string
+	// Err is a spec that does not parse, or a daemon.json that does not
+	// load.
+	Err error
+}
+
+// DockerRemapOf resolves the remap spec: --user (env.User), else
+// daemon.json's userns-remap, else the --userns-remap flag of the unit,
+// else "default".
+func DockerRemapOf(env *checks.Env) DockerRemap {
+	value, source := remap.DefaultSpec, "default"
 	if env.User != "" {
-		spec, err = remap.ParseSpec(env.User)
-		return spec, "--user", err
+		value, source = env.User, "--user"
+	} else if set := DockerRemapSettingOf(env); set.Err != nil {
+		return DockerRemap{Err: set.Err}
+	} else if set.Value != "" {
+		value, source = set.Value, set.Where
 	}
-	set, err := DockerRemapConfigured(env)
-	if err != nil {
-		return remap.Spec{}, "", err
-	}
-	if set.Value != "" {
-		spec, err = remap.ParseSpec(set.Value)
-		return spec, set.Where, err
-	}
-	spec, err = remap.ParseSpec(remap.DefaultSpec)
-	return spec, "default", err
+	spec, err := remap.ParseSpec(value)
+	return DockerRemap{Spec: spec, Source: source, Err: err}
 }
 
-// DockerDataRoot is dockerd's data root before remapping: --data-root (or
+// DockerDataRootOf is dockerd's data root before remapping: --data-root (or
 // the old -g/--graph), else daemon.json "data-root" (or "graph"), else
 // /var/lib/docker; source says which.
-func DockerDataRoot(env *checks.Env) (root, source string) {
-	if f, ok := DockerdUnit(env).Flag("data-root", "graph"); ok && f.Value != "" {
+func DockerDataRootOf(env *checks.Env) (root, source string) {
+	if f, ok := DockerUnitOf(env).Flag("data-root", "graph"); ok && f.Value != "" {
 		return path.Clean(f.Value), "--" + f.Name + " in " + f.Where()
 	}
-	if d, _ := DockerConfig(env); d != nil && d.File != nil {
+	if d := DockerConfigOf(env); d.File != nil {
 		for _, k := range []string{"data-root", "graph"} {
 			if s, ok, err := d.File.String(k); ok && err == nil && s != "" {
 				return path.Clean(s), "daemon.json " + d.File.Location(k)
@@ -362,11 +338,11 @@ func DockerDataRoot(env *checks.Env) (root, source string) {
 	return DefaultDataRoot, "default"
 }
 
-// RemappedRoot is where dockerd keeps its data with remap on:
+// RemappedRootOf is where dockerd keeps its data with remap on:
 // <data-root>/<uid>.<gid>, uid and gid being the start of the account's
 // first range in /etc/subuid and /etc/subgid. ok is false when the account
 // has no range in either file yet.
-func RemappedRoot(env *checks.Env, root string, a remap.Account) (dir string, ok bool) {
+func RemappedRootOf(env *checks.Env, root string, a remap.Account) (dir string, ok bool) {
 	// The parsed files every subid check shares: parsing 100,000-line files
 	// once matters. dockerd's own parser is lenient where this one is
 	// strict; the two agree on every well-formed line, and subid.files

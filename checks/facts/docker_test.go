@@ -27,14 +27,14 @@ func TestDockerRemapPrecedence(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			env := checkstest.Env(t, checks.Docker, tc.files, "", nil)
 			env.User = tc.user
-			spec, source, err := DockerRemap(env)
-			if err != nil || spec.Raw != tc.spec || source != tc.source {
-				t.Fatalf("DockerRemap = %q, %q, %v; want %q, %q", spec.Raw, source, err, tc.spec, tc.source)
+			dr := DockerRemapOf(env)
+			if dr.Err != nil || dr.Spec.Raw != tc.spec || dr.Source != tc.source {
+				t.Fatalf("DockerRemapOf = %q, %q, %v; want %q, %q", dr.Spec.Raw, dr.Source, dr.Err, tc.spec, tc.source)
 			}
 		})
 	}
 	env := checkstest.Env(t, checks.Docker, map[string]string{"etc/docker/daemon.json": `{"userns-remap": ["x"]}`}, "", nil)
-	if _, _, err := DockerRemap(env); err == nil || !strings.Contains(err.Error(), "is an array, want a string") {
+	if err := DockerRemapOf(env).Err; err == nil || !strings.Contains(err.Error(), "is an array, want a string") {
 		t.Fatalf("non-string userns-remap: %v", err)
 	}
 }
@@ -44,16 +44,16 @@ func TestDockerConfigFollowsUnit(t *testing.T) {
 		"lib/systemd/system/docker.service": unitWithFlags,
 		"etc/docker/alt.json":               `{"data-root": "/srv/docker"}`,
 	}, "", nil)
-	d, err := DockerConfig(env)
-	if err != nil {
-		t.Fatal(err)
+	d := DockerConfigOf(env)
+	if d.Err != nil {
+		t.Fatal(d.Err)
 	}
 	// A relative --config-file is relative to /, where systemd starts dockerd.
 	if d.Path != "/etc/docker/alt.json" || !d.Exists || d.Source != "--config-file in /lib/systemd/system/docker.service line 3" {
 		t.Fatalf("DockerConfig = %+v", d)
 	}
 	// -g (the old --graph) on the command line beats daemon.json.
-	if root, src := DockerDataRoot(env); root != "/old/graph" || !strings.HasPrefix(src, "--graph in ") {
+	if root, src := DockerDataRootOf(env); root != "/old/graph" || !strings.HasPrefix(src, "--graph in ") {
 		t.Errorf("DockerDataRoot = %q, %q", root, src)
 	}
 }
@@ -65,11 +65,11 @@ func TestRemappedRootUsesFirstRange(t *testing.T) {
 		"etc/subgid": "mapuser:500000:65536\n",
 	}, "", nil)
 	a := remap.Account{User: "mapuser", UID: 1500, Exists: true}
-	dir, ok := RemappedRoot(env, "/var/lib/docker", a)
+	dir, ok := RemappedRootOf(env, "/var/lib/docker", a)
 	if !ok || dir != "/var/lib/docker/300000.500000" {
 		t.Fatalf("RemappedRoot = %q %v", dir, ok)
 	}
-	if _, ok := RemappedRoot(env, "/var/lib/docker", remap.Account{User: "bob", UID: 7}); ok {
+	if _, ok := RemappedRootOf(env, "/var/lib/docker", remap.Account{User: "bob", UID: 7}); ok {
 		t.Fatal("RemappedRoot for an account without ranges")
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/usernsctl/usernsctl/config/sysctl"
 )
 
-// Kconfig is the running kernel's build configuration.
-type Kconfig struct {
+// KernelConfig is the running kernel's build configuration.
+type KernelConfig struct {
 	// Searched lists the candidate paths in search order.
 	Searched []string
 	// Path is the first candidate that exists, "" when none does.
@@ -27,13 +27,13 @@ type Kconfig struct {
 	Err error
 }
 
-// KernelConfig finds and parses the kernel config the way the Kubernetes
+// KernelConfigOf finds and parses the kernel config the way the Kubernetes
 // system-validators do: the first candidate that exists wins, even when it
 // turns out to be unreadable, so that a broken file is reported rather than
 // silently passed over.
-func KernelConfig(env *checks.Env) *Kconfig {
-	kc, _ := checks.Fact(env, "kernel.config", func(env *checks.Env) (*Kconfig, error) {
-		kc := &Kconfig{Searched: kconfig.Candidates(checks.KernelRelease(env))}
+func KernelConfigOf(env *checks.Env) *KernelConfig {
+	return once(env, "kernel.config", func(env *checks.Env) *KernelConfig {
+		kc := &KernelConfig{Searched: kconfig.Candidates(checks.KernelRelease(env))}
 		for _, p := range kc.Searched {
 			fi, err := env.Host.Stat(p)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -48,11 +48,10 @@ func KernelConfig(env *checks.Env) *Kconfig {
 			default:
 				kc.Config, kc.Err = parseKconfig(env, p)
 			}
-			return kc, nil
+			return kc
 		}
-		return kc, nil
+		return kc
 	})
-	return kc
 }
 
 func parseKconfig(env *checks.Env, p string) (*kconfig.Config, error) {
@@ -82,13 +81,10 @@ type Sysctls struct {
 // Lookup resolves one key.
 func (s *Sysctls) Lookup(key string) sysctl.Result { return s.Set.Lookup(key) }
 
-// PersistedSysctls reads every sysctl.d directory and /etc/sysctl.conf in
+// SysctlsOf reads every sysctl.d directory and /etc/sysctl.conf in
 // the order they are applied at boot.
-func PersistedSysctls(env *checks.Env) *Sysctls {
-	s, _ := checks.Fact(env, "sysctl.persisted", func(env *checks.Env) (*Sysctls, error) {
-		return loadSysctls(env), nil
-	})
-	return s
+func SysctlsOf(env *checks.Env) *Sysctls {
+	return once(env, "sysctl.persisted", loadSysctls)
 }
 
 func loadSysctls(env *checks.Env) *Sysctls {
@@ -177,14 +173,24 @@ func (s *Sysctls) add(p string, b []byte) {
 	s.Set.Files = append(s.Set.Files, f)
 }
 
-// LiveSysctl reads the running value of a sysctl key from /proc/sys.
-func LiveSysctl(env *checks.Env, key string) (string, error) {
+// LiveSysctl is the running value of a sysctl.
+type LiveSysctl struct {
+	Key, Path string
+	// Value is the trimmed content of Path; "" when Err is set.
+	Value string
+	// Err is why Path could not be read (fs.ErrNotExist: the kernel has no
+	// such key).
+	Err error
+}
+
+// LiveSysctlOf reads the running value of a sysctl key from /proc/sys.
+func LiveSysctlOf(env *checks.Env, key string) LiveSysctl {
 	p := sysctl.ProcPath(key)
-	return checks.Fact(env, "sysctl.live."+path.Clean(p), func(env *checks.Env) (string, error) {
+	return once(env, "sysctl.live."+path.Clean(p), func(env *checks.Env) LiveSysctl {
 		b, err := env.Host.ReadFile(p)
 		if err != nil {
-			return "", err
+			return LiveSysctl{Key: key, Path: p, Err: err}
 		}
-		return strings.TrimSpace(string(b)), nil
+		return LiveSysctl{Key: key, Path: p, Value: strings.TrimSpace(string(b))}
 	})
 }

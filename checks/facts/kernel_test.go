@@ -22,7 +22,7 @@ func TestPersistedSysctlsDirectoryRules(t *testing.T) {
 		"/run/sysctl.d/65-run.conf":          "user/max_user_namespaces=3\n",
 		"/usr/local/lib/sysctl.d/x.conf.bak": "user.max_user_namespaces = 4\n",
 	}, "", nil)
-	s := PersistedSysctls(env)
+	s := SysctlsOf(env)
 	var files []string
 	for _, f := range s.Set.Files {
 		files = append(files, f.Name)
@@ -40,7 +40,7 @@ func TestPersistedSysctlsDirectoryRules(t *testing.T) {
 	if len(s.Problems) != 0 {
 		t.Errorf("problems: %v", s.Problems)
 	}
-	if PersistedSysctls(env) != s {
+	if SysctlsOf(env) != s {
 		t.Error("not memoized")
 	}
 }
@@ -52,11 +52,11 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 		"/usr/lib/modules/" + rel + "/config":        "CONFIG_USER_NS=y\n",
 		"/usr/src/linux-headers-" + rel + "/.config": "# CONFIG_USER_NS is not set\n",
 	}, "", nil)
-	kc := KernelConfig(env)
+	kc := KernelConfigOf(env)
 	if kc.Path != "/usr/lib/modules/"+rel+"/config" || kc.Err != nil || kc.Config == nil || len(kc.Searched) != 9 {
 		t.Fatalf("%+v", kc)
 	}
-	if KernelConfig(env) != kc {
+	if KernelConfigOf(env) != kc {
 		t.Error("not memoized")
 	}
 
@@ -66,7 +66,7 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 		"/boot/config-" + rel:                 "not a config\n",
 		"/usr/lib/modules/" + rel + "/config": "CONFIG_USER_NS=y\n",
 	}, "", nil)
-	kc = KernelConfig(env)
+	kc = KernelConfigOf(env)
 	if kc.Path != "/boot/config-"+rel || kc.Err == nil || !strings.Contains(kc.Err.Error(), "/boot/config-"+rel+":1:1") {
 		t.Fatalf("%+v", kc)
 	}
@@ -75,11 +75,11 @@ func TestKernelConfigFirstFoundWins(t *testing.T) {
 func TestLiveSysctl(t *testing.T) {
 	env := checkstest.Env(t, "", map[string]string{"/proc/sys/user/max_user_namespaces": "63432\n"}, "", nil)
 	for _, key := range []string{"user.max_user_namespaces", "user/max_user_namespaces"} {
-		if v, err := LiveSysctl(env, key); v != "63432" || err != nil {
-			t.Errorf("LiveSysctl(%s) = %q, %v", key, v, err)
+		if l := LiveSysctlOf(env, key); l.Value != "63432" || l.Err != nil {
+			t.Errorf("LiveSysctlOf(%s) = %q, %v", key, l.Value, l.Err)
 		}
 	}
-	if _, err := LiveSysctl(env, "kernel.unprivileged_userns_clone"); !os.IsNotExist(err) {
+	if err := LiveSysctlOf(env, "kernel.unprivileged_userns_clone").Err; !os.IsNotExist(err) {
 		t.Errorf("absent knob: %v", err)
 	}
 }

@@ -20,16 +20,17 @@ const (
 	DefaultIDsPerPod = kubeletconfig.DefaultIDsPerPod
 )
 
-// Kubelet is the kubelet's configuration as far as user namespaces care.
-type Kubelet struct {
+// KubeletConfig is the kubelet's configuration as far as user namespaces care.
+type KubeletConfig struct {
 	Path   string // /var/lib/kubelet/config.yaml unless the unit says otherwise
 	Exists bool
 	// MaxPods and IDsPerPod carry the defaults when unset.
 	MaxPods      int
 	IDsPerPod    int64
 	FeatureGates map[string]bool
-	// ParseErr is a syntax error with line.
-	ParseErr error
+	// Err is why the config in effect cannot be read or does not parse
+	// (with line): the kubelet will not start with it.
+	Err error
 
 	// Source says how Path was found ("default", "--config in
 	// /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf line 6
@@ -53,17 +54,15 @@ type Kubelet struct {
 // KubeletUnit is the systemd unit the kubelet runs as.
 const KubeletUnit = "kubelet.service"
 
-// KubeletConfig reads the kubelet config in effect, once per check run:
+// KubeletConfigOf reads the kubelet config in effect, once per check run:
 // --config from the kubelet unit (kubeadm's 10-kubeadm.conf sets it through
 // $KUBELET_CONFIG_ARGS), else /var/lib/kubelet/config.yaml; then the
 // --config-dir drop-ins and the --max-pods and --feature-gates flags, which
 // the kubelet applies over the file. A missing file is not an error
 // (Exists is false, defaults apply); an unreadable or invalid one sets
-// ParseErr.
-func KubeletConfig(env *checks.Env) (*Kubelet, error) {
-	return checks.Fact(env, "kubelet.config", func(env *checks.Env) (*Kubelet, error) {
-		return loadKubelet(env), nil
-	})
+// Err.
+func KubeletConfigOf(env *checks.Env) *KubeletConfig {
+	return once(env, "kubelet.config", loadKubelet)
 }
 
 // kubeletBools are kubelet flags that take no value when written alone.
@@ -72,8 +71,8 @@ var kubeletBools = map[string]bool{
 	"rotate-server-certificates": true, "enable-server": true,
 }
 
-func loadKubelet(env *checks.Env) *Kubelet {
-	k := &Kubelet{
+func loadKubelet(env *checks.Env) *KubeletConfig {
+	k := &KubeletConfig{
 		Path: kubeletconfig.DefaultPath, Source: "default",
 		MaxPods: DefaultMaxPods, IDsPerPod: DefaultIDsPerPod,
 		MaxPodsFrom: "default", IDsPerPodFrom: "default",
@@ -88,35 +87,35 @@ func loadKubelet(env *checks.Env) *Kubelet {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		k.Exists, k.ParseErr = true, err
+		k.Exists, k.Err = true, err
 	default:
 		k.Exists = true
 		c, err := kubeletconfig.Parse(bytes.NewReader(data), k.Path)
 		if err != nil {
-			k.ParseErr = err
+			k.Err = err
 		} else {
 			k.apply(c)
 		}
 	}
 
-	if f, ok := lastFlag(flags, "config-dir"); ok && f.Value != "" && k.ParseErr == nil {
+	if f, ok := lastFlag(flags, "config-dir"); ok && f.Value != "" && k.Err == nil {
 		k.loadDropIns(env, absPath(f.Value))
 	}
-	if f, ok := lastFlag(flags, "max-pods"); ok && k.ParseErr == nil {
+	if f, ok := lastFlag(flags, "max-pods"); ok && k.Err == nil {
 		n, err := strconv.ParseInt(f.Value, 10, 32)
 		if err != nil || n < 0 {
-			k.ParseErr = fmt.Errorf("%s: --max-pods %q is not a number of pods: the kubelet will not start", f.Where(), f.Value)
+			k.Err = fmt.Errorf("%s: --max-pods %q is not a number of pods: the kubelet will not start", f.Where(), f.Value)
 		} else {
 			k.MaxPods, k.MaxPodsFrom = int(n), "--max-pods in "+f.Where()
 		}
 	}
 	for _, f := range flags {
-		if f.Name != "feature-gates" || k.ParseErr != nil {
+		if f.Name != "feature-gates" || k.Err != nil {
 			continue
 		}
 		gates, err := kubeletconfig.ParseFeatureGates(f.Value)
 		if err != nil {
-			k.ParseErr = fmt.Errorf("%s: %v: the kubelet will not start", f.Where(), err)
+			k.Err = fmt.Errorf("%s: %v: the kubelet will not start", f.Where(), err)
 			break
 		}
 		for g, v := range gates {
@@ -127,7 +126,7 @@ func loadKubelet(env *checks.Env) *Kubelet {
 }
 
 // apply takes the values a config file (or drop-in) sets.
-func (k *Kubelet) apply(c *kubeletconfig.Config) {
+func (k *KubeletConfig) apply(c *kubeletconfig.Config) {
 	if c.MaxPodsLine > 0 {
 		k.MaxPods, k.MaxPodsFrom = c.MaxPods, fmt.Sprintf("%s line %d", c.Name, c.MaxPodsLine)
 	}
@@ -145,7 +144,7 @@ func (k *Kubelet) apply(c *kubeletconfig.Config) {
 	k.Notes = append(k.Notes, c.Notes...)
 }
 
-func (k *Kubelet) setGate(g string, v bool, from string) {
+func (k *KubeletConfig) setGate(g string, v bool, from string) {
 	if k.FeatureGates == nil {
 		k.FeatureGates, k.GateFrom = map[string]bool{}, map[string]string{}
 	}
@@ -154,10 +153,10 @@ func (k *Kubelet) setGate(g string, v bool, from string) {
 
 // loadDropIns merges the kubelet's --config-dir files (*.conf, in name
 // order) over the config file, as the kubelet does.
-func (k *Kubelet) loadDropIns(env *checks.Env, dir string) {
+func (k *KubeletConfig) loadDropIns(env *checks.Env, dir string) {
 	files, err := env.Host.Glob(path.Join(dir, "*.conf"))
 	if err != nil {
-		k.ParseErr = err
+		k.Err = err
 		return
 	}
 	for _, p := range files {
@@ -170,13 +169,13 @@ func (k *Kubelet) loadDropIns(env *checks.Env, dir string) {
 				continue
 			}
 		}
-		k.ParseErr = err
+		k.Err = err
 		return
 	}
 }
 
 // GateSet returns a feature gate's value and whether anything sets it.
-func (k *Kubelet) GateSet(g string) (value, set bool) {
+func (k *KubeletConfig) GateSet(g string) (value, set bool) {
 	v, ok := k.FeatureGates[g]
 	return v, ok
 }

@@ -56,7 +56,7 @@ func (s *SubIDs) Files() []*subid.File {
 
 // SubIDsOf reads and parses /etc/subuid and /etc/subgid once per run.
 func SubIDsOf(env *checks.Env) *SubIDs {
-	s, _ := checks.Fact(env, "subid.files", func(env *checks.Env) (*SubIDs, error) {
+	return once(env, "subid.files", func(env *checks.Env) *SubIDs {
 		// On a host with 100,000 ranges each parse is tens of
 		// milliseconds, most of it touching fresh memory: identical files
 		// (the usual case: useradd writes both) are parsed once, different
@@ -69,7 +69,7 @@ func SubIDsOf(env *checks.Env) *SubIDs {
 			if s.UID.File != nil {
 				if a := s.UID.File.Alias(SubGIDFile); a != nil {
 					s.GID = SubIDFile{Path: SubGIDFile, Exists: true, File: a}
-					return &s, nil
+					return &s
 				}
 			}
 		}
@@ -77,9 +77,8 @@ func SubIDsOf(env *checks.Env) *SubIDs {
 		go func() { s.GID = parseSubID(SubGIDFile, gid, gerr); close(done) }()
 		s.UID = parseSubID(SubUIDFile, uid, uerr)
 		<-done
-		return &s, nil
+		return &s
 	})
-	return s
 }
 
 func parseSubID(path string, data []byte, err error) SubIDFile {
@@ -111,24 +110,23 @@ type LoginDefs struct {
 // LoginDefsOf reads /etc/login.defs (or openSUSE's /usr/etc/login.defs)
 // once per run.
 func LoginDefsOf(env *checks.Env) *LoginDefs {
-	l, _ := checks.Fact(env, "subid.logindefs", func(env *checks.Env) (*LoginDefs, error) {
+	return once(env, "subid.logindefs", func(env *checks.Env) *LoginDefs {
 		for _, p := range []string{LoginDefsFile, VendorLoginDefs} {
 			data, err := env.Host.ReadFile(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			if err != nil {
-				return &LoginDefs{Defs: logindefs.Defaults(), Path: p, Err: err}, nil
+				return &LoginDefs{Defs: logindefs.Defaults(), Path: p, Err: err}
 			}
 			d, err := logindefs.Parse(bytes.NewReader(data), p)
 			if d == nil {
 				d = logindefs.Defaults()
 			}
-			return &LoginDefs{Defs: d, Path: p, Err: err}, nil
+			return &LoginDefs{Defs: d, Path: p, Err: err}
 		}
-		return &LoginDefs{Defs: logindefs.Defaults()}, nil
+		return &LoginDefs{Defs: logindefs.Defaults()}
 	})
-	return l
 }
 
 // NSSwitch is the `subid:` source of /etc/nsswitch.conf.
@@ -141,18 +139,17 @@ type NSSwitch struct {
 // NSSwitchOf reads /etc/nsswitch.conf once per run. A missing file means
 // files, as libsubid reads it.
 func NSSwitchOf(env *checks.Env) *NSSwitch {
-	n, _ := checks.Fact(env, "subid.nsswitch", func(env *checks.Env) (*NSSwitch, error) {
+	return once(env, "subid.nsswitch", func(env *checks.Env) *NSSwitch {
 		data, err := env.Host.ReadFile(NSSwitchFile)
 		if errors.Is(err, fs.ErrNotExist) {
-			return &NSSwitch{}, nil
+			return &NSSwitch{}
 		}
 		if err != nil {
-			return &NSSwitch{Exists: true, Err: err}, nil
+			return &NSSwitch{Exists: true, Err: err}
 		}
 		s, err := nsswitch.ParseSubid(bytes.NewReader(data), NSSwitchFile)
-		return &NSSwitch{Subid: s, Exists: true, Err: err}, nil
+		return &NSSwitch{Subid: s, Exists: true, Err: err}
 	})
-	return n
 }
 
 // Getsubids is what `getsubids [-g] USER` answered.
@@ -180,7 +177,7 @@ func GetsubidsOf(ctx context.Context, env *checks.Env, user string, gids bool) *
 		argv = []string{"getsubids", "-g", user}
 	}
 	line := run.Line(argv)
-	g, _ := checks.Fact(env, "subid.getsubids:"+line, func(env *checks.Env) (*Getsubids, error) {
+	return once(env, "subid.getsubids:"+line, func(env *checks.Env) *Getsubids {
 		g := &Getsubids{Command: line, Installed: true}
 		out, err := env.Run.Run(ctx, argv...)
 		g.Output = strings.TrimSpace(string(out.Stdout))
@@ -191,16 +188,15 @@ func GetsubidsOf(ctx context.Context, env *checks.Env, user string, gids bool) *
 		switch {
 		case run.IsNotFound(err):
 			g.Installed = false
-			return g, nil
+			return g
 		case errors.As(err, &rerr) && out.Exit == 1 && strings.Contains(g.Output, "Error fetching ranges"):
 			g.NoRanges = true
-			return g, nil
+			return g
 		case err != nil:
 			g.Err = err
-			return g, nil
+			return g
 		}
 		g.Ranges, g.Err = subid.ParseGetsubids(bytes.NewReader(out.Stdout), line)
-		return g, nil
+		return g
 	})
-	return g
 }

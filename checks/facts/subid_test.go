@@ -29,9 +29,9 @@ func TestAccountsOf(t *testing.T) {
 		"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n# a comment\n+::::::\nalice:x:1000:1000::/home/alice:/bin/sh\n",
 		"/etc/group":  "root:x:0:\nalice:x:1000:\n-@netgroup\n",
 	}, nil)
-	a, err := AccountsOf(env)
-	if err != nil {
-		t.Fatal(err)
+	a := AccountsOf(env)
+	if a.Err != nil {
+		t.Fatal(a.Err)
 	}
 	if len(a.Users) != 2 || len(a.Groups) != 2 {
 		t.Fatalf("users %v groups %v", a.Users, a.Groups)
@@ -51,7 +51,7 @@ func TestAccountsOf(t *testing.T) {
 	if got := a.UIDs(); len(got) != 2 || got[1] != 1000 {
 		t.Errorf("UIDs %v", got)
 	}
-	again, _ := AccountsOf(env)
+	again := AccountsOf(env)
 	if again != a {
 		t.Errorf("not loaded once per run")
 	}
@@ -59,19 +59,19 @@ func TestAccountsOf(t *testing.T) {
 
 func TestAccountsOfBadInput(t *testing.T) {
 	env := subidEnv(t, map[string]string{"/etc/group": "root:x:0:\n"}, nil)
-	if _, err := AccountsOf(env); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/etc/passwd") {
+	if err := AccountsOf(env).Err; !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/etc/passwd") {
 		t.Errorf("missing passwd: %v", err)
 	}
 	env = subidEnv(t, map[string]string{"/etc/passwd": "root:x:0:0::/:/bin/sh\n", "/etc/group": "<dir>"}, nil)
-	if _, err := AccountsOf(env); err == nil || !strings.Contains(err.Error(), "/etc/group") {
+	if err := AccountsOf(env).Err; err == nil || !strings.Contains(err.Error(), "/etc/group") {
 		t.Errorf("directory group: %v", err)
 	}
 	env = subidEnv(t, map[string]string{"/etc/passwd": strings.Repeat("x", 10<<20) + "\n", "/etc/group": ""}, nil)
-	if _, err := AccountsOf(env); err == nil || !strings.Contains(err.Error(), "/etc/passwd: a line is too long") {
+	if err := AccountsOf(env).Err; err == nil || !strings.Contains(err.Error(), "/etc/passwd: a line is too long") {
 		t.Errorf("10 MB line: %v", err)
 	}
 	env = subidEnv(t, map[string]string{"/etc/passwd": "\x7fELF\x00\x01\xff\n", "/etc/group": "\xff\xfe\n"}, nil)
-	if _, err := AccountsOf(env); err != nil {
+	if err := AccountsOf(env).Err; err != nil {
 		t.Errorf("binary junk should parse leniently, not fail: %v", err)
 	}
 }

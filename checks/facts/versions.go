@@ -23,27 +23,26 @@ type Program struct {
 // Known reports whether a usable version was read.
 func (p Program) Known() bool { return p.Installed && p.Err == nil && p.Version.Core != nil }
 
-// Version runs `NAME --version` (once per check run, through env.Run) and
+// VersionOf runs `NAME --version` (once per check run, through env.Run) and
 // parses it. A program that is not installed is not an error.
-func Version(ctx context.Context, env *checks.Env, name string) Program {
-	p, _ := checks.Fact(env, "version."+name, func(env *checks.Env) (Program, error) {
+func VersionOf(ctx context.Context, env *checks.Env, name string) Program {
+	return once(env, "version."+name, func(env *checks.Env) Program {
 		if v, ok := fromBuildInfo(env, name); ok {
-			return Program{Name: name, Installed: true, Version: v}, nil
+			return Program{Name: name, Installed: true, Version: v}
 		}
 		out, err := env.Run.Run(ctx, name, "--version")
 		if run.IsNotFound(err) {
-			return Program{Name: name}, nil
+			return Program{Name: name}
 		}
 		if err != nil {
-			return Program{Name: name, Installed: true, Err: err}, nil
+			return Program{Name: name, Installed: true, Err: err}
 		}
 		v, perr := versions.FromOutput(name, bytes.NewReader(out.Stdout))
 		if perr != nil {
-			return Program{Name: name, Installed: true, Err: fmt.Errorf("%w (output: %q)", perr, firstLine(out.Stdout))}, nil
+			return Program{Name: name, Installed: true, Err: fmt.Errorf("%w (output: %q)", perr, firstLine(out.Stdout))}
 		}
-		return Program{Name: name, Installed: true, Version: v}, nil
+		return Program{Name: name, Installed: true, Version: v}
 	})
-	return p
 }
 
 func firstLine(b []byte) string {

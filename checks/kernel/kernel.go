@@ -63,7 +63,7 @@ func Checkers() []checks.Checker {
 // configOrWarn returns the kernel config, or the warning that stands in
 // for a config check when there is none to read.
 func configOrWarn(env *checks.Env) (*kconfig.Config, *checks.Result) {
-	kc := facts.KernelConfig(env)
+	kc := facts.KernelConfigOf(env)
 	rel := checks.KernelRelease(env)
 	if rel == "" {
 		rel = "(unknown release)"
@@ -209,7 +209,7 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 		return r(checks.Passf("kernel %s ≥ %s: idmapped mounts and overlayfs on idmapped layers for %s", rel, overlayIdmapKernel, kube), overlayIdmapKernel)
 	}
 	// containerd.
-	if p := facts.Version(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
 		return r(checks.Passf("kernel %s: containerd %s chowns image layers for user-namespaced containers whatever the kernel (idmapped snapshots need containerd 2.x and kernel %s)", rel, p.Version, overlayIdmapKernel), "")
 	}
 	switch {

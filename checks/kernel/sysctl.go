@@ -28,8 +28,9 @@ type knob struct {
 }
 
 func loadKnob(env *checks.Env, key string) knob {
-	k := knob{key: key, proc: sysctl.ProcPath(key), ps: facts.PersistedSysctls(env)}
-	k.live, k.liveErr = facts.LiveSysctl(env, key)
+	k := knob{key: key, proc: sysctl.ProcPath(key), ps: facts.SysctlsOf(env)}
+	live := facts.LiveSysctlOf(env, key)
+	k.live, k.liveErr = live.Value, live.Err
 	k.res = k.ps.Lookup(key)
 	return k
 }

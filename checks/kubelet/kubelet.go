@@ -37,10 +37,7 @@ type finding struct {
 }
 
 func checkConfig(_ context.Context, env *checks.Env) checks.Result {
-	k, _ := facts.KubeletConfig(env)
-	if k == nil {
-		return checks.Failf("report this as a usernsctl bug", "internal error: no kubelet config facts")
-	}
+	k := facts.KubeletConfigOf(env)
 	ev := func(r checks.Result) checks.Result {
 		r = r.With("path", k.Path).With("source", k.Source).With("exists", k.Exists).
 			With("max_pods", k.MaxPods).With("max_pods_from", k.MaxPodsFrom).
@@ -57,8 +54,8 @@ func checkConfig(_ context.Context, env *checks.Env) checks.Result {
 		}
 		return r
 	}
-	if k.ParseErr != nil {
-		return ev(checks.Failf(parseRemedy(k), "%v: the kubelet will not start with it", k.ParseErr))
+	if k.Err != nil {
+		return ev(checks.Failf(parseRemedy(k), "%v: the kubelet will not start with it", k.Err))
 	}
 
 	var fs []finding
@@ -118,19 +115,19 @@ func rank(s checks.Status) int {
 	return 0
 }
 
-func parseRemedy(k *facts.Kubelet) string {
+func parseRemedy(k *facts.KubeletConfig) string {
 	var se *kubeletconfig.SyntaxError
-	if errors.As(k.ParseErr, &se) && se.Line > 0 {
+	if errors.As(k.Err, &se) && se.Line > 0 {
 		return fmt.Sprintf("fix %s line %d (format: kubelet.config.k8s.io/v1beta1 KubeletConfiguration), then restart the kubelet", se.File, se.Line)
 	}
-	if errors.As(k.ParseErr, &se) {
+	if errors.As(k.Err, &se) {
 		return fmt.Sprintf("fix %s (format: kubelet.config.k8s.io/v1beta1 KubeletConfiguration), then restart the kubelet", se.File)
 	}
 	return fmt.Sprintf("fix the setting named above (%s), then restart the kubelet", k.Path)
 }
 
 // gateState describes a gate as set (or not) for messages.
-func gateState(k *facts.Kubelet, gate, unset string) string {
+func gateState(k *facts.KubeletConfig, gate, unset string) string {
 	v, set := k.GateSet(gate)
 	if !set {
 		return gate + " is not set (" + unset + ")"
@@ -139,14 +136,14 @@ func gateState(k *facts.Kubelet, gate, unset string) string {
 }
 
 // where names the place to edit a gate: where it is set, else the config.
-func where(k *facts.Kubelet, gate string) string {
+func where(k *facts.KubeletConfig, gate string) string {
 	if from, ok := k.GateFrom[gate]; ok {
 		return from
 	}
 	return k.Path
 }
 
-func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
+func gateFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 	kube := env.Kube
 	if kube == nil || !env.KubeAtLeast("1.25") {
 		return nil // runtime.kubelet reports a Kubernetes without user namespaces
@@ -205,7 +202,7 @@ func gateFindings(env *checks.Env, k *facts.Kubelet) []finding {
 	return out
 }
 
-func idsPerPodFindings(env *checks.Env, k *facts.Kubelet) []finding {
+func idsPerPodFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 	if !k.IDsPerPodSet {
 		return nil
 	}

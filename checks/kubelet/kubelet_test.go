@@ -69,7 +69,7 @@ func TestFlagsWinOverTheFile(t *testing.T) {
 		cfg, header+"maxPods: 200\nfeatureGates:\n  UserNamespacesSupport: false\n",
 		defaultEnv, "KUBELET_EXTRA_ARGS=--max-pods=64 --feature-gates=UserNamespacesSupport=true,Other=false\n")
 	env := newEnv(t, "1.30", files)
-	k, _ := facts.KubeletConfig(env)
+	k := facts.KubeletConfigOf(env)
 	if k.MaxPods != 64 || !strings.HasPrefix(k.MaxPodsFrom, "--max-pods in "+defaultEnv+" line 1") {
 		t.Errorf("maxPods %d from %q", k.MaxPods, k.MaxPodsFrom)
 	}
@@ -88,7 +88,7 @@ func TestConfigDirDropIns(t *testing.T) {
 	files["/etc/kubernetes/kubelet.conf.d/10-userns.conf"] = header + "userNamespaces:\n  idsPerPod: 131072\n"
 	files["/etc/kubernetes/kubelet.conf.d/README"] = "not read"
 	env := newEnv(t, "1.35", files)
-	k, _ := facts.KubeletConfig(env)
+	k := facts.KubeletConfigOf(env)
 	if k.MaxPods != 300 || k.IDsPerPod != 131072 || len(k.DropIns) != 2 || k.DropIns[0] != "/etc/kubernetes/kubelet.conf.d/10-userns.conf" {
 		t.Errorf("%+v", k)
 	}

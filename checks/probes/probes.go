@@ -160,12 +160,12 @@ func explainUserNS(env *checks.Env, r probe.Result) (msg, remedy string) {
 	release := checks.KernelRelease(env)
 	switch r.Errno {
 	case "ENOSPC":
-		live, err := facts.LiveSysctl(env, "user.max_user_namespaces")
-		if err == nil && live == "0" {
+		live := facts.LiveSysctlOf(env, "user.max_user_namespaces")
+		if live.Err == nil && live.Value == "0" {
 			return "user.max_user_namespaces is 0 (/proc/sys/user/max_user_namespaces), which blocks everyone, root included (see sysctl.max_user_namespaces for the file that persists it)", sysctlFix
 		}
-		if err == nil {
-			return fmt.Sprintf("the limit of user namespaces is used up (user.max_user_namespaces = %s in /proc/sys/user/max_user_namespaces, or the per-user ucount limit)", live),
+		if live.Err == nil {
+			return fmt.Sprintf("the limit of user namespaces is used up (user.max_user_namespaces = %s in /proc/sys/user/max_user_namespaces, or the per-user ucount limit)", live.Value),
 				"raise it: " + sysctlFix
 		}
 		return "user.max_user_namespaces is 0 or used up", sysctlFix
@@ -173,7 +173,7 @@ func explainUserNS(env *checks.Env, r probe.Result) (msg, remedy string) {
 		if strings.Contains(release, ".el7") {
 			grubby := "`grubby --update-kernel=ALL --args=user_namespace.enable=1`"
 			// Before 7.4 the kernel has no user.max_user_namespaces: setting it fails.
-			if _, err := facts.LiveSysctl(env, "user.max_user_namespaces"); errors.Is(err, fs.ErrNotExist) {
+			if live := facts.LiveSysctlOf(env, "user.max_user_namespaces"); errors.Is(live.Err, fs.ErrNotExist) {
 				return fmt.Sprintf("kernel %s (RHEL/CentOS 7) has user namespaces disabled at boot", release), grubby + ", then reboot"
 			}
 			return fmt.Sprintf("kernel %s (RHEL/CentOS 7) has user namespaces disabled at boot", release),
@@ -227,14 +227,14 @@ func orUnknown(s string) string {
 // and where that came from.
 func snapshotterDir(ctx context.Context, env *checks.Env) (dir, source string) {
 	if env.Target == checks.Docker {
-		root, src := facts.DockerDataRoot(env)
+		root, src := facts.DockerDataRootOf(env)
 		if src == "default" {
 			return root, "Docker's default data-root"
 		}
 		return root, "Docker's data-root, " + src
 	}
-	dir, from, _ := facts.SnapshotterPath(ctx, env)
-	return dir, "containerd's snapshots, " + from
+	sp := facts.SnapshotterPathOf(ctx, env)
+	return sp.Dir, "containerd's snapshots, " + sp.From
 }
 
 func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
@@ -263,11 +263,11 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	case checks.Docker:
 		return ev(checks.Passf("%s; dockerd's userns-remap does not need it (it chowns image layers for the remapped root), but containerd 2.x or Kubernetes on this filesystem would", what))
 	}
-	if p := facts.Version(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
 		return ev(checks.Passf("%s; containerd %s does not idmap snapshots (it chowns a copy per mapping), so it is not affected until an upgrade to 2.x", what, p.Version))
 	}
 	// The fallback is already configured: the remedy below would be a no-op.
-	if c := facts.ContainerdConfig(ctx, env); c.Config != nil {
+	if c := facts.ContainerdConfigOf(ctx, env); c.Config != nil {
 		if slow, from, err := c.Config.SlowChown(); err == nil && slow {
 			return ev(checks.Passf("%s; slow_chown = true (%s) makes containerd 2.x chown a copy of every image per mapping instead (disk space and start-up time); containerd.snapshotter decides", what, from))
 		}
@@ -332,14 +332,14 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 	// distinct filesystem.
 	var volumes []*volumeFS
 	var mountsNote string
-	ms, err := facts.Mounts(env)
-	if err != nil {
-		mountsNote = fmt.Sprintf("; volume mounts were not enumerated: %v", err)
+	mounts := facts.MountsOf(env)
+	if mounts.Err != nil {
+		mountsNote = fmt.Sprintf("; volume mounts were not enumerated: %v", mounts.Err)
 	}
 	podsKey := ""
 	byKey := map[string]*volumeFS{}
 	best := -1
-	for _, m := range ms {
+	for _, m := range mounts.List {
 		if m.Mountpoint == PodsDir || strings.HasPrefix(PodsDir, strings.TrimSuffix(m.Mountpoint, "/")+"/") {
 			if len(m.Mountpoint) > best { // the mount holding the pods directory
 				best, podsKey = len(m.Mountpoint), fsKey(m.FSType, m.Source)

@@ -18,10 +18,10 @@ import (
 // the path. known is false when that cannot be told: CRI-O (whose default
 // runtime is crun on Fedora) or a config that does not load.
 func crunUse(ctx context.Context, env *checks.Env) (used bool, where string, known bool) {
-	if !facts.Version(ctx, env, versions.Containerd).Installed {
+	if !facts.VersionOf(ctx, env, versions.Containerd).Installed {
 		return false, "", false
 	}
-	c := facts.ContainerdConfig(ctx, env)
+	c := facts.ContainerdConfigOf(ctx, env)
 	if c.Err != nil {
 		return false, "", false
 	}

@@ -108,7 +108,7 @@ type runtimeVerdict struct {
 var featuresSince = map[string]string{versions.Runc: "1.2", versions.Crun: "1.9"}
 
 func judgeRuntime(ctx context.Context, env *checks.Env, name string) runtimeVerdict {
-	p := facts.Version(ctx, env, name)
+	p := facts.VersionOf(ctx, env, name)
 	v := runtimeVerdict{name: name, version: "(version unknown)"}
 	if p.Known() {
 		v.version = p.Version.Raw
@@ -165,12 +165,12 @@ func judgeRuntime(ctx context.Context, env *checks.Env, name string) runtimeVerd
 func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
 	// Only containerd 2.x's CRI reads the features document; 1.x chowns
 	// snapshots and never asks the runtime for idmapped mounts.
-	if p := facts.Version(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
 		return checks.Skipf("containerd %s does not consult the OCI runtime's features (from 2.0 its CRI requires \"user\" and idmap support there); runtime.containerd judges it", p.Version)
 	}
 	var verdicts []runtimeVerdict
 	for _, name := range []string{versions.Runc, versions.Crun} {
-		if facts.Version(ctx, env, name).Installed {
+		if facts.VersionOf(ctx, env, name).Installed {
 			verdicts = append(verdicts, judgeRuntime(ctx, env, name))
 		}
 	}

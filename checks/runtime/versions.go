@@ -60,7 +60,7 @@ func found(p facts.Program, r checks.Result) checks.Result {
 }
 
 func checkDockerd(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Dockerd)
+	p := facts.VersionOf(ctx, env, versions.Dockerd)
 	switch {
 	case !p.Installed:
 		return checks.Failf("install Docker Engine (Debian/Ubuntu: `apt-get install docker.io`), then run this check again",
@@ -74,10 +74,10 @@ func checkDockerd(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Containerd)
+	p := facts.VersionOf(ctx, env, versions.Containerd)
 	kube := env.Target == checks.Kubernetes
 	if !p.Installed {
-		if kube && facts.Version(ctx, env, versions.Crio).Installed {
+		if kube && facts.VersionOf(ctx, env, versions.Crio).Installed {
 			return checks.Skipf("containerd is not installed; CRI-O is the runtime here").With("installed", false)
 		}
 		return checks.Failf("install containerd ≥2.0 (or CRI-O ≥1.25 for Kubernetes)",
@@ -106,7 +106,7 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Crio)
+	p := facts.VersionOf(ctx, env, versions.Crio)
 	switch {
 	case !p.Installed:
 		return checks.Skipf("CRI-O is not installed").With("installed", false)
@@ -130,9 +130,9 @@ func ociGate(env *checks.Env, modern, legacy string) (min, why string) {
 }
 
 func checkRunc(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Runc)
+	p := facts.VersionOf(ctx, env, versions.Runc)
 	if !p.Installed {
-		if facts.Version(ctx, env, versions.Crun).Installed {
+		if facts.VersionOf(ctx, env, versions.Crun).Installed {
 			return checks.Skipf("runc is not installed; crun is").With("installed", false)
 		}
 		return checks.Failf("install runc (≥1.2.1) or crun (≥1.9)", "no OCI runtime found: neither runc nor crun is installed").With("installed", false)
@@ -167,7 +167,7 @@ func checkRunc(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Crun)
+	p := facts.VersionOf(ctx, env, versions.Crun)
 	if !p.Installed {
 		return checks.Skipf("crun is not installed").With("installed", false)
 	}
@@ -195,7 +195,7 @@ func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.Version(ctx, env, versions.Kubelet)
+	p := facts.VersionOf(ctx, env, versions.Kubelet)
 	r := func(res checks.Result) checks.Result {
 		res = res.With("planned_version", env.Kube.String()).With("source", env.KubeSource)
 		if p.Known() {
@@ -235,8 +235,7 @@ func gateWarning(env *checks.Env, src string) checks.Result {
 		maturity = "alpha"
 	}
 	msg := fmt.Sprintf("%s: user namespaces are %s (feature gate %s)", src, maturity, gate)
-	k, _ := facts.KubeletConfig(env)
-	if k != nil && k.ParseErr == nil {
+	if k := facts.KubeletConfigOf(env); k.Err == nil {
 		if on, set := k.GateSet(gate); set && on {
 			return checks.Warnf(
 				fmt.Sprintf("enable %s on the API server too: add %s=true to kube-apiserver's --feature-gates (kubeadm: the command in /etc/kubernetes/manifests/kube-apiserver.yaml on each control-plane node), or upgrade to 1.33+", gate, gate),

@@ -275,7 +275,10 @@ func checkOverlap(_ context.Context, env *checks.Env) checks.Result {
 	if len(files) == 0 {
 		return checks.Skipf("neither %s nor %s could be read (see subid.files)", s.UID.Path, s.GID.Path)
 	}
-	acc, _ := facts.AccountsOf(env) // nil: owners compare by text only
+	acc := facts.AccountsOf(env)
+	if acc.Err != nil {
+		acc = nil // owners compare by text only
+	}
 	var findings []string
 	var dels []string
 	n := 0
@@ -364,9 +367,9 @@ func checkAccountIDs(_ context.Context, env *checks.Env) checks.Result {
 	if len(s.Files()) == 0 {
 		return checks.Skipf("neither %s nor %s could be read (see subid.files)", s.UID.Path, s.GID.Path)
 	}
-	acc, err := facts.AccountsOf(env)
-	if err != nil {
-		return checks.Warnf("make /etc/passwd and /etc/group readable regular files", "cannot tell which ids belong to accounts: %v", err)
+	acc := facts.AccountsOf(env)
+	if acc.Err != nil {
+		return checks.Warnf("make /etc/passwd and /etc/group readable regular files", "cannot tell which ids belong to accounts: %v", acc.Err)
 	}
 	type id struct {
 		n    uint64

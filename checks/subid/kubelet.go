@@ -18,12 +18,9 @@ const applyKube = "`usernsctl apply --target kubernetes`"
 // where they came from.
 func kubeletLimits(env *checks.Env) (maxPods int, idsPerPod uint64, src string) {
 	maxPods, idsPerPod = facts.DefaultMaxPods, remap.KubeletUnit
-	kc, err := facts.KubeletConfig(env)
-	switch {
-	case err != nil || kc == nil:
-		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: the kubelet config could not be read (%v)", maxPods, err)
-	case kc.ParseErr != nil:
-		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: %s does not load (%v)", maxPods, kc.Path, kc.ParseErr)
+	kc := facts.KubeletConfigOf(env)
+	if kc.Err != nil {
+		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: %s does not load (%v)", maxPods, kc.Path, kc.Err)
 	}
 	if kc.MaxPods > 0 {
 		maxPods = kc.MaxPods
@@ -53,9 +50,9 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 	ev := func(r checks.Result) checks.Result {
 		return r.With("max_pods", maxPods).With("ids_per_pod", idsPerPod)
 	}
-	acc, err := facts.AccountsOf(env)
-	if err != nil {
-		return ev(checks.Warnf("make /etc/passwd readable", "cannot tell whether a %q user exists: %v", remap.KubeletUser, err))
+	acc := facts.AccountsOf(env)
+	if acc.Err != nil {
+		return ev(checks.Warnf("make /etc/passwd readable", "cannot tell whether a %q user exists: %v", remap.KubeletUser, acc.Err))
 	}
 	u, userOK := acc.UserByName(remap.KubeletUser)
 	keys := []string{remap.KubeletUser}

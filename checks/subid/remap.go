@@ -25,7 +25,8 @@ const (
 const applyDocker = "`usernsctl apply --target docker`"
 
 func checkRemapUser(ctx context.Context, env *checks.Env) checks.Result {
-	spec, source, err := facts.DockerRemap(env)
+	dr := facts.DockerRemapOf(env)
+	spec, source, err := dr.Spec, dr.Source, dr.Err
 	if errors.Is(err, remap.ErrRoot) {
 		return checks.Failf(`set "userns-remap": "default" (user dockremap) or another unprivileged user`, "%v", err)
 	}
@@ -33,10 +34,10 @@ func checkRemapUser(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Warnf("fix userns-remap in daemon.json (forms: default, USER, USER:GROUP, UID, UID:GID) or name the user with --user",
 			"cannot tell the remap user: %v", err)
 	}
-	acc, err := facts.AccountsOf(env)
-	if err != nil {
+	acc := facts.AccountsOf(env)
+	if acc.Err != nil {
 		return checks.Warnf("make /etc/passwd and /etc/group readable regular files",
-			"cannot resolve the remap user %q (%s): %v", spec.Raw, source, err)
+			"cannot resolve the remap user %q (%s): %v", spec.Raw, source, acc.Err)
 	}
 	return judgeRemap(ctx, env, spec, source, acc)
 }
@@ -181,7 +182,7 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec r
 				"%s; dockerd would create dockremap but cannot record its ranges and fails with %s%s", msg, symptom, tail), r)
 		}
 		how := "an overlap test that can miss other users' ranges"
-		if p := facts.Version(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("28.0") {
+		if p := facts.VersionOf(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("28.0") {
 			how = "dockerd 28 and later looking only at root's own lines, so they can overlap other users' ranges (e.g. alice:100000:65536)"
 		} else if p.Known() {
 			how = fmt.Sprintf("dockerd %s skipping past the existing lines from 100000 with an overlap test that misses a small range lying inside the new block", p.Version)

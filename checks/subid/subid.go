@@ -100,7 +100,7 @@ func (s *suggester) load() {
 	}
 	f := facts.SubIDsOf(s.env)
 	var ids [][]int
-	if acc, err := facts.AccountsOf(s.env); err == nil {
+	if acc := facts.AccountsOf(s.env); acc.Err == nil {
 		ids = [][]int{acc.UIDs(), acc.GIDs()}
 	}
 	d := facts.LoginDefsOf(s.env).Defs
