@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/sys/user"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -47,7 +48,7 @@ func (p *plan) ensureAccount(name, group, gecos string) (int, error) {
 		a, err = remap.PlanSystemGroup(group, groups, defs)
 	}
 	if err != nil {
-		return -1, &Refusal{Reason: err.Error(), Fix: fmt.Sprintf("create the account yourself (`useradd --system --user-group --no-create-home --shell /usr/sbin/nologin %s`) and run apply again", name)}
+		return -1, &errs.Refusal{Reason: err.Error(), Fix: fmt.Sprintf("create the account yourself (`useradd --system --user-group --no-create-home --shell /usr/sbin/nologin %s`) and run apply again", name)}
 	}
 	shadow, err := p.get(shadowFile)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/config/sysctl"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/internal/txn"
@@ -83,7 +84,7 @@ type applier struct {
 
 // Apply runs the checks, refuses when a failing check is not one this
 // apply fixes, plans the changes and commits them (or, with DryRun, only
-// shows them). Errors: *InputError (exit 2); a Result with Failed (exit 1).
+// shows them). Errors: *errs.Input (exit 2); a Result with Failed (exit 1).
 func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options) (*Result, error) {
 	a := &applier{env: env, runner: runner, opts: opts}
 	res := &Result{Schema: ApplySchema, Target: opts.Target, DryRun: opts.DryRun, Changes: []Change{}, Live: []LiveChange{}, Notes: []string{}}
@@ -136,7 +137,7 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 		}
 	}
 	if err := a.build(ctx, p); err != nil {
-		var ref *Refusal
+		var ref *errs.Refusal
 		if errors.As(err, &ref) {
 			res.Failed, res.Msg, res.Fix = true, "refused, nothing written: "+ref.Reason, ref.Fix
 			res.Notes = append(res.Notes, p.notes...)

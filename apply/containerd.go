@@ -9,6 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
@@ -48,7 +49,7 @@ func (a *applier) planContainerd(ctx context.Context, p *plan) error {
 	major, minor, _, ok := c.Release()
 	switch {
 	case !ok:
-		return &Refusal{Reason: "containerd's version is unknown, so usernsctl cannot tell what it needs", Fix: "install containerd (2.0 or later) and run apply again"}
+		return &errs.Refusal{Reason: "containerd's version is unknown, so usernsctl cannot tell what it needs", Fix: "install containerd (2.0 or later) and run apply again"}
 	case major >= 2:
 		return a.planSlowChown(ctx, p, c, major, minor)
 	case major == 1 && minor == 7:
@@ -179,7 +180,7 @@ func (a *applier) planMetacopy(p *plan) error {
 		return nil
 	}
 	if m.Persisted != nil && !m.Persisted.On && (m.Persisted.Where == "/proc/cmdline" || path.Base(fileOf(m.Persisted.Where)) > path.Base(metacopyFile)) {
-		return &Refusal{
+		return &errs.Refusal{
 			Reason: fmt.Sprintf("overlay metacopy is turned off in %s, which applies after %s", m.Persisted.Where, metacopyFile),
 			Fix:    "remove that setting (or set metacopy=on there), then run apply again",
 		}

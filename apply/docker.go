@@ -10,6 +10,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/daemonjson"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/remap"
 )
@@ -23,7 +24,7 @@ const minRemapCount = 65536
 // userns-remap key in the daemon.json in effect.
 func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	if f, ok := facts.DockerUnitOf(p.env).Flag("userns-remap"); ok {
-		return &Refusal{
+		return &errs.Refusal{
 			Reason: fmt.Sprintf("userns-remap is already a dockerd flag (--%s in %s): dockerd refuses to start when a directive is both a flag and in daemon.json", f.Name, f.Where()),
 			Fix:    "keep the flag and drop `apply`, or remove the flag from the unit, run `systemctl daemon-reload`, and run apply again",
 		}
@@ -36,7 +37,7 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	var jf *daemonjson.File
 	current := ""
 	if raw != nil {
-		if jf, err = daemonjson.ParseBytes(raw, d.Path); err != nil {
+		if jf, err = daemonjson.Parse(bytes.NewBuffer(raw), d.Path); err != nil {
 			return inputErr(fmt.Errorf("%w\nnothing was written: fix %s (`usernsctl check --target docker` shows the same), then run apply again", err, d.Path))
 		}
 		s, ok, err := jf.String("userns-remap")

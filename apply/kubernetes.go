@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -59,7 +61,7 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	if len(uidF.Ranges()) != before {
 		r := uidF.Ranges()[len(uidF.Ranges())-1].Range
 		p.note("kubelet range sized for maxPods %d (%s) × %d ids per pod", maxPods, from, idsPerPod)
-		if err := podsFit(p, remap.IDRange{Start: r.Start, Count: r.Count}); err != nil {
+		if err := podsFit(p, r.Range); err != nil {
 			return err
 		}
 		p.restart("kubelet")
@@ -73,7 +75,7 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 // podsFit refuses a new range while pods on the node still hold mappings
 // outside it: the kubelet persists each pod's mapping and refuses to start
 // (`record pod mappings: id N is out of range`) when one no longer fits.
-func podsFit(p *plan, r remap.IDRange) error {
+func podsFit(p *plan, r ids.Range) error {
 	files, _ := p.env.Host.Glob("/var/lib/kubelet/pods/*/userns")
 	var outside []string
 	for _, f := range files {
@@ -91,7 +93,7 @@ func podsFit(p *plan, r remap.IDRange) error {
 		return nil
 	}
 	sort.Strings(outside)
-	return &Refusal{
+	return &errs.Refusal{
 		Reason: fmt.Sprintf("pods on this node hold user namespace mappings outside the new kubelet range %s: %s; the kubelet would not start (`record pod mappings: id N is out of range`)", r, strings.Join(outside, ", ")),
 		Fix:    "drain the node (`kubectl drain NODE`) so that no user-namespaced pod remains, then run apply again",
 	}
@@ -100,7 +102,7 @@ func podsFit(p *plan, r remap.IDRange) error {
 // hostMappings reads the host side of a pod's persisted mapping
 // (/var/lib/kubelet/pods/UID/userns: {"uidMappings":[{"hostId":N,
 // "containerId":0,"length":L}], "gidMappings":[...]}).
-func hostMappings(b []byte) []remap.IDRange {
+func hostMappings(b []byte) []ids.Range {
 	var doc struct {
 		UID []struct {
 			HostID uint64 `json:"hostId"`
@@ -114,12 +116,12 @@ func hostMappings(b []byte) []remap.IDRange {
 	if json.Unmarshal(b, &doc) != nil {
 		return nil
 	}
-	var out []remap.IDRange
+	var out []ids.Range
 	for _, m := range doc.UID {
-		out = append(out, remap.IDRange{Start: m.HostID, Count: m.Length})
+		out = append(out, ids.Range{Start: m.HostID, Count: m.Length})
 	}
 	for _, m := range doc.GID {
-		out = append(out, remap.IDRange{Start: m.HostID, Count: m.Length})
+		out = append(out, ids.Range{Start: m.HostID, Count: m.Length})
 	}
 	return out
 }

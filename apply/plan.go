@@ -18,6 +18,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/logindefs"
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/txn"
 	"github.com/usernsctl/usernsctl/remap"
 )
@@ -200,7 +201,7 @@ func (p *plan) subids() (*subid.File, *subid.File, error) {
 			files[i] = seen.File.Clone()
 			continue
 		}
-		f, err := subid.ParseBytes(b, path)
+		f, err := subid.Parse(bytes.NewBuffer(b), path)
 		if err != nil {
 			return nil, nil, inputErr(err)
 		}
@@ -260,33 +261,21 @@ func (p *plan) accountIDs() (uids, gids []int) {
 	return uids, gids
 }
 
-// InputError is bad input: a file apply must read does not parse. The
-// command exits 2 and writes nothing.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
+// inputErr marks err as bad input (exit 2, nothing written): a file apply
+// must read does not parse, a flag value it cannot use.
 func inputErr(err error) error {
-	var ie *InputError
-	if errors.As(err, &ie) {
+	if _, ok := errs.AsInput(err); ok {
 		return err
 	}
-	return &InputError{Err: err}
+	return &errs.Input{Msg: err.Error(), Err: err}
 }
 
-// Refusal is a state apply will not change on its own: the command exits 1
-// and writes nothing.
-type Refusal struct {
-	Reason, Fix string
-}
-
-func (r *Refusal) Error() string { return r.Reason }
-
+// refusal turns remap's verdicts into apply's: a refusal stays one, bad
+// ID files are bad input.
 func refusal(err error) error {
-	var re *remap.RefusedError
+	var re *errs.Refusal
 	if errors.As(err, &re) {
-		return &Refusal{Reason: re.Reason, Fix: re.Fix}
+		return err
 	}
 	if errors.Is(err, remap.ErrBadInput) {
 		return inputErr(err)

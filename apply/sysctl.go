@@ -9,6 +9,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/sysctl"
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 const (
@@ -32,7 +33,7 @@ func (a *applier) planSysctl(p *plan) error {
 	// boot: without it, usernsctl cannot tell whether its own file would.
 	// (Lines systemd-sysctl skips are skipped here too: not a problem.)
 	for _, e := range persisted.Problems {
-		var line *sysctl.Error
+		var line *errs.Input
 		if !errors.As(e, &line) {
 			return inputErr(fmt.Errorf("%w\n--fix-sysctl cannot tell what the next boot applies: make the file readable (or remove it), then run apply again; nothing was written", e))
 		}
@@ -55,7 +56,7 @@ func (a *applier) planSysctl(p *plan) error {
 		for _, z := range zeros {
 			where = append(where, z.Where())
 		}
-		return &Refusal{
+		return &errs.Refusal{
 			Reason: fmt.Sprintf("%s = 0 is set on purpose in %s (a hardening setting: user namespaces are disabled for everyone, root included)", maxUserNS, strings.Join(where, ", ")),
 			Fix:    fmt.Sprintf("agree it with whoever hardened the host; to override it run apply again with --fix-sysctl --force %s", maxUserNSCheck),
 		}

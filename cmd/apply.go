@@ -9,6 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/apply"
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
@@ -148,7 +149,7 @@ func finish(cmd *cobra.Command, res *apply.Result, err error, output, verb, sche
 	code := exitOK
 	if err != nil {
 		code = exitProblem
-		var ie *apply.InputError
+		var ie *errs.Input
 		if errors.As(err, &ie) {
 			code = exitUsage
 		}

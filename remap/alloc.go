@@ -6,22 +6,8 @@ import (
 	"slices"
 
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/ids"
 )
-
-// IDRange is a half-open id interval [Start, Start+Count).
-type IDRange struct {
-	Start, Count uint64
-}
-
-// End is the first id after the range.
-func (r IDRange) End() uint64 { return r.Start + r.Count }
-
-func (r IDRange) String() string {
-	if r.Count == 0 {
-		return fmt.Sprintf("%d (empty)", r.Start)
-	}
-	return fmt.Sprintf("%d-%d", r.Start, r.End()-1)
-}
 
 // Request asks for Count free ids within [Min, Max].
 type Request struct {
@@ -46,17 +32,17 @@ var ErrNoRoom = errors.New("no free range")
 // one range serves both) and every account id as a one-id range (a range
 // must never contain a real account's uid or gid). Malformed lines are
 // skipped: callers refuse files with problems before allocating.
-func Occupied(files []*subid.File, ids ...[]int) []IDRange {
+func Occupied(files []*subid.File, accountIDs ...[]int) []ids.Range {
 	n := 0
 	for _, f := range files {
 		if f != nil {
 			n += len(f.Lines) + len(f.Added)
 		}
 	}
-	for _, l := range ids {
+	for _, l := range accountIDs {
 		n += len(l)
 	}
-	out := make([]IDRange, 0, n)
+	out := make([]ids.Range, 0, n)
 	for i, f := range files {
 		if f == nil {
 			continue
@@ -71,15 +57,15 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 		for _, ls := range lists {
 			for i := range ls {
 				if l := &ls[i]; l.Valid() {
-					out = append(out, IDRange{l.Range.Start, l.Range.Count})
+					out = append(out, l.Range.Range)
 				}
 			}
 		}
 	}
-	for _, l := range ids {
+	for _, l := range accountIDs {
 		for _, id := range l {
 			if id >= 0 {
-				out = append(out, IDRange{uint64(id), 1})
+				out = append(out, ids.Range{Start: uint64(id), Count: 1})
 			}
 		}
 	}
@@ -100,18 +86,18 @@ func Occupied(files []*subid.File, ids ...[]int) []IDRange {
 // never wraps.
 //
 // O(n log n) in len(used); used is not modified.
-func Allocate(used []IDRange, req Request) (uint64, error) {
+func Allocate(used []ids.Range, req Request) (uint64, error) {
 	return allocate(slices.Clone(used), req)
 }
 
 // AllocateInPlace is Allocate for a caller that owns used and does not
 // need its order: it is sorted in place instead of copied (on 200,000
 // ranges, megabytes of fresh memory saved).
-func AllocateInPlace(used []IDRange, req Request) (uint64, error) {
+func AllocateInPlace(used []ids.Range, req Request) (uint64, error) {
 	return allocate(used, req)
 }
 
-func allocate(sorted []IDRange, req Request) (uint64, error) {
+func allocate(sorted []ids.Range, req Request) (uint64, error) {
 	align := max(req.Align, 1)
 	hi := min(req.Max, subid.MaxID) // highest id we may hand out
 	if req.Count == 0 {
@@ -120,7 +106,7 @@ func allocate(sorted []IDRange, req Request) (uint64, error) {
 	if req.Min > hi {
 		return 0, fmt.Errorf("allocate: min %d is above max %d", req.Min, hi)
 	}
-	slices.SortFunc(sorted, func(a, b IDRange) int {
+	slices.SortFunc(sorted, func(a, b ids.Range) int {
 		switch {
 		case a.Start < b.Start:
 			return -1
@@ -130,7 +116,7 @@ func allocate(sorted []IDRange, req Request) (uint64, error) {
 		return 0
 	})
 
-	var best IDRange // largest usable gap seen, for the error
+	var best ids.Range // largest usable gap seen, for the error
 	low := alignUp(req.Min, align)
 	fits := func(end uint64) bool { // [low, low+Count) ends before end and within hi
 		return low <= hi && end > low && end-low >= req.Count && low+req.Count-1 <= hi
@@ -144,7 +130,7 @@ func allocate(sorted []IDRange, req Request) (uint64, error) {
 				return low, nil
 			}
 			if g := min(r.Start, hi+1) - min(low, hi+1); g > best.Count {
-				best = IDRange{low, g}
+				best = ids.Range{Start: low, Count: g}
 			}
 		}
 		low = alignUp(r.End(), align)
@@ -157,7 +143,7 @@ func allocate(sorted []IDRange, req Request) (uint64, error) {
 	}
 	if low <= hi {
 		if g := hi + 1 - low; g > best.Count {
-			best = IDRange{low, g}
+			best = ids.Range{Start: low, Count: g}
 		}
 	}
 	msg := fmt.Sprintf("%v: %d ids between %d and %d", ErrNoRoom, req.Count, req.Min, hi)

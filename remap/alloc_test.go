@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/ids"
 )
 
 func mustParse(t testing.TB, name, s string) *subid.File {
@@ -23,32 +24,32 @@ func TestAllocateLikeShadow(t *testing.T) {
 	def := Request{Min: 100000, Max: 600100000, Count: 65536}
 	cases := []struct {
 		name string
-		used []IDRange
+		used []ids.Range
 		req  Request
 		want uint64
 		err  bool
 	}{
 		{"empty files", nil, def, 100000, false},
-		{"after the first user", []IDRange{{100000, 65536}}, def, 165536, false},
-		{"unsorted input", []IDRange{{231072, 65536}, {100000, 65536}}, def, 165536, false},
-		{"a hole too small is skipped", []IDRange{{100000, 65536}, {200000, 65536}}, def, 265536, false},
-		{"a hole that fits exactly", []IDRange{{100000, 65536}, {231072, 65536}}, def, 165536, false},
-		{"a range below MIN is ignored", []IDRange{{1000, 5000}}, def, 100000, false},
-		{"a range straddling MIN", []IDRange{{50000, 65536}}, def, 115536, false},
-		{"a small range inside the candidate (moby misses it)", []IDRange{{150000, 10}}, def, 150010, false},
-		{"a range contained in another", []IDRange{{100000, 200000}, {150000, 10}}, def, 300000, false},
-		{"an account uid inside", []IDRange{{100000, 65536}, {170000, 1}}, def, 170001, false},
+		{"after the first user", []ids.Range{{Start: 100000, Count: 65536}}, def, 165536, false},
+		{"unsorted input", []ids.Range{{Start: 231072, Count: 65536}, {Start: 100000, Count: 65536}}, def, 165536, false},
+		{"a hole too small is skipped", []ids.Range{{Start: 100000, Count: 65536}, {Start: 200000, Count: 65536}}, def, 265536, false},
+		{"a hole that fits exactly", []ids.Range{{Start: 100000, Count: 65536}, {Start: 231072, Count: 65536}}, def, 165536, false},
+		{"a range below MIN is ignored", []ids.Range{{Start: 1000, Count: 5000}}, def, 100000, false},
+		{"a range straddling MIN", []ids.Range{{Start: 50000, Count: 65536}}, def, 115536, false},
+		{"a small range inside the candidate (moby misses it)", []ids.Range{{Start: 150000, Count: 10}}, def, 150010, false},
+		{"a range contained in another", []ids.Range{{Start: 100000, Count: 200000}, {Start: 150000, Count: 10}}, def, 300000, false},
+		{"an account uid inside", []ids.Range{{Start: 100000, Count: 65536}, {Start: 170000, Count: 1}}, def, 170001, false},
 		// MAX is inclusive: the last id of the range may be MAX.
 		{"tail ends exactly at MAX", nil, Request{Min: 100, Max: 199, Count: 100}, 100, false},
 		{"tail one short", nil, Request{Min: 100, Max: 198, Count: 100}, 0, true},
-		{"gap before a range above MAX ends at MAX", []IDRange{{1000, 5}}, Request{Min: 100, Max: 199, Count: 100}, 100, false},
-		{"gap clipped at MAX", []IDRange{{150, 5}, {1000, 5}}, Request{Min: 100, Max: 254, Count: 100}, 155, false},
-		{"gap clipped one short of MAX", []IDRange{{150, 5}, {1000, 5}}, Request{Min: 100, Max: 253, Count: 100}, 0, true},
-		{"full", []IDRange{{100000, 600000001}}, def, 0, true},
-		{"aligned", []IDRange{{100000, 65536}}, Request{Min: 65536, Max: 1<<32 - 1, Count: 7208960, Align: 65536}, 196608, false},
+		{"gap before a range above MAX ends at MAX", []ids.Range{{Start: 1000, Count: 5}}, Request{Min: 100, Max: 199, Count: 100}, 100, false},
+		{"gap clipped at MAX", []ids.Range{{Start: 150, Count: 5}, {Start: 1000, Count: 5}}, Request{Min: 100, Max: 254, Count: 100}, 155, false},
+		{"gap clipped one short of MAX", []ids.Range{{Start: 150, Count: 5}, {Start: 1000, Count: 5}}, Request{Min: 100, Max: 253, Count: 100}, 0, true},
+		{"full", []ids.Range{{Start: 100000, Count: 600000001}}, def, 0, true},
+		{"aligned", []ids.Range{{Start: 100000, Count: 65536}}, Request{Min: 65536, Max: 1<<32 - 1, Count: 7208960, Align: 65536}, 196608, false},
 		{"aligned start rounds MIN up", nil, Request{Min: 100000, Max: 1<<32 - 1, Count: 65536, Align: 65536}, 131072, false},
-		{"aligned to the top of the id space", []IDRange{{65536, 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65536, Align: 65536}, 1<<32 - 65536, false},
-		{"never past the last id", []IDRange{{65536, 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65537, Align: 65536}, 0, true},
+		{"aligned to the top of the id space", []ids.Range{{Start: 65536, Count: 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65536, Align: 65536}, 1<<32 - 65536, false},
+		{"never past the last id", []ids.Range{{Start: 65536, Count: 1<<32 - 65536*2}}, Request{Min: 65536, Max: 1 << 40, Count: 65537, Align: 65536}, 0, true},
 		{"count 0", nil, Request{Min: 1, Max: 10, Count: 0}, 0, true},
 		{"min above max", nil, Request{Min: 11, Max: 10, Count: 1}, 0, true},
 	}
@@ -61,7 +62,7 @@ func TestAllocateLikeShadow(t *testing.T) {
 }
 
 func TestAllocateErrorSaysWhy(t *testing.T) {
-	_, err := Allocate([]IDRange{{100000, 65536}, {200000, 600000000}}, Request{Min: 100000, Max: 600100000, Count: 65536})
+	_, err := Allocate([]ids.Range{{Start: 100000, Count: 65536}, {Start: 200000, Count: 600000000}}, Request{Min: 100000, Max: 600100000, Count: 65536})
 	if !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("got %v", err)
 	}
@@ -77,9 +78,9 @@ func TestAllocateErrorSaysWhy(t *testing.T) {
 func TestAllocateMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for iter := 0; iter < 3000; iter++ {
-		var used []IDRange
+		var used []ids.Range
 		for range rng.IntN(12) {
-			used = append(used, IDRange{uint64(rng.IntN(400)), uint64(1 + rng.IntN(60))})
+			used = append(used, ids.Range{Start: uint64(rng.IntN(400)), Count: uint64(1 + rng.IntN(60))})
 		}
 		req := Request{Min: uint64(rng.IntN(100)), Max: uint64(200 + rng.IntN(300)), Count: uint64(1 + rng.IntN(80)), Align: uint64(rng.IntN(4) * 8)}
 		want, ok := bruteForce(used, req)
@@ -90,7 +91,7 @@ func TestAllocateMatchesBruteForce(t *testing.T) {
 	}
 }
 
-func bruteForce(used []IDRange, req Request) (uint64, bool) {
+func bruteForce(used []ids.Range, req Request) (uint64, bool) {
 	a := max(req.Align, 1)
 	for s := alignUp(req.Min, a); s+req.Count-1 <= req.Max; s += a {
 		free := true
@@ -108,7 +109,7 @@ func bruteForce(used []IDRange, req Request) (uint64, bool) {
 }
 
 func TestAllocateDoesNotModifyInput(t *testing.T) {
-	used := []IDRange{{300, 1}, {100, 1}, {200, 1}}
+	used := []ids.Range{{Start: 300, Count: 1}, {Start: 100, Count: 1}, {Start: 200, Count: 1}}
 	if _, err := Allocate(used, Request{Min: 0, Max: 1000, Count: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +138,10 @@ func TestOccupiedUsesBothFilesAndAccounts(t *testing.T) {
 // every range is visited. Growth with n should be n log n.
 func BenchmarkAllocate(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000, 1_000_000} {
-		used := make([]IDRange, n)
+		used := make([]ids.Range, n)
 		for i := range used {
 			// 100-id ranges with 1-id holes, from 100000.
-			used[i] = IDRange{Start: 100000 + uint64(i)*101, Count: 100}
+			used[i] = ids.Range{Start: 100000 + uint64(i)*101, Count: 100}
 		}
 		rng := rand.New(rand.NewPCG(7, uint64(n)))
 		rng.Shuffle(n, func(i, j int) { used[i], used[j] = used[j], used[i] })
@@ -183,7 +184,7 @@ func TestOccupiedCountsSharedLinesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	gid := uid.Alias("/etc/subgid")
-	gid.Append(subid.Range{Owner: "c", Start: 300000, Count: 10})
+	gid.Append(subid.NewRange("c", 300000, 10))
 	got := Occupied([]*subid.File{uid, gid})
 	if len(got) != 3 {
 		t.Fatalf("got %v, want the two shared ranges once and gid's own", got)

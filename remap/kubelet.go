@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/ids"
 )
 
 // KubeletUser is the account whose ranges the kubelet uses (1.30+).
@@ -15,13 +16,13 @@ const KubeletUnit = 65536
 
 // KubeletDefault is the range the kubelet uses when there is no kubelet
 // user or no getsubids: 65536 up to the last id.
-var KubeletDefault = IDRange{Start: KubeletUnit, Count: subid.Space - KubeletUnit}
+var KubeletDefault = ids.Range{Start: KubeletUnit, Count: subid.Space - KubeletUnit}
 
 // KubeletRange is the kubelet's range as one source states it: the lines
 // for the kubelet user in /etc/subuid or /etc/subgid, or what `getsubids`
 // printed. Where names the source in messages ("/etc/subuid:7").
 type KubeletRange struct {
-	Ranges []IDRange
+	Ranges []ids.Range
 	Where  []string
 }
 
@@ -112,7 +113,7 @@ func CheckKubelet(uid, gid KubeletRange, maxPods int, idsPerPod uint64) []Violat
 	}
 	// The kubelet reads only the subuid range once both agree; check the
 	// subgid range too when they differ, so that each gets fixed at once.
-	ranges := []IDRange{u}
+	ranges := []ids.Range{u}
 	if g != u {
 		ranges = append(ranges, g)
 	}
@@ -156,7 +157,7 @@ func join(ss []string) string {
 }
 
 // GetsubidsOutput is what `getsubids [-g] owner` prints for ranges.
-func GetsubidsOutput(owner string, ranges []IDRange) string {
+func GetsubidsOutput(owner string, ranges []ids.Range) string {
 	out := ""
 	for i, r := range ranges {
 		out += fmt.Sprintf("%d: %s %d %d\n", i, owner, r.Start, r.Count)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/internal/ids"
 )
 
 // Goal is what one owner needs in /etc/subuid and /etc/subgid.
@@ -34,22 +36,12 @@ type Goal struct {
 // Outcome is what EnsureRanges decided.
 type Outcome struct {
 	// Range is the owner's (first) range after the change.
-	Range IDRange
+	Range ids.Range
 	// Added is true when lines were appended; Kept explains an existing
 	// range that was kept.
 	Added bool
 	Note  string
 }
-
-// RefusedError is an existing state that apply will not silently change:
-// an invalid range of the owner. The operator fixes it (or removes it) by
-// hand; apply then allocates afresh.
-type RefusedError struct {
-	Reason string
-	Fix    string
-}
-
-func (e *RefusedError) Error() string { return e.Reason }
 
 // ErrBadInput marks errors caused by malformed files (exit code 2).
 var ErrBadInput = errors.New("bad input")
@@ -108,7 +100,7 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 			}
 		}
 		r := u[0].Range
-		return Outcome{Range: IDRange{r.Start, r.Count}, Note: fmt.Sprintf("kept %s (%s:%d) and %s (%s:%d)",
+		return Outcome{Range: r.Range, Note: fmt.Sprintf("kept %s (%s:%d) and %s (%s:%d)",
 			r, uid.Name, u[0].No, gg[0].Range, gid.Name, gg[0].No)}, nil
 	case len(u) > 0 || len(gg) > 0:
 		have, haveF, missF, missIDs := u, uid, gid, g.GIDs
@@ -123,7 +115,7 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 			return Outcome{}, err
 		}
 		r := have[0].Range
-		want := IDRange{r.Start, r.Count}
+		want := r.Range
 		if clash := overlapping(missF, want, missIDs); clash != "" {
 			// The mirror image is taken: allocate a free range for the
 			// missing side alone (dockerd does not need them equal).
@@ -131,12 +123,12 @@ func EnsureRanges(uid, gid *subid.File, g Goal) (Outcome, error) {
 			if err != nil {
 				return Outcome{}, err
 			}
-			want = IDRange{start, g.Request.Count}
+			want = ids.Range{Start: start, Count: g.Request.Count}
 		}
-		if _, err := missF.Append(subid.Range{Owner: g.Owner, Start: want.Start, Count: want.Count}); err != nil {
+		if _, err := missF.Append(subid.NewRange(g.Owner, want.Start, want.Count)); err != nil {
 			return Outcome{}, err
 		}
-		return Outcome{Range: IDRange{r.Start, r.Count}, Added: true,
+		return Outcome{Range: r.Range, Added: true,
 			Note: fmt.Sprintf("%s had %s (line %d); added %s:%d:%d to %s", haveF.Name, r, have[0].No, g.Owner, want.Start, want.Count, missF.Name)}, nil
 	}
 	return allocateBoth(uid, gid, g, "")
@@ -151,33 +143,33 @@ func allocateBoth(uid, gid *subid.File, g Goal, why string) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	nr := subid.Range{Owner: g.Owner, Start: start, Count: g.Request.Count}
+	nr := subid.NewRange(g.Owner, start, g.Request.Count)
 	for _, f := range []*subid.File{uid, gid} {
 		if _, err := f.Append(nr); err != nil {
 			return Outcome{}, err
 		}
 	}
-	return Outcome{Range: IDRange{start, nr.Count}, Added: true,
+	return Outcome{Range: ids.Range{Start: start, Count: nr.Count}, Added: true,
 		Note: fmt.Sprintf("allocated %s in %s and %s%s", nr, uid.Name, gid.Name, why)}, nil
 }
 
 // usable refuses an owner's existing ranges that dockerd or newuidmap
 // would reject: too small in total, overlapping another owner, or holding
 // an account's id.
-func usable(f *subid.File, lines []*subid.Line, minCount uint64, ids []int) error {
+func usable(f *subid.File, lines []*subid.Line, minCount uint64, accountIDs []int) error {
 	var total uint64
 	for _, l := range lines {
 		total += l.Range.Count
-		if clash := overlappingExcept(f, IDRange{l.Range.Start, l.Range.Count}, ids, l.Range.Owner, lines); clash != "" {
-			return &RefusedError{
-				Reason: fmt.Sprintf("%s:%d: the existing range %s %s", f.Name, l.No, l.Range, clash),
+		if clash := overlappingExcept(f, l.Range.Range, accountIDs, l.Range.Owner, lines); clash != "" {
+			return &errs.Refusal{
+				Reason: fmt.Sprintf("%s: the existing range %s %s", errs.At(f.Name, l.No), l.Range, clash),
 				Fix:    fmt.Sprintf("delete line %d of %s (`sed -i '%dd' %s`) and run apply again to allocate a free range", l.No, f.Name, l.No, f.Name),
 			}
 		}
 	}
 	if total < minCount {
-		return &RefusedError{
-			Reason: fmt.Sprintf("%s:%d: %s has only %d ids in %s; a container needs %d", f.Name, lines[0].No, lines[0].Range.Owner, total, f.Name, minCount),
+		return &errs.Refusal{
+			Reason: fmt.Sprintf("%s: %s has only %d ids in %s; a container needs %d", errs.At(f.Name, lines[0].No), lines[0].Range.Owner, total, f.Name, minCount),
 			Fix:    fmt.Sprintf("delete its line(s) from %s and run apply again to allocate %d ids", f.Name, minCount),
 		}
 	}
@@ -186,25 +178,25 @@ func usable(f *subid.File, lines []*subid.Line, minCount uint64, ids []int) erro
 
 // overlapping describes what r collides with in f (any owner) or among
 // ids; "" when it is free.
-func overlapping(f *subid.File, r IDRange, ids []int) string {
+func overlapping(f *subid.File, r ids.Range, ids []int) string {
 	return overlappingExcept(f, r, ids, "", nil)
 }
 
-func overlappingExcept(f *subid.File, r IDRange, ids []int, _ string, self []*subid.Line) string {
+func overlappingExcept(f *subid.File, r ids.Range, accountIDs []int, _ string, self []*subid.Line) string {
 	var hits []string
 	for _, l := range f.Ranges() {
 		if slices.Contains(self, l) {
 			continue
 		}
-		if l.Range.Start < r.End() && r.Start < l.Range.End() {
+		if r.Overlaps(l.Range.Range) {
 			hits = append(hits, fmt.Sprintf("%s (line %d)", l.Range, l.No))
 		}
 	}
 	if len(hits) > 0 {
 		return "overlaps " + strings.Join(hits, ", ")
 	}
-	for _, id := range ids {
-		if id >= 0 && uint64(id) >= r.Start && uint64(id) < r.End() {
+	for _, id := range accountIDs {
+		if id >= 0 && r.Contains(uint64(id)) {
 			return fmt.Sprintf("contains the id %d of an existing account", id)
 		}
 	}
@@ -218,8 +210,8 @@ func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, 
 	side := func(f *subid.File, ls []*subid.Line) KubeletRange {
 		var kr KubeletRange
 		for _, l := range ls {
-			kr.Ranges = append(kr.Ranges, IDRange{l.Range.Start, l.Range.Count})
-			kr.Where = append(kr.Where, fmt.Sprintf("%s:%d", f.Name, l.No))
+			kr.Ranges = append(kr.Ranges, l.Range.Range)
+			kr.Where = append(kr.Where, errs.At(f.Name, l.No).String())
 		}
 		return kr
 	}
@@ -231,10 +223,10 @@ func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, 
 		if len(u) == 0 {
 			have, haveF, missF, missIDs = gg, gid, uid, g.UIDs
 		}
-		r := IDRange{have[0].Range.Start, have[0].Range.Count}
-		one := KubeletRange{Ranges: []IDRange{r}, Where: []string{fmt.Sprintf("%s:%d", haveF.Name, have[0].No)}}
+		r := ids.Range{Start: have[0].Range.Start, Count: have[0].Range.Count}
+		one := KubeletRange{Ranges: []ids.Range{r}, Where: []string{errs.At(haveF.Name, have[0].No).String()}}
 		if len(CheckKubelet(one, one, g.MaxPods, g.IDsPerPod)) == 0 && overlapping(missF, r, missIDs) == "" {
-			if _, err := missF.Append(subid.Range{Owner: g.Owner, Start: r.Start, Count: r.Count}); err != nil {
+			if _, err := missF.Append(subid.NewRange(g.Owner, r.Start, r.Count)); err != nil {
 				return Outcome{}, err
 			}
 			return Outcome{Range: r, Added: true, Note: fmt.Sprintf("%s had %s:%d:%d; added the same line to %s", haveF.Name, g.Owner, r.Start, r.Count, missF.Name)}, nil
@@ -246,7 +238,7 @@ func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, 
 			reasons = append(reasons, x.String())
 		}
 		where := strings.Join(append(append([]string{}, ku.Where...), kg.Where...), ", ")
-		return Outcome{}, &RefusedError{
+		return Outcome{}, &errs.Refusal{
 			Reason: fmt.Sprintf("the existing kubelet range (%s) is not one the kubelet accepts: %s", where, strings.Join(reasons, "; ")),
 			Fix: fmt.Sprintf("delete the %q lines from /etc/subuid and /etc/subgid (`sed -i '/^%s:/d' /etc/subuid /etc/subgid`) while no user-namespaced pod runs on the node, then run apply again",
 				g.Owner, g.Owner),
@@ -259,8 +251,8 @@ func ensureKubelet(uid, gid *subid.File, u, gg []*subid.Line, g Goal) (Outcome, 
 		ids []int
 	}{{uid, u, g.UIDs}, {gid, gg, g.GIDs}} {
 		if clash := overlappingExcept(side.f, r, side.ids, g.Owner, side.ls); clash != "" {
-			return Outcome{}, &RefusedError{
-				Reason: fmt.Sprintf("%s:%d: the kubelet range %s:%d:%d %s", side.f.Name, side.ls[0].No, g.Owner, r.Start, r.Count, clash),
+			return Outcome{}, &errs.Refusal{
+				Reason: fmt.Sprintf("%s: the kubelet range %s:%d:%d %s", errs.At(side.f.Name, side.ls[0].No), g.Owner, r.Start, r.Count, clash),
 				Fix:    fmt.Sprintf("move the other range, or delete the %q lines while no user-namespaced pod runs and run apply again", g.Owner),
 			}
 		}

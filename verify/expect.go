@@ -9,23 +9,19 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
 	"github.com/usernsctl/usernsctl/verify/procfs"
 )
 
 // Range is one subordinate range with where it was read.
 type Range struct {
-	Start uint64 `json:"start"`
-	Count uint64 `json:"count"`
+	ids.Range
 	// Where is "/etc/subuid:3", "`getsubids kubelet` line 1" or "the
 	// kubelet's default".
 	Where string `json:"where"`
 }
-
-// End is the first id after the range.
-func (r Range) End() uint64 { return r.Start + r.Count }
-
-func (r Range) String() string { return fmt.Sprintf("%d:%d", r.Start, r.Count) }
 
 // Expect is the ranges containers must use: for Docker, the remap user's
 // lines in /etc/subuid and /etc/subgid; for containerd and Kubernetes, the
@@ -116,7 +112,7 @@ func rangesFromLines(f *subid.File, keys []string) []Range {
 	for _, l := range f.Ranges() {
 		for _, k := range keys {
 			if l.Range.Owner == k {
-				out = append(out, Range{Start: l.Range.Start, Count: l.Range.Count, Where: fmt.Sprintf("%s:%d", f.Name, l.No)})
+				out = append(out, Range{Range: l.Range.Range, Where: errs.At(f.Name, l.No).String()})
 				break
 			}
 		}
@@ -186,7 +182,7 @@ func KubeletExpect(ctx context.Context, env *checks.Env, user string) *Expect {
 		}
 		e.Owner, e.Source = remap.KubeletUser, "default"
 		def := func(why string) *Expect {
-			d := Range{Start: remap.KubeletDefault.Start, Count: remap.KubeletDefault.Count, Where: "the kubelet's default"}
+			d := Range{Range: remap.KubeletDefault, Where: "the kubelet's default"}
 			e.UID, e.GID, e.Default, e.Note = []Range{d}, []Range{d}, true, why
 			return e
 		}
@@ -216,7 +212,7 @@ func KubeletExpect(ctx context.Context, env *checks.Env, user string) *Expect {
 		conv := func(g *facts.Getsubids) []Range {
 			var out []Range
 			for i, r := range g.Ranges {
-				out = append(out, Range{Start: r.Start, Count: r.Count, Where: fmt.Sprintf("`%s` line %d", g.Command, i+1)})
+				out = append(out, Range{Range: r.Range, Where: fmt.Sprintf("`%s` line %d", g.Command, i+1)})
 			}
 			return out
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
@@ -146,7 +147,7 @@ func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 func loadRemedy(err error) string {
-	var se *cdconfig.SyntaxError
+	var se *errs.Input
 	var ie *cdconfig.ImportError
 	switch {
 	case errors.As(err, &ie) && errors.As(err, &se):

@@ -9,7 +9,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
-	"github.com/usernsctl/usernsctl/config/daemonjson"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/remap"
 )
@@ -122,12 +122,11 @@ func other(d *facts.DockerConfig, kind string) string {
 
 // syntaxRemedy names the place to edit and how to confirm the fix.
 func syntaxRemedy(p string, err error) string {
-	var se *daemonjson.SyntaxError
 	fix := fmt.Sprintf("fix %s", p)
-	if errors.As(err, &se) {
-		fix = fmt.Sprintf("edit %s at line %d, column %d", p, se.Line, se.Col)
-		if se.Hint != "" {
-			fix += " (" + se.Hint + ")"
+	if se, ok := errs.AsInput(err); ok && se.Line > 0 {
+		fix = fmt.Sprintf("edit %s at line %d, column %d", p, se.Line, se.Column)
+		if se.Fix != "" {
+			fix += " (" + se.Fix + ")"
 		}
 	}
 	return fix + fmt.Sprintf("; then confirm with `python3 -m json.tool %s` or, with Docker 23+, `dockerd --validate --config-file %s`", p, p)

@@ -232,7 +232,7 @@ func DockerConfigOf(env *checks.Env) *DockerConfig {
 			d.Exists, d.Err = true, err
 		default:
 			d.Exists = true
-			d.File, d.Err = daemonjson.Parse(bytes.NewReader(b), d.Path)
+			d.File, d.Err = daemonjson.Parse(bytes.NewBuffer(b), d.Path)
 			if d.Err != nil {
 				d.File = nil
 				break

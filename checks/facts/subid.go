@@ -91,7 +91,7 @@ func parseSubID(path string, data []byte, err error) SubIDFile {
 		return f
 	}
 	f.Exists = true
-	f.File, f.Err = subid.ParseBytes(data, path)
+	f.File, f.Err = subid.Parse(bytes.NewBuffer(data), path)
 	return f
 }
 

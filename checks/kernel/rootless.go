@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // --- AppArmor ---------------------------------------------------------
@@ -225,7 +226,7 @@ func parseProfiles(b []byte, file string) []*profile {
 			continue
 		}
 		if cur != nil && usernsRe.MatchString(line) && cur.userns == "" {
-			cur.userns = fmt.Sprintf("%s:%d", file, n)
+			cur.userns = errs.At(file, n).String()
 		}
 		opens, closes := strings.Count(line, "{"), strings.Count(line, "}")
 		if depth == 0 && opens > closes && strings.HasSuffix(line, "{") {
@@ -244,7 +245,7 @@ func parseProfiles(b []byte, file string) []*profile {
 func usernsRule(b []byte, file string) (bool, string) {
 	for i, l := range strings.Split(string(b), "\n") {
 		if usernsRe.MatchString(strings.TrimSpace(l)) {
-			return true, fmt.Sprintf("%s:%d", file, i+1)
+			return true, errs.At(file, i+1).String()
 		}
 	}
 	return false, ""

@@ -11,6 +11,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/sysctl"
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
@@ -108,7 +109,7 @@ func (k knob) unread() string {
 	name := k.key[strings.LastIndex(k.key, ".")+1:]
 	var out []string
 	for _, p := range k.ps.Problems {
-		if se, ok := p.(*sysctl.Error); ok {
+		if se, ok := p.(*errs.Input); ok {
 			// A skipped line: only worth saying when it looks like ours.
 			if strings.Contains(se.Msg, name) {
 				out = append(out, p.Error())

@@ -10,7 +10,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
-	kubeletconfig "github.com/usernsctl/usernsctl/config/kubelet"
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // Checkers returns the kubelet area's checks.
@@ -116,7 +116,7 @@ func rank(s checks.Status) int {
 }
 
 func parseRemedy(k *facts.KubeletConfig) string {
-	var se *kubeletconfig.SyntaxError
+	var se *errs.Input
 	if errors.As(k.Err, &se) && se.Line > 0 {
 		return fmt.Sprintf("fix %s line %d (format: kubelet.config.k8s.io/v1beta1 KubeletConfiguration), then restart the kubelet", se.File, se.Line)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/jsonpos"
 
 	"github.com/usernsctl/usernsctl/checks"
@@ -58,7 +59,7 @@ func ParseFeatures(r io.Reader, name string) (*Features, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&f); err != nil {
 		line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, dec.InputOffset()))
-		return nil, fmt.Errorf("%s:%d:%d: %v", name, line, col, err)
+		return nil, errs.Inputf(errs.Pos{File: name, Line: line, Column: col}, "%v", err)
 	}
 	if f.Linux == nil {
 		return nil, fmt.Errorf("%s: no \"linux\" object: not a Linux runtime's features document", name)

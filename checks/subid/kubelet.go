@@ -9,6 +9,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -128,12 +129,12 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 }
 
 // nextAligned is next for a request with its own bounds and alignment.
-func (s *suggester) nextAligned(req remap.Request) (remap.IDRange, bool) {
+func (s *suggester) nextAligned(req remap.Request) (ids.Range, bool) {
 	start, err := remap.Allocate(s.used, req)
 	if err != nil {
-		return remap.IDRange{}, false
+		return ids.Range{}, false
 	}
-	r := remap.IDRange{Start: start, Count: req.Count}
+	r := ids.Range{Start: start, Count: req.Count}
 	s.used = append(s.used, r)
 	return r, true
 }
@@ -162,7 +163,7 @@ func sourceHint(env *checks.Env) string {
 func fileRange(f *subid.File, keys []string) remap.KubeletRange {
 	var k remap.KubeletRange
 	for _, l := range linesFor(f, keys) {
-		k.Ranges = append(k.Ranges, remap.IDRange{Start: l.Range.Start, Count: l.Range.Count})
+		k.Ranges = append(k.Ranges, l.Range.Range)
 		k.Where = append(k.Where, where(f, l.No))
 	}
 	return k
@@ -171,7 +172,7 @@ func fileRange(f *subid.File, keys []string) remap.KubeletRange {
 func getsubidsRange(g *facts.Getsubids) remap.KubeletRange {
 	var k remap.KubeletRange
 	for i, r := range g.Ranges {
-		k.Ranges = append(k.Ranges, remap.IDRange{Start: r.Start, Count: r.Count})
+		k.Ranges = append(k.Ranges, r.Range)
 		k.Where = append(k.Where, fmt.Sprintf("`%s` line %d", g.Command, i+1))
 	}
 	return k

@@ -10,6 +10,8 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/subid"
+	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
 )
 
@@ -46,7 +48,7 @@ func Checkers() []checks.Checker {
 }
 
 // where names a line: "/etc/subuid:3".
-func where(f *subid.File, no int) string { return fmt.Sprintf("%s:%d", f.Name, no) }
+func where(f *subid.File, no int) string { return errs.At(f.Name, no).String() }
 
 // cite names a valid line with its text: "/etc/subuid:3 (alice:100000:65536)".
 func cite(f *subid.File, l *subid.Line) string {
@@ -85,7 +87,7 @@ func linesFor(f *subid.File, keys []string) []*subid.Line {
 // line of both files, every account id and the ranges already suggested.
 type suggester struct {
 	env  *checks.Env
-	used []remap.IDRange
+	used []ids.Range
 	req  remap.Request
 }
 
@@ -111,15 +113,15 @@ func (s *suggester) load() {
 // next returns a free range of count ids, or false. The occupied list is
 // built on first use: most runs suggest nothing, and on a 100,000-line
 // file it costs megabytes.
-func (s *suggester) next(count uint64) (remap.IDRange, bool) {
+func (s *suggester) next(count uint64) (ids.Range, bool) {
 	s.load()
 	req := s.req
 	req.Count = count
 	start, err := remap.Allocate(s.used, req)
 	if err != nil {
-		return remap.IDRange{}, false
+		return ids.Range{}, false
 	}
-	r := remap.IDRange{Start: start, Count: count}
+	r := ids.Range{Start: start, Count: count}
 	s.used = append(s.used, r)
 	return r, true
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
@@ -183,7 +184,7 @@ func TestAddImportNoChangeAndRefusals(t *testing.T) {
 	if _, _, err := AddImport([]byte("root = '/x'\n"), DefaultPath, DropInPath); !errors.Is(err, ErrNoVersion) {
 		t.Errorf("no version: err = %v", err)
 	}
-	var se *SyntaxError
+	var se *errs.Input
 	if _, _, err := AddImport([]byte("version = 2\n[plugins\n"), DefaultPath, DropInPath); !errors.As(err, &se) || se.Line != 2 {
 		t.Errorf("bad toml: err = %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // FS is how Load reads the main file and its imports: host paths, so that
@@ -160,7 +162,7 @@ func Load(fsys FS, mainPath string, opts Options) (*Config, error) {
 		for _, entry := range f.Imports {
 			paths, err := resolveImport(fsys, it.path, entry, opts.CWDGlobs)
 			if err != nil {
-				return nil, &SyntaxError{File: it.path, Msg: fmt.Sprintf("imports entry %q: %v", entry, err)}
+				return nil, &errs.Input{Pos: errs.Pos{File: it.path}, Msg: fmt.Sprintf("imports entry %q: %v", entry, err)}
 			}
 			for _, p := range paths {
 				pending = append(pending, item{path: p, by: it.path})

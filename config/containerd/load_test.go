@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
@@ -81,7 +82,7 @@ func TestLoadMissingAndBadImports(t *testing.T) {
 			DefaultPath:                     "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n",
 			"/etc/containerd/conf.d/x.toml": "version = 3\n[plugins\n",
 		}), DefaultPath, v2)
-		var se *SyntaxError
+		var se *errs.Input
 		if !errors.As(err, &se) || se.File != "/etc/containerd/conf.d/x.toml" || se.Line != 2 {
 			t.Fatalf("err = %v", err)
 		}

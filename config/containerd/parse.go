@@ -14,6 +14,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // MaxSize bounds a config file. containerd configs are a few KiB; anything
@@ -64,21 +66,6 @@ type Pos struct {
 	Line, Column int
 }
 
-// SyntaxError is a file that containerd would refuse to load, with the row
-// and column containerd's own TOML decoder reports.
-type SyntaxError struct {
-	File         string
-	Line, Column int
-	Msg          string
-}
-
-func (e *SyntaxError) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
-
 // Parse reads one config file strictly: TOML syntax and the types of the
 // top-level keys containerd itself decodes (version, imports, root, state,
 // plugins). name is the path used in messages.
@@ -88,7 +75,7 @@ func Parse(r io.Reader, name string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > MaxSize {
-		return nil, &SyntaxError{File: name, Msg: fmt.Sprintf("larger than %d MiB: not a containerd config", MaxSize>>20)}
+		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: fmt.Sprintf("larger than %d MiB: not a containerd config", MaxSize>>20)}
 	}
 	return parseBytes(data, name)
 }
@@ -99,9 +86,9 @@ func parseBytes(data []byte, name string) (*File, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return nil, &SyntaxError{File: name, Line: row, Column: col, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+			return nil, &errs.Input{Pos: errs.Pos{File: name, Line: row, Column: col}, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
 		}
-		return nil, &SyntaxError{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
 	if tree == nil {
 		tree = map[string]any{}
@@ -123,8 +110,7 @@ func parseBytes(data []byte, name string) (*File, error) {
 func (f *File) topLevel() error {
 	bad := func(key, want string, got any) error {
 		p, _ := f.Where(key)
-		return &SyntaxError{File: f.Name, Line: p.Line, Column: p.Column,
-			Msg: fmt.Sprintf("%s must be %s, not %s", key, want, describe(got))}
+		return &errs.Input{Pos: errs.Pos{File: f.Name, Line: p.Line, Column: p.Column}, Msg: fmt.Sprintf("%s must be %s, not %s", key, want, describe(got))}
 	}
 	if v, ok := f.Tree["version"]; ok {
 		n, isInt := v.(int64)
@@ -289,7 +275,7 @@ func (f *File) index(data []byte) error {
 	}
 	if err := p.Error(); err != nil {
 		// Unreachable after a successful decode, but never trust that.
-		return &SyntaxError{File: f.Name, Msg: err.Error()}
+		return &errs.Input{Pos: errs.Pos{File: f.Name}, Msg: err.Error()}
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 func readTestdata(t *testing.T, name string) []byte {
@@ -87,9 +89,9 @@ func TestParseErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(strings.NewReader(tc.in), "/etc/containerd/config.toml")
-			var se *SyntaxError
+			var se *errs.Input
 			if !errors.As(err, &se) {
-				t.Fatalf("err = %v (%T), want *SyntaxError", err, err)
+				t.Fatalf("err = %v (%T), want *errs.Input", err, err)
 			}
 			if se.File != "/etc/containerd/config.toml" || se.Line != tc.line || se.Column != tc.col || !strings.Contains(se.Msg, tc.msg) {
 				t.Errorf("got %s:%d:%d %q, want line %d column %d with %q", se.File, se.Line, se.Column, se.Msg, tc.line, tc.col, tc.msg)

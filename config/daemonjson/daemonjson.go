@@ -14,6 +14,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // MaxSize bounds what Parse reads: daemon.json is a few hundred bytes, and a
@@ -69,46 +71,32 @@ type Duplicate struct {
 	Line, Col, First int
 }
 
-// SyntaxError is input dockerd would refuse, located in the file.
-type SyntaxError struct {
-	File string
-	// Line and Col are 1-based; Col counts characters.
-	Line, Col int
-	// Offset is the byte offset of the offending byte in the file.
-	Offset int
-	Msg    string
-	// Hint is the fix for a known mistake, "" otherwise.
-	Hint string
-}
-
-func (e *SyntaxError) Error() string {
-	s := fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-	if e.Hint != "" {
-		s += " (" + e.Hint + ")"
-	}
-	return s
-}
-
 // ErrTooLarge is a file larger than MaxSize.
 var ErrTooLarge = errors.New("file too large for a daemon.json")
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // Parse reads one daemon.json from r. name is used in messages. It returns
-// a *SyntaxError for input dockerd would refuse.
+// a *errs.Input for input dockerd would refuse. The File keeps the bytes
+// read (for the byte-preserving editor); a *bytes.Buffer is taken over,
+// not copied.
 func Parse(r io.Reader, name string) (*File, error) {
-	src, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	var src []byte
+	if b, ok := r.(*bytes.Buffer); ok {
+		src = b.Bytes()
+	} else {
+		var err error
+		if src, err = io.ReadAll(io.LimitReader(r, MaxSize+1)); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	if len(src) > MaxSize {
 		return nil, fmt.Errorf("%s: %w (more than %d bytes)", name, ErrTooLarge, MaxSize)
 	}
-	return ParseBytes(src, name)
+	return parseBytes(src, name)
 }
 
-// ParseBytes is Parse on bytes already read. src is kept, not copied.
-func ParseBytes(src []byte, name string) (*File, error) {
+func parseBytes(src []byte, name string) (*File, error) {
 	f := &File{Name: name, Src: src, nl: "\n"}
 	if bytes.Contains(src, []byte("\r\n")) {
 		f.nl = "\r\n"
@@ -188,7 +176,7 @@ func (f *File) String(key string) (s string, ok bool, err error) {
 	s, isStr := v.(string)
 	if !isStr {
 		m, _ := f.Lookup(key)
-		return "", true, fmt.Errorf("%s:%d:%d: %q is %s, want a string", f.Name, m.Line, m.Col, key, kind(v))
+		return "", true, errs.Inputf(errs.Pos{File: f.Name, Line: m.Line, Column: m.Col}, "%q is %s, want a string", key, kind(v))
 	}
 	return s, true, nil
 }
@@ -253,14 +241,15 @@ func (f *File) position(off int) (line, col int) {
 	return line, 1 + utf8.RuneCount(f.Src[start:off])
 }
 
-func (f *File) errAt(off int, msg, hint string) *SyntaxError {
+// errAt is bad input at byte offset off; columns count characters.
+func (f *File) errAt(off int, msg, hint string) *errs.Input {
 	line, col := f.position(off)
-	return &SyntaxError{File: f.Name, Line: line, Col: col, Offset: off, Msg: msg, Hint: hint}
+	return &errs.Input{Pos: errs.Pos{File: f.Name, Line: line, Column: col}, Msg: msg, Fix: hint}
 }
 
 // syntaxError turns encoding/json's error into one with a position and, for
 // the known mistakes (field case 12), the fix.
-func (f *File) syntaxError(base int, se *json.SyntaxError) *SyntaxError {
+func (f *File) syntaxError(base int, se *json.SyntaxError) *errs.Input {
 	// encoding/json reports the offset after the offending byte, or the
 	// length of the input at its end.
 	off := base + int(se.Offset)
@@ -270,7 +259,7 @@ func (f *File) syntaxError(base int, se *json.SyntaxError) *SyntaxError {
 	}
 	e := f.errAt(off, se.Error(), "")
 	if eof {
-		e.Hint = "the file ends inside a value: a closing '}', ']' or '\"' is missing"
+		e.Fix = "the file ends inside a value: a closing '}', ']' or '\"' is missing"
 		return e
 	}
 	c := f.Src[off]
@@ -278,19 +267,19 @@ func (f *File) syntaxError(base int, se *json.SyntaxError) *SyntaxError {
 	msg := se.Error()
 	switch {
 	case strings.Contains(msg, "after top-level value"):
-		e.Hint = "a second JSON value follows the object, often a second object appended with >>; " +
+		e.Fix = "a second JSON value follows the object, often a second object appended with >>; " +
 			"merge its keys into the first object: dockerd 23 and later refuse this file"
 	case c == '/' || c == '#':
-		e.Hint = "JSON has no comments: delete the comment"
+		e.Fix = "JSON has no comments: delete the comment"
 	case (c == '}' || c == ']') && prev == ',':
 		l, cl := f.position(base + prevOff)
-		e.Hint = fmt.Sprintf("trailing comma: JSON allows no ',' before '%c'; delete the ',' at line %d column %d", c, l, cl)
+		e.Fix = fmt.Sprintf("trailing comma: JSON allows no ',' before '%c'; delete the ',' at line %d column %d", c, l, cl)
 	case c == '\'':
-		e.Hint = "JSON strings and keys take double quotes, not single quotes"
+		e.Fix = "JSON strings and keys take double quotes, not single quotes"
 	case strings.Contains(msg, "after object key:value pair") || strings.Contains(msg, "after array element"):
-		e.Hint = "a ',' is missing before this"
+		e.Fix = "a ',' is missing before this"
 	case strings.Contains(msg, "looking for beginning of object key string"):
-		e.Hint = `keys must be double-quoted strings: "key": value`
+		e.Fix = `keys must be double-quoted strings: "key": value`
 	}
 	return e
 }

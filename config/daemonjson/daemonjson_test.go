@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 const name = "/etc/docker/daemon.json"
@@ -84,14 +86,14 @@ func TestParseEmptyAndBOM(t *testing.T) {
 	wantSyntax(t, err, 1, 9, "trailing comma")
 }
 
-func wantSyntax(t *testing.T, err error, line, col int, hint string) *SyntaxError {
+func wantSyntax(t *testing.T, err error, line, col int, hint string) *errs.Input {
 	t.Helper()
-	var se *SyntaxError
+	var se *errs.Input
 	if !errors.As(err, &se) {
-		t.Fatalf("err = %v, want a *SyntaxError", err)
+		t.Fatalf("err = %v, want a *errs.Input", err)
 	}
-	if se.Line != line || se.Col != col {
-		t.Errorf("error at %d:%d, want %d:%d (%v)", se.Line, se.Col, line, col, se)
+	if se.Line != line || se.Column != col {
+		t.Errorf("error at %d:%d, want %d:%d (%v)", se.Line, se.Column, line, col, se)
 	}
 	if !strings.Contains(se.Error(), hint) {
 		t.Errorf("error %q does not say %q", se.Error(), hint)
@@ -250,11 +252,11 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		file, err := ParseBytes(b, name)
+		file, err := Parse(bytes.NewBuffer(b), name)
 		if err != nil {
-			var se *SyntaxError
-			if errors.As(err, &se) && (se.Line < 1 || se.Col < 1) {
-				t.Fatalf("bad position %d:%d", se.Line, se.Col)
+			var se *errs.Input
+			if errors.As(err, &se) && (se.Line < 1 || se.Column < 1) {
+				t.Fatalf("bad position %d:%d", se.Line, se.Column)
 			}
 			return
 		}
@@ -275,7 +277,7 @@ func FuzzParse(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := ParseBytes(out, name)
+			g, err := Parse(bytes.NewBuffer(out), name)
 			if err != nil {
 				t.Fatalf("Remove(%q) on %q wrote %q, which does not parse: %v", m.Key, b, out, err)
 			}

@@ -144,7 +144,7 @@ func checkSetRoundTrip(t testing.TB, f *File, key, value string) {
 	if err != nil {
 		t.Fatalf("Set(%q) on %q: %v", key, f.Src, err)
 	}
-	g, err := ParseBytes(out, f.Name)
+	g, err := Parse(bytes.NewBuffer(out), f.Name)
 	if err != nil {
 		t.Fatalf("Set(%q) on %q wrote %q, which does not parse: %v", key, f.Src, out, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // MaxSize bounds the (decompressed) bytes read: a real config is about
@@ -110,24 +112,6 @@ func (c *Config) Where(o Option) string {
 	return fmt.Sprintf("%s line %d", c.File, o.Line)
 }
 
-// Error is bad input, with its position.
-type Error struct {
-	File string
-	Line int // 0 when the problem is not on a line (a broken gzip stream)
-	Col  int
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	switch {
-	case e.Line == 0:
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Col == 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-}
-
 var gzipMagic = []byte{0x1f, 0x8b}
 
 // Parse reads a kernel config from r, transparently decompressing gzip
@@ -143,7 +127,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, &Error{File: name, Msg: "gzip: " + err.Error()}
+			return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: "gzip: " + err.Error()}
 		}
 		defer zr.Close()
 		c.Gzip = true
@@ -155,12 +139,12 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	if err != nil {
 		lines := bytes.Count(data, []byte("\n"))
 		if c.Gzip {
-			return nil, &Error{File: name, Msg: fmt.Sprintf("gzip: %v after line %d", err, lines)}
+			return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: fmt.Sprintf("gzip: %v after line %d", err, lines)}
 		}
-		return nil, &Error{File: name, Line: lines + 1, Msg: "read: " + err.Error()}
+		return nil, &errs.Input{Pos: errs.Pos{File: name, Line: lines + 1}, Msg: "read: " + err.Error()}
 	}
 	if len(data) > MaxSize {
-		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d MiB: not a kernel config", MaxSize>>20)}
+		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: fmt.Sprintf("larger than %d MiB: not a kernel config", MaxSize>>20)}
 	}
 	c.list = make([]Option, 0, bytes.Count(data, []byte("\n"))+1)
 	rest := string(data)
@@ -168,7 +152,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
 		if len(line) > maxLine {
-			return nil, &Error{File: name, Line: n, Msg: fmt.Sprintf("line longer than %d KiB: not a kernel config", maxLine>>10)}
+			return nil, &errs.Input{Pos: errs.Pos{File: name, Line: n}, Msg: fmt.Sprintf("line longer than %d KiB: not a kernel config", maxLine>>10)}
 		}
 		if err := c.line(line, n); err != nil {
 			return nil, err
@@ -179,7 +163,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 
 func (c *Config) line(b string, n int) error {
 	bad := func(col int, format string, a ...any) error {
-		return &Error{File: c.File, Line: n, Col: col, Msg: fmt.Sprintf(format, a...)}
+		return &errs.Input{Pos: errs.Pos{File: c.File, Line: n, Column: col}, Msg: fmt.Sprintf(format, a...)}
 	}
 	if i := strings.IndexByte(b, 0); i >= 0 {
 		return bad(i+1, "NUL byte: binary data, not a kernel config")

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // Excerpts of real distro configs: the header, the namespace block and a
@@ -205,12 +207,12 @@ func TestParseBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse(strings.NewReader(tt.in), "/boot/config-6.1.0")
-			var e *Error
+			var e *errs.Input
 			if !errors.As(err, &e) {
-				t.Fatalf("want *Error, got %v", err)
+				t.Fatalf("want *errs.Input, got %v", err)
 			}
-			if e.File != "/boot/config-6.1.0" || e.Line != tt.line || e.Col != tt.col || !strings.Contains(e.Msg, tt.msg) {
-				t.Errorf("got %v (line %d col %d), want line %d col %d containing %q", err, e.Line, e.Col, tt.line, tt.col, tt.msg)
+			if e.File != "/boot/config-6.1.0" || e.Line != tt.line || e.Column != tt.col || !strings.Contains(e.Msg, tt.msg) {
+				t.Errorf("got %v (line %d col %d), want line %d col %d containing %q", err, e.Line, e.Column, tt.line, tt.col, tt.msg)
 			}
 			if len(err.Error()) > 300 {
 				t.Errorf("message not clipped: %d bytes", len(err.Error()))

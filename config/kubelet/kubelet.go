@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // Defaults of KubeletConfiguration.
@@ -51,23 +53,6 @@ type Config struct {
 	Notes []string
 }
 
-// SyntaxError is a file the kubelet would refuse, with its position.
-type SyntaxError struct {
-	File         string
-	Line, Column int // 0 when unknown
-	Msg          string
-}
-
-func (e *SyntaxError) Error() string {
-	switch {
-	case e.Line == 0:
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Column == 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
-
 // Parse reads a KubeletConfiguration. name is the path used in messages.
 func Parse(r io.Reader, name string) (*Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
@@ -75,7 +60,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > MaxSize {
-		return nil, &SyntaxError{File: name, Msg: fmt.Sprintf("larger than %d MiB: not a kubelet config", MaxSize>>20)}
+		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: fmt.Sprintf("larger than %d MiB: not a kubelet config", MaxSize>>20)}
 	}
 	if err := scanBytes(data, name); err != nil {
 		return nil, err
@@ -86,7 +71,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	}
 	c := &Config{Name: name, MaxPods: DefaultMaxPods, IDsPerPod: DefaultIDsPerPod}
 	if len(doc.Content) == 0 {
-		return nil, &SyntaxError{File: name, Msg: "empty: no " + Kind + " (the kubelet refuses it: Object 'Kind' is missing)"}
+		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: "empty: no " + Kind + " (the kubelet refuses it: Object 'Kind' is missing)"}
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
@@ -97,11 +82,11 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	api, apiNode := fields.str("apiVersion")
 	switch {
 	case kindNode == nil:
-		return nil, &SyntaxError{File: name, Line: 1, Msg: "no `kind: " + Kind + "` (the kubelet refuses it: Object 'Kind' is missing)"}
+		return nil, &errs.Input{Pos: errs.Pos{File: name, Line: 1}, Msg: "no `kind: " + Kind + "` (the kubelet refuses it: Object 'Kind' is missing)"}
 	case kind != Kind:
 		return nil, at(name, kindNode, fmt.Sprintf("kind %q: want %s", kind, Kind))
 	case apiNode == nil:
-		return nil, &SyntaxError{File: name, Line: 1, Msg: "no apiVersion (want " + Group + "/v1beta1)"}
+		return nil, &errs.Input{Pos: errs.Pos{File: name, Line: 1}, Msg: "no apiVersion (want " + Group + "/v1beta1)"}
 	case !strings.HasPrefix(api, Group+"/"):
 		return nil, at(name, apiNode, fmt.Sprintf("apiVersion %q: want %s/v1beta1", api, Group))
 	}
@@ -162,7 +147,7 @@ func (c *Config) pairs(m *yaml.Node) fields {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := deref(m.Content[i]), deref(m.Content[i+1])
 		if line, dup := first[k.Value]; dup {
-			c.Notes = append(c.Notes, fmt.Sprintf("%s:%d: %q is also set on line %d; the kubelet uses the last one", c.Name, k.Line, k.Value, line))
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: %q is also set on line %d; the kubelet uses the last one", errs.At(c.Name, k.Line), k.Value, line))
 		} else {
 			first[k.Value] = k.Line
 		}
@@ -231,7 +216,7 @@ func kindName(n *yaml.Node) string {
 }
 
 func at(name string, n *yaml.Node, msg string) error {
-	return &SyntaxError{File: name, Line: n.Line, Column: n.Column, Msg: msg}
+	return &errs.Input{Pos: errs.Pos{File: name, Line: n.Line, Column: n.Column}, Msg: msg}
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -242,12 +227,12 @@ func yamlError(err error, name string) error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &SyntaxError{File: name, Line: line, Msg: m[2]}
+		return &errs.Input{Pos: errs.Pos{File: name, Line: line}, Msg: m[2]}
 	}
 	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
 		msg = te.Errors[0]
 	}
-	return &SyntaxError{File: name, Line: 1, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	return &errs.Input{Pos: errs.Pos{File: name, Line: 1}, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
 // scanBytes finds what the YAML library rejects without a position:
@@ -258,11 +243,11 @@ func scanBytes(data []byte, name string) error {
 		r, size := utf8.DecodeRune(data[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			return &SyntaxError{File: name, Line: line, Column: col, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): not a text file", data[i])}
+			return &errs.Input{Pos: errs.Pos{File: name, Line: line, Column: col}, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): not a text file", data[i])}
 		case r == '\n':
 			line, col = line+1, 0
 		case r < 0x20 && r != '\t' && r != '\r' || r == 0x7f:
-			return &SyntaxError{File: name, Line: line, Column: col, Msg: fmt.Sprintf("control character %U: not a text file", r)}
+			return &errs.Input{Pos: errs.Pos{File: name, Line: line, Column: col}, Msg: fmt.Sprintf("control character %U: not a text file", r)}
 		}
 		i += size
 		col++

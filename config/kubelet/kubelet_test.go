@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 func kubeadm(t *testing.T) string {
@@ -106,7 +108,7 @@ func TestParseErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(strings.NewReader(tc.in), "/var/lib/kubelet/config.yaml")
-			var se *SyntaxError
+			var se *errs.Input
 			if !errors.As(err, &se) {
 				t.Fatalf("err = %v (%T)", err, err)
 			}

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // MaxSize bounds the input: login.defs is a few KiB.
@@ -54,19 +56,6 @@ func Defaults() *Defs {
 	}
 }
 
-// Error is a setting that does not parse.
-type Error struct {
-	Name   string
-	Line   int
-	Column int
-	Key    string
-	Reason string
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s: %s", e.Name, e.Line, e.Column, e.Key, e.Reason)
-}
-
 func (d *Defs) fields() map[string]*Setting {
 	return map[string]*Setting{
 		"SUB_UID_MIN": &d.SubUIDMin, "SUB_UID_MAX": &d.SubUIDMax, "SUB_UID_COUNT": &d.SubUIDCount,
@@ -92,7 +81,7 @@ func Parse(r io.Reader, name string) (*Defs, error) {
 	d := Defaults()
 	d.Name = name
 	fields := d.fields()
-	var errs []error
+	var bad []error
 	for no := 1; len(data) > 0; no++ {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -109,12 +98,12 @@ func Parse(r io.Reader, name string) (*Defs, error) {
 			continue
 		}
 		if len(line) > maxLine {
-			errs = append(errs, &Error{name, no, 1, key, fmt.Sprintf("line is %d bytes long; shadow reads it in %d-byte pieces", len(line), maxLine)})
+			bad = append(bad, errs.Inputf(errs.Pos{File: name, Line: no, Column: 1}, "%s: line is %d bytes long; shadow reads it in %d-byte pieces", key, len(line), maxLine))
 			continue
 		}
 		n, err := parseUint(val)
 		if err != nil {
-			errs = append(errs, &Error{name, no, col, key, err.Error()})
+			bad = append(bad, errs.Inputf(errs.Pos{File: name, Line: no, Column: col}, "%s: %v", key, err))
 			continue
 		}
 		*f = Setting{Value: n, Line: no}
@@ -126,7 +115,7 @@ func Parse(r io.Reader, name string) (*Defs, error) {
 	if d.SysGIDMax.Line == 0 && d.GIDMin.Value > 0 {
 		d.SysGIDMax.Value = d.GIDMin.Value - 1
 	}
-	return d, errors.Join(errs...)
+	return d, errors.Join(bad...)
 }
 
 // split breaks a line the way shadow does: trailing blanks trimmed, name up
@@ -191,5 +180,5 @@ func (d *Defs) Where(s Setting) string {
 	if s.Line == 0 {
 		return "default"
 	}
-	return fmt.Sprintf("%s:%d", d.Name, s.Line)
+	return errs.At(d.Name, s.Line).String()
 }

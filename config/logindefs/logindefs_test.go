@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // debian12 is the relevant part of Debian 12's /etc/login.defs, with its
@@ -102,13 +104,14 @@ func TestBadValues(t *testing.T) {
 	}
 	var lines []int
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var le *Error
+		var le *errs.Input
 		if !errors.As(e, &le) {
-			t.Fatalf("not an *Error: %v", e)
+			t.Fatalf("not an *errs.Input: %v", e)
 		}
 		lines = append(lines, le.Line)
-		if le.Column != len(le.Key)+2 {
-			t.Errorf("%v: column %d, want %d", le, le.Column, len(le.Key)+2)
+		key, _, _ := strings.Cut(le.Msg, ":")
+		if le.Column != len(key)+2 {
+			t.Errorf("%v: column %d, want %d", le, le.Column, len(key)+2)
 		}
 	}
 	if len(lines) != 5 || lines[0] != 2 || lines[4] != 6 {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // Dirs are the directories kmod reads, highest priority first: a file in
@@ -48,7 +50,7 @@ func ParseOptions(r io.Reader, name string) ([]Option, error) {
 		n++
 		line := sc.Bytes()
 		if !utf8.Valid(line) || bytes.IndexByte(line, 0) >= 0 {
-			return nil, fmt.Errorf("%s:%d: not a text file (invalid UTF-8 or NUL byte)", name, n)
+			return nil, errs.Inputf(errs.At(name, n), "not a text file (invalid UTF-8 or NUL byte)")
 		}
 		if logical.Len() == 0 {
 			start = n
@@ -64,7 +66,7 @@ func ParseOptions(r io.Reader, name string) ([]Option, error) {
 		logical.Reset()
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", name, n+1, err)
+		return nil, fmt.Errorf("%s: %w", errs.At(name, n+1), err)
 	}
 	if logical.Len() > 0 {
 		out = appendOptions(out, logical.String(), name, start)

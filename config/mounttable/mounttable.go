@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // Parse parses a mountinfo file with github.com/moby/sys/mountinfo.
@@ -32,11 +34,11 @@ func Parse(r io.Reader, name string) ([]*mountinfo.Info, error) {
 	for sc.Scan() {
 		n++
 		if _, lerr := mountinfo.GetMountsFromReader(strings.NewReader(sc.Text()), nil); lerr != nil {
-			return nil, fmt.Errorf("%s:%d: not a mountinfo line: %s", name, n, clip(lerr.Error()))
+			return nil, errs.Inputf(errs.At(name, n), "not a mountinfo line: %s", clip(lerr.Error()))
 		}
 	}
 	if serr := sc.Err(); serr != nil {
-		return nil, fmt.Errorf("%s:%d: %v (longer than 1 MiB: not a mount table)", name, n+1, serr)
+		return nil, errs.Inputf(errs.At(name, n+1), "%v (longer than 1 MiB: not a mount table)", serr)
 	}
 	return nil, fmt.Errorf("%s: %w", name, err)
 }

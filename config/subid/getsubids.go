@@ -45,7 +45,7 @@ func ParseGetsubids(r io.Reader, name string) ([]Range, error) {
 		if err1 != nil || err2 != nil || s > MaxID || c == 0 || c > Space || s+c > Space {
 			return nil, fmt.Errorf("%s: line %d: %q is not a valid range", name, no, clip(line))
 		}
-		out = append(out, Range{Owner: string(f[1]), Start: s, Count: c})
+		out = append(out, NewRange(string(f[1]), s, c))
 	}
 	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 
 func TestParseGetsubids(t *testing.T) {
 	got, err := ParseGetsubids(strings.NewReader("0: kubelet 65536 7208960\n"), "getsubids kubelet")
-	if err != nil || len(got) != 1 || got[0] != (Range{"kubelet", 65536, 7208960}) {
+	if err != nil || len(got) != 1 || got[0] != (NewRange("kubelet", 65536, 7208960)) {
 		t.Fatalf("got %v %v", got, err)
 	}
 	got, err = ParseGetsubids(strings.NewReader("0: alice 100000 65536\n1: alice 300000 65536\n"), "x")

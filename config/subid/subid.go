@@ -23,7 +23,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/hugepage"
+	"github.com/usernsctl/usernsctl/internal/ids"
 )
 
 // Limits.
@@ -43,24 +45,16 @@ const (
 // ErrTooLarge is returned for input larger than MaxSize.
 var ErrTooLarge = fmt.Errorf("larger than %d bytes, not a subordinate id file", MaxSize)
 
-// Range is one valid line: owner may use ids Start .. Start+Count-1.
+// Range is one valid line: owner may use the ids of the range.
 type Range struct {
 	Owner string
-	Start uint64
-	Count uint64
+	ids.Range
 }
 
-// End is the first id after the range.
-func (r Range) End() uint64 { return r.Start + r.Count }
-
-// Last is the last id in the range.
-func (r Range) Last() uint64 { return r.Start + r.Count - 1 }
-
-// Overlaps reports whether r and o share an id.
-func (r Range) Overlaps(o Range) bool { return r.Start < o.End() && o.Start < r.End() }
-
-// Contains reports whether id lies in r.
-func (r Range) Contains(id uint64) bool { return id >= r.Start && id < r.End() }
+// NewRange is owner's range of count ids from start.
+func NewRange(owner string, start, count uint64) Range {
+	return Range{Owner: owner, Range: ids.Range{Start: start, Count: count}}
+}
 
 // String is the line as subuid(5) writes it, without the newline.
 func (r Range) String() string { return fmt.Sprintf("%s:%d:%d", r.Owner, r.Start, r.Count) }
@@ -105,20 +99,11 @@ const (
 	BadNumber             // a start or count that is not plain decimal or is out of range
 )
 
-// Problem is a malformed line or a file-level defect, with its position.
+// Problem is a malformed line or a file-level defect, with its position
+// (Column is the bad field's 1-based byte column; 0 for the whole line).
 type Problem struct {
-	Name   string // file name as given to Parse
-	Line   int
-	Column int // 1-based byte column of the bad field; 0 for the whole line
-	Kind   Kind
-	Reason string
-}
-
-func (p *Problem) Error() string {
-	if p.Column > 0 {
-		return fmt.Sprintf("%s:%d:%d: %s", p.Name, p.Line, p.Column, p.Reason)
-	}
-	return fmt.Sprintf("%s:%d: %s", p.Name, p.Line, p.Reason)
+	errs.Input
+	Kind Kind
 }
 
 // File is a parsed subordinate id file that can render itself back.
@@ -149,26 +134,27 @@ type validCache struct {
 // ("/etc/subuid"). Malformed lines do not stop parsing: every one is
 // recorded in Problems. The error is only for input that cannot be read or
 // is larger than MaxSize.
+//
+// A *bytes.Buffer is taken over, not copied (the caller gives up its
+// bytes): on a 100,000-line file a copy is megabytes of fresh memory for
+// nothing.
 func Parse(r io.Reader, name string) (*File, error) {
 	data, err := readAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return ParseBytes(data, name)
+	return parseBytes(data, name)
 }
 
-// ParseBytes is Parse for input already in memory (it is not copied: the
-// caller must not change data afterwards). Inputs over MaxSize are refused.
-func ParseBytes(data []byte, name string) (*File, error) {
+func parseBytes(data []byte, name string) (*File, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%s: %w", name, ErrTooLarge)
 	}
 	f := &File{Name: name, data: data, valid: &validCache{}}
 	// Owners are substrings of one string over the input rather than one
 	// allocation per line. The string aliases data instead of copying it:
-	// data is never written after parsing (ParseBytes' contract, and Parse
-	// owns its buffer), and on a 100,000-line file the copy is megabytes of
-	// fresh memory for nothing.
+	// data is never written after parsing (Parse owns its buffer), and on
+	// a 100,000-line file the copy is megabytes of fresh memory for nothing.
 	text := ""
 	if len(data) > 0 {
 		text = unsafe.String(&data[0], len(data))
@@ -188,7 +174,7 @@ func ParseBytes(data []byte, name string) (*File, error) {
 		l.Range, l.Problem = parseLine(raw, l.Raw)
 		off = end + 1
 		if l.Problem != nil {
-			l.Problem.Name, l.Problem.Line = name, no
+			l.Problem.File, l.Problem.Line = name, no
 		}
 		f.Lines = append(f.Lines, l)
 	}
@@ -198,6 +184,12 @@ func ParseBytes(data []byte, name string) (*File, error) {
 // readAll reads at most MaxSize bytes, sized up front when the reader
 // knows its length (a 100,000-line file is then read without regrowing).
 func readAll(r io.Reader) ([]byte, error) {
+	if b, ok := r.(*bytes.Buffer); ok {
+		if b.Len() > MaxSize {
+			return nil, ErrTooLarge
+		}
+		return b.Bytes(), nil
+	}
 	var buf bytes.Buffer
 	if l, ok := r.(interface{ Len() int }); ok && l.Len() <= MaxSize {
 		buf.Grow(l.Len() + bytes.MinRead) // ReadFrom wants MinRead free before EOF
@@ -230,8 +222,8 @@ func (f *File) Problems() []*Problem {
 		}
 	}
 	if !f.HasFinalNewline() {
-		out = append(out, &Problem{Name: f.Name, Line: len(f.Lines), Kind: NoNewline,
-			Reason: "no newline at the end of the file: shadow 4.19 and later refuse to read it"})
+		out = append(out, &Problem{Kind: NoNewline, Input: errs.Input{Pos: errs.At(f.Name, len(f.Lines)),
+			Msg: "no newline at the end of the file: shadow 4.19 and later refuse to read it"}})
 	}
 	return out
 }
@@ -342,7 +334,7 @@ func (f *File) Append(r Range) (*Line, error) {
 	text := r.String()
 	got, p := parseLine([]byte(text), text)
 	if p != nil {
-		return nil, fmt.Errorf("%s: cannot append %q: %s", f.Name, text, p.Reason)
+		return nil, fmt.Errorf("%s: cannot append %q: %s", f.Name, text, p.Msg)
 	}
 	f.EnsureFinalNewline()
 	b := append([]byte(text), '\n')
@@ -355,7 +347,7 @@ func (f *File) Append(r Range) (*Line, error) {
 // as a string. The Problem it returns has Name and Line unset.
 func parseLine(raw []byte, str string) (Range, *Problem) {
 	bad := func(kind Kind, col int, format string, a ...any) (Range, *Problem) {
-		return Range{}, &Problem{Kind: kind, Column: col, Reason: fmt.Sprintf(format, a...)}
+		return Range{}, &Problem{Kind: kind, Input: errs.Input{Pos: errs.Pos{Column: col}, Msg: fmt.Sprintf(format, a...)}}
 	}
 	switch {
 	case len(raw) > MaxLine:
@@ -408,7 +400,7 @@ func parseLine(raw []byte, str string) (Range, *Problem) {
 	case s+c > Space:
 		return bad(BadNumber, countCol, "start %d + count %d = %d passes the last id %d", s, c, s+c, uint64(MaxID))
 	}
-	return Range{Owner: str[:len(owner)], Start: s, Count: c}, nil
+	return NewRange(str[:len(owner)], s, c), nil
 }
 
 // parseNumber accepts plain decimal only. shadow reads numbers with base 0
@@ -416,7 +408,7 @@ func parseLine(raw []byte, str string) (Range, *Problem) {
 // but plain decimal means different ranges to different readers.
 func parseNumber(b []byte, what string, col int) (uint64, *Problem) {
 	bad := func(format string, a ...any) (uint64, *Problem) {
-		return 0, &Problem{Kind: BadNumber, Column: col, Reason: fmt.Sprintf(format, a...)}
+		return 0, &Problem{Kind: BadNumber, Input: errs.Input{Pos: errs.Pos{Column: col}, Msg: fmt.Sprintf(format, a...)}}
 	}
 	switch {
 	case len(b) == 0:

@@ -28,8 +28,8 @@ func TestRealWorldForms(t *testing.T) {
 		t.Fatalf("problems in a valid file: %v", f.Err())
 	}
 	want := []Range{
-		{"ubuntu", 100000, 65536}, {"dockremap", 165536, 65536}, {"20592", 3900000, 100000},
-		{"kubelet", 65536, 7208960}, {"last", 4294901760, 65536},
+		NewRange("ubuntu", 100000, 65536), NewRange("dockremap", 165536, 65536), NewRange("20592", 3900000, 100000),
+		NewRange("kubelet", 65536, 7208960), NewRange("last", 4294901760, 65536),
 	}
 	got := f.Ranges()
 	if len(got) != len(want) {
@@ -95,9 +95,9 @@ func TestMalformedLines(t *testing.T) {
 			continue
 		}
 		p := ps[0]
-		if p.Line != 2 || p.Kind != c.kind || p.Column != c.col || !strings.Contains(p.Reason, c.why) {
+		if p.Line != 2 || p.Kind != c.kind || p.Column != c.col || !strings.Contains(p.Msg, c.why) {
 			t.Errorf("%q: got line %d kind %d col %d %q; want line 2 kind %d col %d containing %q",
-				c.line, p.Line, p.Kind, p.Column, p.Reason, c.kind, c.col, c.why)
+				c.line, p.Line, p.Kind, p.Column, p.Msg, c.kind, c.col, c.why)
 		}
 		if !strings.HasPrefix(p.Error(), "/etc/subuid:2") {
 			t.Errorf("%q: error %q does not name file:line", c.line, p.Error())
@@ -151,7 +151,7 @@ func TestAppendKeepsEveryOtherByte(t *testing.T) {
 	// numeric owner, no final newline. Append must not touch any of it.
 	orig := "# keep me\r\nalice:100000:65536\r\n20592:3900000:100000\nbob:165536:65536"
 	f := parse(t, orig)
-	l, err := f.Append(Range{"dockremap", 231072, 65536})
+	l, err := f.Append(NewRange("dockremap", 231072, 65536))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestAppendKeepsEveryOtherByte(t *testing.T) {
 	if got := string(f.Bytes()); got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
-	if _, err := f.Append(Range{"kubelet", 65536, 7208960}); err != nil {
+	if _, err := f.Append(NewRange("kubelet", 65536, 7208960)); err != nil {
 		t.Fatal(err)
 	}
 	want += "kubelet:65536:7208960\n"
@@ -185,7 +185,7 @@ func TestAppendKeepsEveryOtherByte(t *testing.T) {
 func TestAppendRefusesInvalid(t *testing.T) {
 	f := parse(t, "a:1:1\n")
 	for _, r := range []Range{
-		{"", 1, 1}, {"x y", 1, 1}, {"a:b", 1, 1}, {"x", 1, 0}, {"x", 4294967295, 2}, {"x\n", 1, 1},
+		NewRange("", 1, 1), NewRange("x y", 1, 1), NewRange("a:b", 1, 1), NewRange("x", 1, 0), NewRange("x", 4294967295, 2), NewRange("x\n", 1, 1),
 	} {
 		if _, err := f.Append(r); err == nil {
 			t.Errorf("Append(%+v) succeeded", r)
@@ -219,8 +219,8 @@ func TestLongLine(t *testing.T) {
 	if len(ps) != 1 || ps[0].Kind != TooLong || ps[0].Line != 2 {
 		t.Fatalf("got %d problems", len(ps))
 	}
-	if len(ps[0].Reason) > 200 {
-		t.Fatalf("message carries the line: %d bytes", len(ps[0].Reason))
+	if len(ps[0].Msg) > 200 {
+		t.Fatalf("message carries the line: %d bytes", len(ps[0].Msg))
 	}
 	if len(f.Ranges()) != 2 {
 		t.Fatalf("lines around the long one lost")
@@ -276,8 +276,8 @@ func TestDirectory(t *testing.T) {
 }
 
 func TestRangeHelpers(t *testing.T) {
-	a, b := Range{"a", 100, 10}, Range{"b", 109, 5}
-	if !a.Overlaps(b) || !b.Overlaps(a) || a.Overlaps(Range{"c", 110, 1}) {
+	a, b := NewRange("a", 100, 10), NewRange("b", 109, 5)
+	if !a.Overlaps(b.Range) || !b.Overlaps(a.Range) || a.Overlaps(NewRange("c", 110, 1).Range) {
 		t.Fatal("Overlaps")
 	}
 	if !a.Contains(109) || a.Contains(110) || a.Contains(99) {
@@ -328,7 +328,7 @@ func TestAlias(t *testing.T) {
 	if g == nil || g.Name != "/etc/subgid" || len(g.Ranges()) != 2 || &g.Lines[0] != &f.Lines[0] {
 		t.Fatalf("alias %+v", g)
 	}
-	if _, err := g.Append(Range{"carol", 231072, 65536}); err != nil {
+	if _, err := g.Append(NewRange("carol", 231072, 65536)); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Ranges()) != 2 || len(g.Ranges()) != 3 || strings.Contains(string(f.Bytes()), "carol") {
@@ -337,7 +337,7 @@ func TestAlias(t *testing.T) {
 	if ps := g.Problems(); len(ps) != 0 {
 		t.Errorf("the alias owes no newline after its append: %v", ps)
 	}
-	if ps := f.Problems(); len(ps) != 1 || ps[0].Kind != NoNewline || ps[0].Name != "/etc/subuid" {
+	if ps := f.Problems(); len(ps) != 1 || ps[0].Kind != NoNewline || ps[0].File != "/etc/subuid" {
 		t.Errorf("the original still lacks its final newline: %v", ps)
 	}
 	if parse(t, "alice:1\n").Alias("y") != nil {

@@ -11,6 +11,8 @@ import (
 	"path"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // maxLine matches systemd-sysctl's LONG_LINE_MAX: a longer line stops the
@@ -36,7 +38,7 @@ type Entry struct {
 }
 
 // Where is "file:line".
-func (e Entry) Where() string { return fmt.Sprintf("%s:%d", e.File, e.Line) }
+func (e Entry) Where() string { return errs.At(e.File, e.Line).String() }
 
 func (e Entry) String() string {
 	if !e.HasValue {
@@ -45,27 +47,12 @@ func (e Entry) String() string {
 	return fmt.Sprintf("%s: %s = %s", e.Where(), e.Raw, e.Value)
 }
 
-// Error is a line systemd-sysctl would skip or a file it could not read.
-type Error struct {
-	File string
-	Line int
-	Col  int
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	if e.Col == 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-}
-
 // File is a parsed sysctl.d file.
 type File struct {
 	Name    string
 	Entries []Entry
 	// Problems are lines that were skipped, as systemd-sysctl skips them.
-	Problems []*Error
+	Problems []*errs.Input
 }
 
 // Parse reads one file. Like systemd-sysctl it skips a line it cannot use
@@ -81,22 +68,22 @@ func Parse(r io.Reader, name string) (*File, error) {
 		n++
 		b := sc.Bytes()
 		if i := bytes.IndexByte(b, 0); i >= 0 {
-			return f, &Error{File: name, Line: n, Col: i + 1, Msg: "NUL byte: binary data, not a sysctl file"}
+			return f, &errs.Input{Pos: errs.Pos{File: name, Line: n, Column: i + 1}, Msg: "NUL byte: binary data, not a sysctl file"}
 		}
 		f.line(string(b), n)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return f, &Error{File: name, Line: n + 1, Msg: fmt.Sprintf("line longer than %d MiB: not a sysctl file", maxLine>>20)}
+			return f, &errs.Input{Pos: errs.Pos{File: name, Line: n + 1}, Msg: fmt.Sprintf("line longer than %d MiB: not a sysctl file", maxLine>>20)}
 		}
-		return f, &Error{File: name, Line: n + 1, Msg: "read: " + err.Error()}
+		return f, &errs.Input{Pos: errs.Pos{File: name, Line: n + 1}, Msg: "read: " + err.Error()}
 	}
 	return f, nil
 }
 
 func (f *File) line(s string, n int) {
 	problem := func(col int, format string, a ...any) {
-		f.Problems = append(f.Problems, &Error{File: f.Name, Line: n, Col: col, Msg: fmt.Sprintf(format, a...)})
+		f.Problems = append(f.Problems, &errs.Input{Pos: errs.Pos{File: f.Name, Line: n, Column: col}, Msg: fmt.Sprintf(format, a...)})
 	}
 	trimmed := strings.TrimLeft(s, " \t\r\f\v")
 	lead := len(s) - len(trimmed)

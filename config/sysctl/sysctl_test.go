@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // systemd's /usr/lib/sysctl.d/50-default.conf (excerpt): globs, exclusions
@@ -189,8 +191,8 @@ func TestParseNotASysctlFile(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			f, err := Parse(strings.NewReader(tt.in), "/etc/sysctl.conf")
-			var e *Error
-			if !errors.As(err, &e) || e.Line != tt.line || e.Col != tt.col || e.File != "/etc/sysctl.conf" {
+			var e *errs.Input
+			if !errors.As(err, &e) || e.Line != tt.line || e.Column != tt.col || e.File != "/etc/sysctl.conf" {
 				t.Fatalf("got %v, want an error at line %d col %d", err, tt.line, tt.col)
 			}
 			if f == nil || len(f.Entries) != tt.entries {

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // EnvVar is one environment assignment and where it was made.
@@ -119,7 +121,7 @@ func ParseEnvFile(r io.Reader, name string) ([]EnvVar, []Problem, error) {
 	for {
 		raw, err := readLine(br, MaxLine)
 		if errors.Is(err, errLineTooLong) {
-			return nil, nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, n+1, MaxLine)
+			return nil, nil, errs.Inputf(errs.At(name, n+1), "line longer than %d bytes", MaxLine)
 		}
 		if err != nil && err != io.EOF {
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
@@ -129,7 +131,7 @@ func ParseEnvFile(r io.Reader, name string) ([]EnvVar, []Problem, error) {
 		}
 		n++
 		if bytes.IndexByte(raw, 0) >= 0 {
-			return nil, nil, fmt.Errorf("%s:%d: binary data (a NUL byte): not an environment file", name, n)
+			return nil, nil, errs.Inputf(errs.At(name, n), "binary data (a NUL byte): not an environment file")
 		}
 		if buf == nil {
 			start = n
@@ -138,7 +140,7 @@ func ParseEnvFile(r io.Reader, name string) ([]EnvVar, []Problem, error) {
 		}
 		buf = append(buf, raw...)
 		if len(buf) > MaxLine {
-			return nil, nil, fmt.Errorf("%s:%d: continued line longer than %d bytes", name, n, MaxLine)
+			return nil, nil, errs.Inputf(errs.At(name, n), "continued line longer than %d bytes", MaxLine)
 		}
 		if !envContinues(buf) || err == io.EOF {
 			flush()

@@ -14,6 +14,8 @@ import (
 	"io"
 	"sort"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // MaxLine is systemd's LONG_LINE_MAX: a longer line (or continued line)
@@ -57,7 +59,7 @@ type Problem struct {
 	Fatal bool
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg) }
+func (p Problem) String() string { return fmt.Sprintf("%s: %s", errs.At(p.File, p.Line), p.Msg) }
 
 // File is one parsed unit file or drop-in.
 type File struct {
@@ -83,7 +85,7 @@ func Parse(r io.Reader, name string) (*File, error) {
 	for {
 		raw, err := readLine(br, MaxLine)
 		if errors.Is(err, errLineTooLong) {
-			return nil, fmt.Errorf("%s:%d: line longer than %d bytes: systemd refuses this file", name, lineNo+1, MaxLine)
+			return nil, errs.Inputf(errs.At(name, lineNo+1), "line longer than %d bytes: systemd refuses this file", MaxLine)
 		}
 		if err != nil && err != io.EOF {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -93,7 +95,7 @@ func Parse(r io.Reader, name string) (*File, error) {
 		}
 		lineNo++
 		if i := bytes.IndexByte(raw, 0); i >= 0 {
-			return nil, fmt.Errorf("%s:%d: binary data (a NUL byte): this is not a unit file", name, lineNo)
+			return nil, errs.Inputf(errs.At(name, lineNo), "binary data (a NUL byte): this is not a unit file")
 		}
 		if first {
 			raw = bytes.TrimPrefix(raw, []byte("\xEF\xBB\xBF"))
@@ -112,7 +114,7 @@ func Parse(r io.Reader, name string) (*File, error) {
 			marks = marks[:0]
 		}
 		if len(cont)+len(raw) > MaxLine {
-			return nil, fmt.Errorf("%s:%d: continued line longer than %d bytes: systemd refuses this file", name, lineNo, MaxLine)
+			return nil, errs.Inputf(errs.At(name, lineNo), "continued line longer than %d bytes: systemd refuses this file", MaxLine)
 		}
 		marks = append(marks, mark{off: len(cont), line: lineNo})
 		cont = append(cont, raw...)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/jsonpos"
 )
 
@@ -50,7 +51,7 @@ func ParseRecorded(r io.Reader, name string) (*Recorded, error) {
 	}
 	if off := jsonpos.Trailing(data, dec.InputOffset()); off >= 0 {
 		line, col := jsonpos.LineCol(data, off)
-		return nil, fmt.Errorf("%s:%d:%d: unexpected data after the top-level object (want exactly one object mapping probe keys to results)", name, line, col)
+		return nil, errs.Inputf(errs.Pos{File: name, Line: line, Column: col}, "unexpected data after the top-level object (want exactly one object mapping probe keys to results)")
 	}
 	return rec, nil
 }
@@ -61,7 +62,7 @@ func jsonErr(name string, data []byte, fallback int64, err error) error {
 		return fmt.Errorf("%s: empty file: want an object mapping probe keys to results", name)
 	}
 	line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, fallback))
-	return fmt.Errorf("%s:%d:%d: %v (want an object mapping probe keys such as \"userns\" to results)", name, line, col, err)
+	return errs.Inputf(errs.Pos{File: name, Line: line, Column: col}, "%v (want an object mapping probe keys such as \"userns\" to results)", err)
 }
 
 // Probe implements Prober.

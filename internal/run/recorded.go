@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/jsonpos"
 )
 
@@ -80,11 +81,11 @@ func ParseRecorded(r io.Reader) (*Recorded, error) {
 			return nil, fmt.Errorf("%s: empty file: want an object mapping command lines to their output", CommandsFile)
 		}
 		line, col := jsonpos.LineCol(data, jsonpos.Offset(data, err, dec.InputOffset()))
-		return nil, fmt.Errorf("%s:%d:%d: %v (want an object mapping command lines to their output)", CommandsFile, line, col, err)
+		return nil, errs.Inputf(errs.Pos{File: CommandsFile, Line: line, Column: col}, "%v (want an object mapping command lines to their output)", err)
 	}
 	if off := jsonpos.Trailing(data, dec.InputOffset()); off >= 0 {
 		line, col := jsonpos.LineCol(data, off)
-		return nil, fmt.Errorf("%s:%d:%d: unexpected data after the top-level object", CommandsFile, line, col)
+		return nil, errs.Inputf(errs.Pos{File: CommandsFile, Line: line, Column: col}, "unexpected data after the top-level object")
 	}
 	return rec, nil
 }

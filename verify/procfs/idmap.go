@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usernsctl/usernsctl/internal/errs"
 )
 
 // IDMap is one line of /proc/PID/uid_map or gid_map: ids Inside ..
@@ -80,20 +82,20 @@ func ParseIDMap(r io.Reader, name string) ([]IDMap, error) {
 			return out, nil
 		}
 		if errors.Is(err, errLong) {
-			return nil, fmt.Errorf("%s:%d: line longer than %d bytes: not a kernel id map", name, no, maxMapLine)
+			return nil, errs.Inputf(errs.At(name, no), "line longer than %d bytes: not a kernel id map", maxMapLine)
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if len(out) == maxMapLines {
-			return nil, fmt.Errorf("%s:%d: more than %d lines: not a kernel id map", name, no, maxMapLines)
+			return nil, errs.Inputf(errs.At(name, no), "more than %d lines: not a kernel id map", maxMapLines)
 		}
 		m, col, perr := parseMapLine(line)
 		if perr != nil {
 			if col > 0 {
-				return nil, fmt.Errorf("%s:%d:%d: %v", name, no, col, perr)
+				return nil, errs.Inputf(errs.Pos{File: name, Line: no, Column: col}, "%v", perr)
 			}
-			return nil, fmt.Errorf("%s:%d: %v", name, no, perr)
+			return nil, errs.Inputf(errs.At(name, no), "%v", perr)
 		}
 		if m != nil {
 			out = append(out, *m)
