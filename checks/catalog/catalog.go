@@ -10,11 +10,14 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/containerd"
 	"github.com/usernsctl/usernsctl/checks/docker"
+	"github.com/usernsctl/usernsctl/checks/host"
 	"github.com/usernsctl/usernsctl/checks/kernel"
 	"github.com/usernsctl/usernsctl/checks/kubelet"
-	"github.com/usernsctl/usernsctl/checks/probes"
+	"github.com/usernsctl/usernsctl/checks/probe"
+	"github.com/usernsctl/usernsctl/checks/rootless"
 	"github.com/usernsctl/usernsctl/checks/runtime"
 	"github.com/usernsctl/usernsctl/checks/subid"
+	"github.com/usernsctl/usernsctl/checks/sysctl"
 )
 
 // All returns every check in report order: host first (kernel, sysctls,
@@ -23,7 +26,10 @@ func All() []checks.Checker {
 	var all []checks.Checker
 	for _, area := range [][]checks.Checker{
 		kernel.Checkers(),
-		probes.Checkers(),
+		sysctl.Checkers(),
+		rootless.Checkers(),
+		host.Checkers(),
+		probe.Checkers(),
 		runtime.Checkers(),
 		docker.Checkers(),
 		containerd.Checkers(),

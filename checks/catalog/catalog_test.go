@@ -3,7 +3,10 @@ package catalog
 import (
 	"flag"
 	"os"
+	"reflect"
 	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +45,26 @@ func TestDocsChecksIsCurrent(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Fatalf("docs/checks.md is stale: run `make docs`")
+	}
+}
+
+// TestIDPrefixNamesItsPackage: a check ID leads to its code in one hop,
+// checks/<prefix>/. The registering package is read off the check's own
+// function, not from a table that could drift.
+func TestIDPrefixNamesItsPackage(t *testing.T) {
+	const base = "github.com/usernsctl/usernsctl/checks/"
+	for _, c := range All() {
+		id := c.Info().ID
+		prefix, _, _ := strings.Cut(id, ".")
+		fn := reflect.ValueOf(c).FieldByName("fn")
+		if !fn.IsValid() || fn.Kind() != reflect.Func {
+			t.Fatalf("%s: %T is not made by checks.New", id, c)
+		}
+		name := runtime.FuncForPC(fn.Pointer()).Name() // ".../checks/docker.checkDaemonJSON"
+		pkg := strings.TrimPrefix(name, base)
+		pkg, _, _ = strings.Cut(pkg, ".")
+		if pkg != prefix {
+			t.Errorf("%s is registered by %s: want it in checks/%s", id, name, prefix)
+		}
 	}
 }

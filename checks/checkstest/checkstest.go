@@ -4,6 +4,8 @@
 package checkstest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io/fs"
@@ -145,5 +147,75 @@ func Bench(b *testing.B, env *checks.Env, list []checks.Checker, want checks.Sta
 				b.Fatalf("%s: %q, want %q: %s", c.Info().ID, r.Status, want, r.Message)
 			}
 		}
+	}
+}
+
+// Files is a snapshot tree in hosttree.Tree's forms: host path → content,
+// "-> target" a symlink, "<dir>" a directory.
+type Files = map[string]string
+
+// Setup is a snapshot host for one check's test: files, the target (Docker
+// when empty), the Kubernetes version planned for ("" for none) and
+// commands.json.
+type Setup struct {
+	Files    Files
+	Target   checks.Target
+	Kube     string
+	Commands string
+}
+
+// Env is the Env for s.
+func (s Setup) Env(t testing.TB) *checks.Env {
+	t.Helper()
+	if s.Target == "" {
+		s.Target = checks.Docker
+	}
+	return Kube(t, Env(t, s.Target, s.Files, s.Commands, nil), s.Kube)
+}
+
+// Gzip compresses s (a /proc/config.gz).
+func Gzip(t testing.TB, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// Want is what a result must say: its status, fragments its message must
+// (Msg) and must not (NoMsg) contain, fragments of its remedy.
+type Want struct {
+	Status checks.Status
+	Msg    []string
+	Remedy []string
+	NoMsg  []string
+}
+
+// Assert checks r against w; a warning or failure must carry a remedy.
+func (w Want) Assert(t testing.TB, r checks.Result) {
+	t.Helper()
+	if r.Status != w.Status {
+		t.Errorf("status %s, want %s\nmessage: %s\nremedy: %s", r.Status, w.Status, r.Message, r.Remedy)
+	}
+	for _, m := range w.Msg {
+		if !strings.Contains(r.Message, m) {
+			t.Errorf("message lacks %q:\n%s", m, r.Message)
+		}
+	}
+	for _, m := range w.NoMsg {
+		if strings.Contains(r.Message, m) {
+			t.Errorf("message has %q:\n%s", m, r.Message)
+		}
+	}
+	for _, m := range w.Remedy {
+		if !strings.Contains(r.Remedy, m) {
+			t.Errorf("remedy lacks %q:\n%s", m, r.Remedy)
+		}
+	}
+	if r.Status != checks.Pass && r.Status != checks.Skip && r.Remedy == "" {
+		t.Errorf("%s without a remedy: %s", r.Status, r.Message)
 	}
 }

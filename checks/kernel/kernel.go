@@ -1,14 +1,11 @@
-// Package kernel holds the checks of the host kernel: its build config,
-// its release against each target's needs, RHEL/CentOS 7's boot switch, the
-// user-namespace sysctls (live and persisted), and what rootless mode needs
-// from the host (newuidmap/newgidmap, AppArmor).
+// Package kernel holds the kernel.* checks: the running kernel's build
+// config, its release against each target's needs, and RHEL/CentOS 7's
+// boot switch.
 package kernel
 
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/usernsctl/usernsctl/checks"
@@ -17,9 +14,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
-var rootless = []checks.Target{checks.Rootless}
-
-// Checkers returns the kernel area's checks.
+// Checkers returns the kernel.* checks.
 func Checkers() []checks.Checker {
 	return []checks.Checker{
 		checks.New(checks.Info{
@@ -38,25 +33,6 @@ func Checkers() []checks.Checker {
 			ID: "kernel.el7_userns", Title: "RHEL/CentOS 7 user namespace switch",
 			Doc: "On RHEL/CentOS 7 kernels: before 7.4 user namespaces need user_namespace.enable=1 on /proc/cmdline; mounts in user namespaces are complete from 7.6.",
 		}, checkEL7),
-		checks.New(checks.Info{
-			ID: "sysctl.max_user_namespaces", Title: "user.max_user_namespaces",
-			Doc: "user.max_user_namespaces is above 0 now and in the sysctl files the next boot applies (systemd-sysctl order); rootless wants ≥1024.",
-		}, checkMaxUserNamespaces),
-		checks.New(checks.Info{
-			ID: "sysctl.unprivileged_userns_clone", Title: "kernel.unprivileged_userns_clone",
-			Doc:     "On Debian/Arch kernels that have it, kernel.unprivileged_userns_clone is 1 now and at the next boot.",
-			Targets: rootless,
-		}, checkUnprivilegedClone),
-		checks.New(checks.Info{
-			ID: "sysctl.apparmor_userns", Title: "AppArmor user namespace restriction",
-			Doc:     "With kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 24.04), an AppArmor profile grants `userns,` to rootlesskit.",
-			Targets: rootless,
-		}, checkAppArmor),
-		checks.New(checks.Info{
-			ID: "rootless.newidmap", Title: "newuidmap and newgidmap",
-			Doc:     "newuidmap and newgidmap are installed and setuid root, or carry the file capabilities cap_setuid / cap_setgid.",
-			Targets: rootless,
-		}, checkNewIDMap),
 	}
 }
 
@@ -223,25 +199,14 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 	return r(checks.Passf("kernel %s ≥ %s: idmapped mounts and overlayfs on idmapped layers, so containerd 2.x needs no slow_chown", rel, overlayIdmapKernel), overlayIdmapKernel)
 }
 
-// el7Re matches RHEL/CentOS 7 kernels: 3.10.0-1160.el7.x86_64,
-// 3.10.0-514.26.2.el7.x86_64. The first number is the build that tells the
-// minor release (693 = 7.4, 957 = 7.6).
-var el7Re = regexp.MustCompile(`^3\.10\.0-(\d+)(?:\.\d+)*\.el7`)
-
-const (
-	el7Build74 = 693
-	el7Build76 = 957
-)
-
 func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 	rel := checks.KernelRelease(env)
-	m := el7Re.FindStringSubmatch(rel)
-	if m == nil {
+	build, el7, err := versions.EL7Build(rel)
+	if !el7 {
 		return checks.Skipf("kernel %q is not a RHEL/CentOS 7 kernel", rel).With("release", rel)
 	}
-	build, err := strconv.Atoi(m[1])
 	if err != nil {
-		return checks.Warnf("check /proc/sys/kernel/osrelease", "RHEL/CentOS 7 kernel %s: build number %q is not a number", rel, m[1]).With("release", rel)
+		return checks.Warnf("check /proc/sys/kernel/osrelease", "RHEL/CentOS 7 kernel %s: the build number is not a number: %v", rel, err).With("release", rel)
 	}
 	b, cmdErr := env.Host.ReadFile("/proc/cmdline")
 	cmdline := strings.TrimSpace(string(b))
@@ -253,10 +218,10 @@ func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 		return res
 	}
 	const update = "yum update kernel (7.6 or later: 3.10.0-957 or newer), then reboot"
-	mounts := fmt.Sprintf("mounts inside user namespaces are only fully supported from 7.6 (3.10.0-%d)", el7Build76)
-	if build >= el7Build74 {
+	mounts := fmt.Sprintf("mounts inside user namespaces are only fully supported from 7.6 (3.10.0-%d)", versions.EL7Build76)
+	if build >= versions.EL7Build74 {
 		const sysctlNote = "from 7.4 user.max_user_namespaces defaults to 0 (see sysctl.max_user_namespaces)"
-		if build < el7Build76 {
+		if build < versions.EL7Build76 {
 			return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (7.4–7.5): user namespaces are available, but %s; %s", rel, mounts, sysctlNote))
 		}
 		return r(checks.Passf("RHEL/CentOS 7 kernel %s (7.6 or later): user namespaces and mounts inside them are supported; %s", rel, sysctlNote))

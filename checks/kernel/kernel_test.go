@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/checkstest"
 )
 
 const (
@@ -28,8 +29,8 @@ CONFIG_NET_NS=y
 
 func TestUserNSConfig(t *testing.T) {
 	rel := map[string]string{"/proc/sys/kernel/osrelease": debianRel + "\n"}
-	with := func(extra hostTree) hostTree {
-		out := hostTree{}
+	with := func(extra checkstest.Files) checkstest.Files {
+		out := checkstest.Files{}
 		for k, v := range rel {
 			out[k] = v
 		}
@@ -40,40 +41,40 @@ func TestUserNSConfig(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		files hostTree
-		want  expect
+		files checkstest.Files
+		want  checkstest.Want
 		path  string
 	}{
-		{"proc config.gz", with(hostTree{"/proc/config.gz": gz(t, goodConfig)}),
-			expect{status: checks.Pass, msg: []string{"CONFIG_USER_NS=y", "/proc/config.gz line 9"}}, "/proc/config.gz"},
-		{"config.gz wins over /boot", with(hostTree{
-			"/proc/config.gz":           gz(t, goodConfig),
+		{"proc config.gz", with(checkstest.Files{"/proc/config.gz": checkstest.Gzip(t, goodConfig)}),
+			checkstest.Want{Status: checks.Pass, Msg: []string{"CONFIG_USER_NS=y", "/proc/config.gz line 9"}}, "/proc/config.gz"},
+		{"config.gz wins over /boot", with(checkstest.Files{
+			"/proc/config.gz":           checkstest.Gzip(t, goodConfig),
 			"/boot/config-" + debianRel: "# CONFIG_USER_NS is not set\n",
-		}), expect{status: checks.Pass}, "/proc/config.gz"},
-		{"only under /usr/lib/modules", with(hostTree{"/usr/lib/modules/" + debianRel + "/config": goodConfig}),
-			expect{status: checks.Pass, msg: []string{"/usr/lib/modules/6.1.0-26-amd64/config line 9"}}, "/usr/lib/modules/6.1.0-26-amd64/config"},
-		{"not set", with(hostTree{"/boot/config-" + debianRel: "CONFIG_NAMESPACES=y\nCONFIG_UTS_NS=y\n# CONFIG_USER_NS is not set\n"}),
-			expect{status: checks.Fail, msg: []string{"CONFIG_USER_NS is not set", "/boot/config-6.1.0-26-amd64 line 3"}, remedy: []string{"CONFIG_USER_NS=y"}}, "/boot/config-" + debianRel},
-		{"absent", with(hostTree{"/boot/config-" + debianRel: "CONFIG_NAMESPACES=y\n"}),
-			expect{status: checks.Fail, msg: []string{"does not mention CONFIG_USER_NS"}}, "/boot/config-" + debianRel},
-		{"module is impossible", with(hostTree{"/boot/config-" + debianRel: "CONFIG_USER_NS=m\n"}),
-			expect{status: checks.Fail, msg: []string{"CONFIG_USER_NS=m", "line 1", "cannot be built as a module"}}, "/boot/config-" + debianRel},
+		}), checkstest.Want{Status: checks.Pass}, "/proc/config.gz"},
+		{"only under /usr/lib/modules", with(checkstest.Files{"/usr/lib/modules/" + debianRel + "/config": goodConfig}),
+			checkstest.Want{Status: checks.Pass, Msg: []string{"/usr/lib/modules/6.1.0-26-amd64/config line 9"}}, "/usr/lib/modules/6.1.0-26-amd64/config"},
+		{"not set", with(checkstest.Files{"/boot/config-" + debianRel: "CONFIG_NAMESPACES=y\nCONFIG_UTS_NS=y\n# CONFIG_USER_NS is not set\n"}),
+			checkstest.Want{Status: checks.Fail, Msg: []string{"CONFIG_USER_NS is not set", "/boot/config-6.1.0-26-amd64 line 3"}, Remedy: []string{"CONFIG_USER_NS=y"}}, "/boot/config-" + debianRel},
+		{"absent", with(checkstest.Files{"/boot/config-" + debianRel: "CONFIG_NAMESPACES=y\n"}),
+			checkstest.Want{Status: checks.Fail, Msg: []string{"does not mention CONFIG_USER_NS"}}, "/boot/config-" + debianRel},
+		{"module is impossible", with(checkstest.Files{"/boot/config-" + debianRel: "CONFIG_USER_NS=m\n"}),
+			checkstest.Want{Status: checks.Fail, Msg: []string{"CONFIG_USER_NS=m", "line 1", "cannot be built as a module"}}, "/boot/config-" + debianRel},
 		{"no config anywhere", with(nil),
-			expect{status: checks.Warn, msg: []string{"no kernel config found", "/proc/config.gz", "/boot/config-6.1.0-26-amd64", "/usr/src/linux-headers-6.1.0-26-amd64/.config"}, remedy: []string{"modprobe configs"}}, ""},
-		{"directory where the config should be", with(hostTree{"/boot/config-" + debianRel: "<dir>"}),
-			expect{status: checks.Warn, msg: []string{"is a directory"}}, "/boot/config-" + debianRel},
-		{"binary junk", with(hostTree{"/boot/config-" + debianRel: "CONFIG_USER_NS=y\n\x7fELF\x02\x01\x00"}),
-			expect{status: checks.Warn, msg: []string{"/boot/config-6.1.0-26-amd64:2:7", "binary"}}, "/boot/config-" + debianRel},
-		{"invalid UTF-8", with(hostTree{"/boot/config-" + debianRel: "CONFIG_X=\"\xff\"\n"}),
-			expect{status: checks.Warn, msg: []string{":1:11", "UTF-8"}}, "/boot/config-" + debianRel},
-		{"10 MB line", with(hostTree{"/boot/config-" + debianRel: strings.Repeat("C", 10<<20)}),
-			expect{status: checks.Warn, msg: []string{":1: line longer than"}}, "/boot/config-" + debianRel},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"no kernel config found", "/proc/config.gz", "/boot/config-6.1.0-26-amd64", "/usr/src/linux-headers-6.1.0-26-amd64/.config"}, Remedy: []string{"modprobe configs"}}, ""},
+		{"directory where the config should be", with(checkstest.Files{"/boot/config-" + debianRel: "<dir>"}),
+			checkstest.Want{Status: checks.Warn, Msg: []string{"is a directory"}}, "/boot/config-" + debianRel},
+		{"binary junk", with(checkstest.Files{"/boot/config-" + debianRel: "CONFIG_USER_NS=y\n\x7fELF\x02\x01\x00"}),
+			checkstest.Want{Status: checks.Warn, Msg: []string{"/boot/config-6.1.0-26-amd64:2:7", "binary"}}, "/boot/config-" + debianRel},
+		{"invalid UTF-8", with(checkstest.Files{"/boot/config-" + debianRel: "CONFIG_X=\"\xff\"\n"}),
+			checkstest.Want{Status: checks.Warn, Msg: []string{":1:11", "UTF-8"}}, "/boot/config-" + debianRel},
+		{"10 MB line", with(checkstest.Files{"/boot/config-" + debianRel: strings.Repeat("C", 10<<20)}),
+			checkstest.Want{Status: checks.Warn, Msg: []string{":1: line longer than"}}, "/boot/config-" + debianRel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup{files: tt.files}.env(t)
+			env := checkstest.Setup{Files: tt.files}.Env(t)
 			r := runCheck(t, env, "kernel.config.user_ns")
-			tt.want.assert(t, r)
+			tt.want.Assert(t, r)
 			if got, _ := r.Evidence["path"].(string); got != tt.path {
 				t.Errorf("evidence path %q, want %q", got, tt.path)
 			}
@@ -83,29 +84,29 @@ func TestUserNSConfig(t *testing.T) {
 
 func TestUserNSConfigUnknownRelease(t *testing.T) {
 	// Without a release only the release-independent paths are searched.
-	env := setup{files: hostTree{"/usr/src/linux/.config": goodConfig}}.env(t)
-	expect{status: checks.Pass, msg: []string{"/usr/src/linux/.config line 9"}}.assert(t, runCheck(t, env, "kernel.config.user_ns"))
+	env := checkstest.Setup{Files: checkstest.Files{"/usr/src/linux/.config": goodConfig}}.Env(t)
+	checkstest.Want{Status: checks.Pass, Msg: []string{"/usr/src/linux/.config line 9"}}.Assert(t, runCheck(t, env, "kernel.config.user_ns"))
 }
 
 func TestNamespacesConfig(t *testing.T) {
-	cfg := func(s string) hostTree {
-		return hostTree{"/proc/sys/kernel/osrelease": el7Rel, "/boot/config-" + el7Rel: s}
+	cfg := func(s string) checkstest.Files {
+		return checkstest.Files{"/proc/sys/kernel/osrelease": el7Rel, "/boot/config-" + el7Rel: s}
 	}
 	tests := []struct {
 		name  string
-		files hostTree
-		want  expect
+		files checkstest.Files
+		want  checkstest.Want
 	}{
-		{"all built in", cfg(goodConfig), expect{status: checks.Pass, msg: []string{"CONFIG_NET_NS", "all =y"}}},
+		{"all built in", cfg(goodConfig), checkstest.Want{Status: checks.Pass, Msg: []string{"CONFIG_NET_NS", "all =y"}}},
 		{"net as module", cfg(strings.Replace(goodConfig, "CONFIG_NET_NS=y", "CONFIG_NET_NS=m", 1)),
-			expect{status: checks.Warn, msg: []string{"CONFIG_NET_NS=m (line 11)", "module"}}},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"CONFIG_NET_NS=m (line 11)", "module"}}},
 		{"pid off, ipc absent", cfg("CONFIG_NAMESPACES=y\nCONFIG_UTS_NS=y\n# CONFIG_PID_NS is not set\nCONFIG_NET_NS=y\n"),
-			expect{status: checks.Fail, msg: []string{"CONFIG_IPC_NS (absent)", "CONFIG_PID_NS is not set (line 3)", "/boot/config-3.10.0-1160.el7.x86_64"}, noMsg: []string{"UTS_NS"}}},
-		{"no config", hostTree{"/proc/sys/kernel/osrelease": el7Rel}, expect{status: checks.Warn, msg: []string{"no kernel config found"}}},
+			checkstest.Want{Status: checks.Fail, Msg: []string{"CONFIG_IPC_NS (absent)", "CONFIG_PID_NS is not set (line 3)", "/boot/config-3.10.0-1160.el7.x86_64"}, NoMsg: []string{"UTS_NS"}}},
+		{"no config", checkstest.Files{"/proc/sys/kernel/osrelease": el7Rel}, checkstest.Want{Status: checks.Warn, Msg: []string{"no kernel config found"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.want.assert(t, runCheck(t, setup{files: tt.files}.env(t), "kernel.config.namespaces"))
+			tt.want.Assert(t, runCheck(t, checkstest.Setup{Files: tt.files}.Env(t), "kernel.config.namespaces"))
 		})
 	}
 }
@@ -117,40 +118,40 @@ func TestKernelVersion(t *testing.T) {
 		target   checks.Target
 		kube     string
 		commands string
-		want     expect
+		want     checkstest.Want
 	}{
-		{"docker on EL7", el7Rel, checks.Docker, "", "", expect{status: checks.Pass, msg: []string{el7Rel}}},
-		{"rootless", "5.4.0-150-generic", checks.Rootless, "", "", expect{status: checks.Pass}},
-		{"kube 1.33 on Ubuntu 24.04", ubuntuRel, checks.Kubernetes, "1.33", "", expect{status: checks.Pass, msg: []string{"6.3"}}},
-		{"kube 1.33 on a suffixed 6.18", "6.18.44-fc-v769", checks.Kubernetes, "1.33", "", expect{status: checks.Pass}},
+		{"docker on EL7", el7Rel, checks.Docker, "", "", checkstest.Want{Status: checks.Pass, Msg: []string{el7Rel}}},
+		{"rootless", "5.4.0-150-generic", checks.Rootless, "", "", checkstest.Want{Status: checks.Pass}},
+		{"kube 1.33 on Ubuntu 24.04", ubuntuRel, checks.Kubernetes, "1.33", "", checkstest.Want{Status: checks.Pass, Msg: []string{"6.3"}}},
+		{"kube 1.33 on a suffixed 6.18", "6.18.44-fc-v769", checks.Kubernetes, "1.33", "", checkstest.Want{Status: checks.Pass}},
 		{"kube 1.33 on Debian 12", debianRel, checks.Kubernetes, "1.33", "",
-			expect{status: checks.Fail, msg: []string{"6.1.0-26-amd64 is older than 6.3", "secret", "Kubernetes 1.33"}, remedy: []string{"6.3"}}},
-		{"kube version unknown", debianRel, checks.Kubernetes, "", "", expect{status: checks.Fail, msg: []string{"version unknown"}}},
-		{"kube 1.27 on RHEL 9", "5.14.0-585.el9.x86_64", checks.Kubernetes, "1.27", "", expect{status: checks.Fail}},
+			checkstest.Want{Status: checks.Fail, Msg: []string{"6.1.0-26-amd64 is older than 6.3", "secret", "Kubernetes 1.33"}, Remedy: []string{"6.3"}}},
+		{"kube version unknown", debianRel, checks.Kubernetes, "", "", checkstest.Want{Status: checks.Fail, Msg: []string{"version unknown"}}},
+		{"kube 1.27 on RHEL 9", "5.14.0-585.el9.x86_64", checks.Kubernetes, "1.27", "", checkstest.Want{Status: checks.Fail}},
 		{"kube 1.26 on 5.15", "5.15.0-91-generic", checks.Kubernetes, "1.26", "",
-			expect{status: checks.Warn, msg: []string{"older than 5.19", "chowns"}}},
-		{"kube 1.26 on 6.1", debianRel, checks.Kubernetes, "1.26", "", expect{status: checks.Pass}},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"older than 5.19", "chowns"}}},
+		{"kube 1.26 on 6.1", debianRel, checks.Kubernetes, "1.26", "", checkstest.Want{Status: checks.Pass}},
 		{"containerd 2 on 5.15", "5.15.0-91-generic", checks.Containerd, "",
 			`{"containerd --version": "containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7\n"}`,
-			expect{status: checks.Warn, msg: []string{"has idmapped mounts (5.12) but not overlayfs", "slow_chown"}, remedy: []string{"5.19", "slow_chown = true"}}},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"has idmapped mounts (5.12) but not overlayfs", "slow_chown"}, Remedy: []string{"5.19", "slow_chown = true"}}},
 		{"containerd unknown on 5.4", "5.4.0-150-generic", checks.Containerd, "", "",
-			expect{status: checks.Warn, msg: []string{"no idmapped mounts at all"}}},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"no idmapped mounts at all"}}},
 		{"containerd 1.7 chowns anyway", "5.15.0-91-generic", checks.Containerd, "",
 			`{"containerd --version": "containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-1\n"}`,
-			expect{status: checks.Pass, msg: []string{"containerd 1.7.24~ds1 chowns"}}},
-		{"containerd on 6.1", debianRel, checks.Containerd, "", "", expect{status: checks.Pass, msg: []string{"no slow_chown"}}},
-		{"unreadable release", "", checks.Kubernetes, "1.33", "", expect{status: checks.Warn, msg: []string{"/proc/sys/kernel/osrelease"}}},
-		{"garbage release", "linux", checks.Kubernetes, "1.33", "", expect{status: checks.Warn, msg: []string{`"linux"`, "not a version"}}},
+			checkstest.Want{Status: checks.Pass, Msg: []string{"containerd 1.7.24~ds1 chowns"}}},
+		{"containerd on 6.1", debianRel, checks.Containerd, "", "", checkstest.Want{Status: checks.Pass, Msg: []string{"no slow_chown"}}},
+		{"unreadable release", "", checks.Kubernetes, "1.33", "", checkstest.Want{Status: checks.Warn, Msg: []string{"/proc/sys/kernel/osrelease"}}},
+		{"garbage release", "linux", checks.Kubernetes, "1.33", "", checkstest.Want{Status: checks.Warn, Msg: []string{`"linux"`, "not a version"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := hostTree{}
+			files := checkstest.Files{}
 			if tt.release != "" {
 				files["/proc/sys/kernel/osrelease"] = tt.release + "\n"
 			}
-			env := setup{files: files, target: tt.target, kube: tt.kube, commands: tt.commands}.env(t)
+			env := checkstest.Setup{Files: files, Target: tt.target, Kube: tt.kube, Commands: tt.commands}.Env(t)
 			r := runCheck(t, env, "kernel.version")
-			tt.want.assert(t, r)
+			tt.want.Assert(t, r)
 			if tt.release != "" && r.Evidence["release"] != tt.release {
 				t.Errorf("evidence release = %v", r.Evidence["release"])
 			}
@@ -164,32 +165,32 @@ func TestEL7(t *testing.T) {
 		release string
 		cmdline string // "" = no /proc/cmdline
 		target  checks.Target
-		want    expect
+		want    checkstest.Want
 	}{
-		{"not EL7", ubuntuRel, "", checks.Docker, expect{status: checks.Skip}},
-		{"EL8 is not EL7", "4.18.0-553.el8_10.x86_64", "", checks.Docker, expect{status: checks.Skip}},
+		{"not EL7", ubuntuRel, "", checks.Docker, checkstest.Want{Status: checks.Skip}},
+		{"EL8 is not EL7", "4.18.0-553.el8_10.x86_64", "", checks.Docker, checkstest.Want{Status: checks.Skip}},
 		{"7.3 without the switch", "3.10.0-514.el7.x86_64", "BOOT_IMAGE=/vmlinuz-3.10.0-514.el7.x86_64 root=/dev/mapper/centos-root ro crashkernel=auto rhgb quiet\n", checks.Docker,
-			expect{status: checks.Fail, msg: []string{"before 7.4", "does not have it"}, remedy: []string{`grubby --update-kernel=ALL --args="user_namespace.enable=1"`, "reboot"}}},
+			checkstest.Want{Status: checks.Fail, Msg: []string{"before 7.4", "does not have it"}, Remedy: []string{`grubby --update-kernel=ALL --args="user_namespace.enable=1"`, "reboot"}}},
 		{"7.3 rootless needs unprivileged too", "3.10.0-514.el7.x86_64", "ro quiet\n", checks.Rootless,
-			expect{status: checks.Fail, remedy: []string{`--args="user_namespace.enable=1 namespace.unpriv_enable=1"`}}},
+			checkstest.Want{Status: checks.Fail, Remedy: []string{`--args="user_namespace.enable=1 namespace.unpriv_enable=1"`}}},
 		{"7.3 with the switch", "3.10.0-514.26.2.el7.x86_64", "ro user_namespace.enable=1 quiet\n", checks.Docker,
-			expect{status: checks.Warn, msg: []string{"has user_namespace.enable=1", "7.6"}, remedy: []string{"yum update kernel"}}},
-		{"bare switch means on", "3.10.0-327.el7.x86_64", "ro user_namespace.enable\n", checks.Docker, expect{status: checks.Warn}},
+			checkstest.Want{Status: checks.Warn, Msg: []string{"has user_namespace.enable=1", "7.6"}, Remedy: []string{"yum update kernel"}}},
+		{"bare switch means on", "3.10.0-327.el7.x86_64", "ro user_namespace.enable\n", checks.Docker, checkstest.Want{Status: checks.Warn}},
 		{"last occurrence wins", "3.10.0-327.el7.x86_64", "user_namespace.enable=1 user_namespace.enable=0\n", checks.Docker,
-			expect{status: checks.Fail, msg: []string{"has user_namespace.enable=0"}}},
-		{"7.3 cmdline unreadable", "3.10.0-514.el7.x86_64", "", checks.Docker, expect{status: checks.Warn, msg: []string{"/proc/cmdline could not be read"}}},
-		{"7.5 mounts limited", "3.10.0-862.el7.x86_64", "", checks.Docker, expect{status: checks.Warn, msg: []string{"7.4–7.5", "3.10.0-957"}}},
-		{"7.9", el7Rel, "BOOT_IMAGE=/vmlinuz-3.10.0-1160.el7.x86_64 ro\n", checks.Docker, expect{status: checks.Pass, msg: []string{"max_user_namespaces defaults to 0"}}},
+			checkstest.Want{Status: checks.Fail, Msg: []string{"has user_namespace.enable=0"}}},
+		{"7.3 cmdline unreadable", "3.10.0-514.el7.x86_64", "", checks.Docker, checkstest.Want{Status: checks.Warn, Msg: []string{"/proc/cmdline could not be read"}}},
+		{"7.5 mounts limited", "3.10.0-862.el7.x86_64", "", checks.Docker, checkstest.Want{Status: checks.Warn, Msg: []string{"7.4–7.5", "3.10.0-957"}}},
+		{"7.9", el7Rel, "BOOT_IMAGE=/vmlinuz-3.10.0-1160.el7.x86_64 ro\n", checks.Docker, checkstest.Want{Status: checks.Pass, Msg: []string{"max_user_namespaces defaults to 0"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := hostTree{"/proc/sys/kernel/osrelease": tt.release + "\n"}
+			files := checkstest.Files{"/proc/sys/kernel/osrelease": tt.release + "\n"}
 			if tt.cmdline != "" {
 				files["/proc/cmdline"] = tt.cmdline
 			}
-			r := runCheck(t, setup{files: files, target: tt.target}.env(t), "kernel.el7_userns")
-			tt.want.assert(t, r)
-			if tt.cmdline != "" && tt.want.status != checks.Skip {
+			r := runCheck(t, checkstest.Setup{Files: files, Target: tt.target}.Env(t), "kernel.el7_userns")
+			tt.want.Assert(t, r)
+			if tt.cmdline != "" && tt.want.Status != checks.Skip {
 				if r.Evidence["cmdline"] != strings.TrimSpace(tt.cmdline) {
 					t.Errorf("evidence cmdline = %v", r.Evidence["cmdline"])
 				}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-version"
@@ -61,6 +62,29 @@ func Parse(token string) (Parsed, error) {
 
 // Kernel parses a kernel release such as "3.10.0-1160.el7.x86_64".
 func Kernel(release string) (Parsed, error) { return Parse(release) }
+
+// el7Re matches RHEL/CentOS 7 kernels: 3.10.0-1160.el7.x86_64,
+// 3.10.0-514.26.2.el7.x86_64. The first number is the build that tells the
+// minor release (693 = 7.4, 957 = 7.6).
+var el7Re = regexp.MustCompile(`^3\.10\.0-(\d+)(?:\.\d+)*\.el7`)
+
+// The RHEL/CentOS 7 kernel builds that began 7.4 and 7.6.
+const (
+	EL7Build74 = 693
+	EL7Build76 = 957
+)
+
+// EL7Build is the build number of a RHEL/CentOS 7 kernel release (the 1160
+// of 3.10.0-1160.el7.x86_64); el7 is false for any other kernel, and err
+// is set for an el7 release whose build is not a number.
+func EL7Build(release string) (build int, el7 bool, err error) {
+	m := el7Re.FindStringSubmatch(release)
+	if m == nil {
+		return 0, false, nil
+	}
+	build, err = strconv.Atoi(m[1])
+	return build, true, err
+}
 
 // Program names whose `--version` output this package understands.
 const (

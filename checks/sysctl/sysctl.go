@@ -1,4 +1,7 @@
-package kernel
+// Package sysctl holds the sysctl.* checks: the user-namespace sysctls, live
+// and as the next boot applies them, and the AppArmor restriction that
+// Ubuntu's sysctl turns on.
+package sysctl
 
 import (
 	"context"
@@ -14,6 +17,28 @@ import (
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
+
+var rootless = []checks.Target{checks.Rootless}
+
+// Checkers returns the sysctl.* checks.
+func Checkers() []checks.Checker {
+	return []checks.Checker{
+		checks.New(checks.Info{
+			ID: "sysctl.max_user_namespaces", Title: "user.max_user_namespaces",
+			Doc: "user.max_user_namespaces is above 0 now and in the sysctl files the next boot applies (systemd-sysctl order); rootless wants ≥1024.",
+		}, checkMaxUserNamespaces),
+		checks.New(checks.Info{
+			ID: "sysctl.unprivileged_userns_clone", Title: "kernel.unprivileged_userns_clone",
+			Doc:     "On Debian/Arch kernels that have it, kernel.unprivileged_userns_clone is 1 now and at the next boot.",
+			Targets: rootless,
+		}, checkUnprivilegedClone),
+		checks.New(checks.Info{
+			ID: "sysctl.apparmor_userns", Title: "AppArmor user namespace restriction",
+			Doc:     "With kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 24.04), an AppArmor profile grants `userns,` to rootlesskit.",
+			Targets: rootless,
+		}, checkAppArmor),
+	}
+}
 
 // dropIn is the file usernsctl suggests for persisted values.
 const dropIn = "/etc/sysctl.d/99-usernsctl.conf"
@@ -283,8 +308,8 @@ func checkUnprivilegedClone(_ context.Context, env *checks.Env) checks.Result {
 // that a missing knob is expected rather than unreadable; "" otherwise.
 func noUserNSLimit(env *checks.Env) string {
 	rel := checks.KernelRelease(env)
-	if m := el7Re.FindStringSubmatch(rel); m != nil {
-		if build, err := strconv.Atoi(m[1]); err == nil && build < el7Build74 {
+	if build, el7, err := versions.EL7Build(rel); el7 {
+		if err == nil && build < versions.EL7Build74 {
 			return fmt.Sprintf("kernel %s (RHEL/CentOS 7 before 7.4)", rel)
 		}
 		return ""

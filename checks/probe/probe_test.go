@@ -1,4 +1,4 @@
-package probes
+package probe
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func run1(t *testing.T, id string, s setup) checks.Result {
 }
 
 func TestIDsAreContracts(t *testing.T) {
-	want := map[string]bool{"host.in_userns": true, "probe.userns": true, "probe.overlay_idmap": true,
+	want := map[string]bool{"probe.userns": true, "probe.overlay_idmap": true,
 		"probe.tmpfs_idmap": true, "probe.kubelet_pods_idmap": true}
 	for _, c := range Checkers() {
 		if !want[c.Info().ID] {
@@ -111,13 +111,6 @@ func TestUserNS(t *testing.T) {
 		},
 	}
 	checkstest.Expect(t, run1(t, "probe.userns", eperm), checks.Fail, "Seccomp: 2", "apparmor", "seccomp profile")
-}
-
-func TestInUserNS(t *testing.T) {
-	nested := setup{probes: `{"self-userns": {"ran": true, "ok": true, "detail": {"uid_map": "0 100000 65536"}}}`}
-	checkstest.Expect(t, run1(t, "host.in_userns", nested), checks.Warn, "0 100000 65536", "relative to that namespace")
-	host := setup{probes: `{"self-userns": {"ran": true, "ok": false, "detail": {"uid_map": "0 0 4294967295"}}}`}
-	checkstest.Expect(t, run1(t, "host.in_userns", host), checks.Pass, "initial user namespace")
 }
 
 const overlayFail = `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL",
@@ -226,10 +219,6 @@ func TestLiveChecks(t *testing.T) {
 		case "probe.userns", "probe.tmpfs_idmap", "probe.kubelet_pods_idmap", "probe.overlay_idmap":
 			if r.Status != checks.Pass {
 				t.Errorf("%s: %s, want pass on this kernel: %s", c.Info().ID, r.Status, r.Message)
-			}
-		case "host.in_userns":
-			if r.Status == checks.Skip || r.Status == checks.Fail {
-				t.Errorf("%s: %s: %s", c.Info().ID, r.Status, r.Message)
 			}
 		}
 	}

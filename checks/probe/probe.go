@@ -1,8 +1,8 @@
-// Package probes holds the checks that ask the kernel directly: creating a
-// user namespace, idmapped mounts where the runtimes will need them, and
-// whether usernsctl itself runs nested. Live probes run only on the live
+// Package probe holds the probe.* checks, which ask the kernel directly:
+// creating a user namespace, and idmapped mounts where the runtimes will
+// need them. Live probes run only on the live
 // host as root; a snapshot replays recorded results; otherwise they skip.
-package probes
+package probe
 
 import (
 	"context"
@@ -19,13 +19,9 @@ import (
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
 
-// Checkers returns the probes area's checks.
+// Checkers returns the probe.* checks.
 func Checkers() []checks.Checker {
 	return []checks.Checker{
-		checks.New(checks.Info{
-			ID: "host.in_userns", Title: "usernsctl runs in the initial user namespace",
-			Doc: "usernsctl is not itself inside a user namespace (a container, kind node or LXD guest): there, maps and probe results describe that namespace, not the host.",
-		}, checkInUserNS),
 		checks.New(checks.Info{
 			ID: "probe.userns", Title: "creating a user namespace works",
 			Doc: "A child process is started in a new user namespace with a real uid/gid map, as runtimes do; a failure is explained by its errno (ENOSPC, EINVAL, EPERM).",
@@ -46,33 +42,6 @@ func Checkers() []checks.Checker {
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubeletPods),
 	}
-}
-
-// notRun is the skip for a probe that did not run, with its reason.
-func notRun(r probe.Result) checks.Result {
-	reason := r.Reason
-	if reason == "" {
-		reason = "no reason given"
-	}
-	return checks.Skipf("the probe did not run: %s", reason).With("ran", false)
-}
-
-// evidence attaches a probe's raw result.
-func evidence(res checks.Result, key string, r probe.Result) checks.Result {
-	res = res.With("probe", key).With("ran", r.Ran).With("ok", r.OK)
-	if r.Step != "" {
-		res = res.With("step", r.Step)
-	}
-	if r.Errno != "" {
-		res = res.With("errno", r.Errno)
-	}
-	if r.Error != "" {
-		res = res.With("error", r.Error)
-	}
-	for k, v := range r.Detail {
-		res = res.With(k, v)
-	}
-	return res
 }
 
 // failed describes how a probe failed: "mount_setattr failed with EINVAL
@@ -125,31 +94,17 @@ func cleanupNote(r probe.Result) string {
 
 func timedOut(r probe.Result) bool { return r.Errno == "ETIMEDOUT" }
 
-func checkInUserNS(ctx context.Context, env *checks.Env) checks.Result {
-	r := env.Probes.Probe(ctx, probe.Spec{Kind: probe.SelfUserNS})
-	if !r.Ran {
-		return notRun(r)
-	}
-	m := r.Detail["uid_map"]
-	if !r.OK {
-		return evidence(checks.Passf("usernsctl runs in the initial user namespace (/proc/self/uid_map: %q)", m), probe.SelfUserNS, r)
-	}
-	return evidence(checks.Warnf("run usernsctl on the host itself (not in a container, kind node or LXD guest) to judge the host; inside, the results describe this namespace only",
-		"usernsctl runs inside a user namespace (/proc/self/uid_map: %q): a container, kind node or LXD guest; uid maps, subordinate ranges and probe results are relative to that namespace, not to the host", m),
-		probe.SelfUserNS, r)
-}
-
 func checkUserNS(ctx context.Context, env *checks.Env) checks.Result {
 	r := env.Probes.Probe(ctx, probe.Spec{Kind: probe.UserNS})
 	if !r.Ran {
-		return notRun(r)
+		return checks.ProbeNotRun(r)
 	}
 	if r.OK {
-		return evidence(checks.Passf("a child process was started in a new user namespace with uid map %q and gid map %q",
+		return checks.ProbeEvidence(checks.Passf("a child process was started in a new user namespace with uid map %q and gid map %q",
 			r.Detail["uid_map"], r.Detail["gid_map"]), probe.UserNS, r)
 	}
 	msg, remedy := explainUserNS(env, r)
-	return evidence(checks.Failf(remedy, "creating a user namespace failed: %s: %s", failed(r), msg), probe.UserNS, r)
+	return checks.ProbeEvidence(checks.Failf(remedy, "creating a user namespace failed: %s: %s", failed(r), msg), probe.UserNS, r)
 }
 
 // explainUserNS turns the errno of a failed clone(CLONE_NEWUSER) into the
@@ -242,10 +197,10 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	spec := probe.Spec{Kind: probe.OverlayIdmap, Path: dir}
 	r := env.Probes.Probe(ctx, spec)
 	if !r.Ran {
-		return notRun(r)
+		return checks.ProbeNotRun(r)
 	}
 	ev := func(res checks.Result) checks.Result {
-		return evidence(res, spec.Key(), r).With("path_source", source)
+		return checks.ProbeEvidence(res, spec.Key(), r).With("path_source", source)
 	}
 	if r.OK {
 		return ev(checks.Passf("an overlay over an idmapped lower directory shows the mapped owner %s on %s (%s)%s",
@@ -279,9 +234,9 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 func checkTmpfsIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	r := env.Probes.Probe(ctx, probe.Spec{Kind: probe.TmpfsIdmap})
 	if !r.Ran {
-		return notRun(r)
+		return checks.ProbeNotRun(r)
 	}
-	ev := func(res checks.Result) checks.Result { return evidence(res, probe.TmpfsIdmap, r) }
+	ev := func(res checks.Result) checks.Result { return checks.ProbeEvidence(res, probe.TmpfsIdmap, r) }
 	if r.OK {
 		return ev(checks.Passf("a fresh tmpfs mounted idmapped shows the mapped owner %s%s", r.Detail["owner"], cleanupNote(r)))
 	}
@@ -325,7 +280,7 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 	podsSpec := probe.Spec{Kind: probe.Idmap, Path: PodsDir}
 	pods := env.Probes.Probe(ctx, podsSpec)
 	if !pods.Ran {
-		return notRun(pods)
+		return checks.ProbeNotRun(pods)
 	}
 
 	// Volume filesystems mounted under the pods directory, one probe per
