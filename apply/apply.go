@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -85,27 +84,15 @@ type applier struct {
 // Apply runs the checks, refuses when a failing check is not one this
 // apply fixes, plans the changes and commits them (or, with DryRun, only
 // shows them). Errors: *errs.Input (exit 2); a Result with Failed (exit 1).
+// Its steps: gate, plan, commit, live, restart; each failure after the
+// commit undoes what came before it.
 func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options) (*Result, error) {
 	a := &applier{env: env, runner: runner, opts: opts}
 	res := &Result{Schema: ApplySchema, Target: opts.Target, DryRun: opts.DryRun, Changes: []Change{}, Live: []LiveChange{}, Notes: []string{}}
-	if opts.Restart && !env.Host.Live() {
-		return nil, inputErr(errors.New("--restart with --root: nothing is executed or restarted under --root"))
+	if err := a.usable(); err != nil {
+		return nil, err
 	}
-	if opts.Restart && !opts.DryRun {
-		if err := opts.Restarts.Usable(); err != nil {
-			return nil, inputErr(err)
-		}
-	}
-
-	rep := checks.Run(ctx, env, catalog.For(opts.Target), checks.Options{}, "")
-	if blocking := a.blocking(rep); len(blocking) > 0 {
-		res.Failed, res.Blocking = true, blocking
-		ids := make([]string, len(blocking))
-		for i, o := range blocking {
-			ids[i] = o.ID
-		}
-		res.Msg = fmt.Sprintf("refused, nothing written: %s that this apply does not fix: %s", checks.Count(len(blocking), "failing check"), strings.Join(ids, ", "))
-		res.Fix = "fix them (see each remedy), or name them in --force to go ahead anyway"
+	if a.gate(ctx, res) {
 		return res, nil
 	}
 
@@ -113,8 +100,7 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 	read := hostReader(env)
 	if !opts.DryRun {
 		var err error
-		tx, err = txn.Begin(ctx, env.Host, txn.Options{StateDir: opts.StateDir}, a.paths(ctx)...)
-		if err != nil {
+		if tx, err = txn.Begin(ctx, env.Host, txn.Options{StateDir: opts.StateDir}, a.paths(ctx)...); err != nil {
 			return nil, err
 		}
 		defer tx.Close()
@@ -123,9 +109,80 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 		}
 		read = tx.Read
 	}
-	p := newPlan(env, read)
+	p, err := a.plan(ctx, read, res)
+	if err != nil || res.Failed {
+		return res, err
+	}
+	changes := p.changes()
+	res.Changed = changes.Changed() || len(p.live) > 0
+	res.RestartRequired = res.Changed && len(p.daemons) > 0
 	if opts.DryRun {
-		ids := facts.SubIDsOf(env)
+		for _, c := range changes {
+			if c.Action() != "" {
+				res.Changes = append(res.Changes, Change{Path: c.Path, Action: c.Action(), Diff: c.Diff()})
+			}
+		}
+		res.Msg = summary(res, "would change")
+		return res, nil
+	}
+
+	if err := a.commit(tx, changes, res); err != nil || res.Failed {
+		return res, err
+	}
+	if err := writeLive(env.Host, p.live); err != nil {
+		res.Failed, res.Msg = true, fmt.Sprintf("failed: %v; files rolled back%s", err, a.undo(tx, p.live))
+		return res, nil
+	}
+	if opts.Restart && res.RestartRequired {
+		a.restart(ctx, tx, p, res)
+		if res.Failed {
+			return res, nil
+		}
+	}
+	res.Msg = summary(res, "changed")
+	return res, nil
+}
+
+// usable refuses flags that cannot work here, before anything is read.
+func (a *applier) usable() error {
+	if a.opts.Restart && !a.env.Host.Live() {
+		return inputErr(errors.New("--restart with --root: nothing is executed or restarted under --root"))
+	}
+	if a.opts.Restart && !a.opts.DryRun {
+		if err := a.opts.Restarts.Usable(); err != nil {
+			return inputErr(err)
+		}
+	}
+	return nil
+}
+
+// gate runs the target's checks; a failing check that this apply neither
+// fixes nor was told to --force refuses the apply (true: res says why).
+func (a *applier) gate(ctx context.Context, res *Result) bool {
+	rep := checks.Run(ctx, a.env, catalog.For(a.opts.Target), checks.Options{}, "")
+	blocking := a.blocking(rep)
+	if len(blocking) == 0 {
+		return false
+	}
+	res.Failed, res.Blocking = true, blocking
+	ids := make([]string, len(blocking))
+	for i, o := range blocking {
+		ids[i] = o.ID
+	}
+	res.Msg = fmt.Sprintf("refused, nothing written: %s that this apply does not fix: %s", checks.Count(len(blocking), "failing check"), strings.Join(ids, ", "))
+	res.Fix = "fix them (see each remedy), or name them in --force to go ahead anyway"
+	return true
+}
+
+// plan builds the target's edits in memory, reading through read (the
+// transaction's locked reads, or the host for a dry run). A refusal sets
+// res.Failed.
+func (a *applier) plan(ctx context.Context, read Reader, res *Result) (*plan, error) {
+	p := newPlan(a.env, read)
+	if a.opts.DryRun {
+		// A dry run takes no locks: what the check read moments ago is as
+		// good as reading again.
+		ids := facts.SubIDsOf(a.env)
 		for _, f := range []facts.SubIDFile{ids.UID, ids.GID} {
 			if f.File != nil {
 				b := f.File.Source()
@@ -138,69 +195,59 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 	}
 	if err := a.build(ctx, p); err != nil {
 		var ref *errs.Refusal
-		if errors.As(err, &ref) {
-			res.Failed, res.Msg, res.Fix = true, "refused, nothing written: "+ref.Reason, ref.Fix
-			res.Notes = append(res.Notes, p.notes...)
-			return res, nil
+		if !errors.As(err, &ref) {
+			return nil, err
 		}
-		return nil, err
+		res.Failed, res.Msg, res.Fix = true, "refused, nothing written: "+ref.Reason, ref.Fix
 	}
 	res.Notes = append(res.Notes, p.notes...)
 	res.Live = append(res.Live, p.live...)
-	plan := p.changes()
-	res.Changed = plan.Changed() || len(p.live) > 0
-	res.RestartRequired = res.Changed && len(p.daemons) > 0
+	return p, nil
+}
 
-	if opts.DryRun {
-		for _, c := range plan {
-			if c.Action() != "" {
-				res.Changes = append(res.Changes, Change{Path: c.Path, Action: c.Action(), Diff: c.Diff()})
-			}
-		}
-		res.Msg = summary(res, "would change")
-		return res, nil
-	}
+// commit writes the planned files in one transaction; the confirmations
+// (containerd config dump) run before the state file, the last write, so
+// that a refusal rolls everything back.
+func (a *applier) commit(tx *txn.Tx, changes txn.Plan, res *Result) error {
 	if len(a.confirm) > 0 {
-		// The state file is written last: confirm the result before it is.
-		for i := range plan {
-			if plan[i].Path == stateFile {
-				plan[i].Check = a.confirmAll
+		for i := range changes {
+			if changes[i].Path == stateFile {
+				changes[i].Check = a.confirmAll
 			}
 		}
 	}
-	committed, err := tx.Commit(plan)
+	committed, err := tx.Commit(changes)
 	if err != nil {
 		if errors.Is(err, txn.ErrConflict) {
-			return nil, err
+			return err
 		}
 		res.Failed, res.Msg = true, "failed, every file rolled back: "+err.Error()
-		return res, nil
+		return nil
 	}
 	for _, c := range committed.Changes {
 		res.Changes = append(res.Changes, Change(c))
 	}
-	if err := writeLive(env.Host, p.live); err != nil {
-		undoErr := a.undo(tx, p.live)
-		res.Failed, res.Msg = true, fmt.Sprintf("failed: %v; files rolled back%s", err, undoErr)
-		return res, nil
-	}
-	if opts.Restart && res.RestartRequired {
-		if err := opts.Restarts.Restart(ctx, p.daemons); err != nil {
-			undoErr := a.undo(tx, p.live)
-			again := opts.Restarts.Restart(ctx, p.daemons)
-			res.Failed = true
-			res.Msg = fmt.Sprintf("failed: %v; the previous files are restored%s", err, undoErr)
-			if again != nil {
-				res.Msg += fmt.Sprintf("; restarting with them failed too: %v", again)
-			} else {
-				res.Msg += " and the daemon runs with them again"
-			}
-			return res, nil
-		}
+	return nil
+}
+
+// restart restarts the daemons whose config changed; when one does not
+// come back, the previous files and settings are restored and the daemons
+// restarted with them.
+func (a *applier) restart(ctx context.Context, tx *txn.Tx, p *plan, res *Result) {
+	err := a.opts.Restarts.Restart(ctx, p.daemons)
+	if err == nil {
 		res.Restarted = true
+		return
 	}
-	res.Msg = summary(res, "changed")
-	return res, nil
+	undoErr := a.undo(tx, p.live)
+	again := a.opts.Restarts.Restart(ctx, p.daemons)
+	res.Failed = true
+	res.Msg = fmt.Sprintf("failed: %v; the previous files are restored%s", err, undoErr)
+	if again != nil {
+		res.Msg += fmt.Sprintf("; restarting with them failed too: %v", again)
+	} else {
+		res.Msg += " and the daemon runs with them again"
+	}
 }
 
 func (a *applier) confirmAll([]byte) error {
@@ -313,8 +360,8 @@ func (a *applier) paths(ctx context.Context) []string {
 	return ps
 }
 
-// writeLive writes kernel settings in place, each only if it still holds
-// the value it was planned from.
+// writeLive writes kernel settings in place through the host seam, each
+// only if it still holds the value it was planned from.
 func writeLive(h *host.Host, live []LiveChange) error {
 	for _, l := range live {
 		cur, err := h.ReadFile(l.Path)
@@ -324,16 +371,8 @@ func writeLive(h *host.Host, live []LiveChange) error {
 		if got := strings.TrimSpace(string(cur)); got != l.Before {
 			return fmt.Errorf("%s is %q, planned from %q: something else changed it", l.Path, got, l.Before)
 		}
-		f, err := os.OpenFile(h.Path(l.Path), os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
+		if err := h.WriteSetting(l.Path, []byte(l.Value+"\n")); err != nil {
 			return err
-		}
-		_, werr := f.WriteString(l.Value + "\n")
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return fmt.Errorf("write %s: %w", l.Path, werr)
 		}
 	}
 	return nil

@@ -24,113 +24,115 @@ func checkFlagConflicts(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Failf("fix the file systemd cannot read (see the message), then `systemctl daemon-reload`",
 			"%v: systemd cannot load docker.service, so dockerd does not start", du.Err)
 	}
-	var fails, warns, remedies, notes []string
+	var f checks.Findings
+	r := unitFindings(du, &f)
+	conflicts := flagConflicts(env, du, &f)
+	if len(conflicts) > 0 {
+		keys := make([]string, len(conflicts))
+		for i, c := range conflicts {
+			keys[i] = c.key
+		}
+		r = r.With("conflicts", keys)
+	}
+	// userns-remap as a flag: it works, but apply cannot own it.
+	if fl, ok := du.Flag("userns-remap"); ok && !hasConflict(conflicts, "userns-remap") {
+		f.Warn(fmt.Sprintf("userns-remap is a dockerd flag (`%s`, %s): usernsctl apply sets it in daemon.json and refuses while the flag is there, since dockerd would then refuse both", fl.Text, fl.Where()),
+			fmt.Sprintf("move it into daemon.json: remove `%s` from %s, `systemctl daemon-reload`, then `%s --user %s`", fl.Text, fl.Where(), applyDocker, fl.Value))
+		r = r.With("remap_flag", fl.Text+" @ "+fl.Where())
+	}
+	for _, v := range du.Unread {
+		f.Note(fmt.Sprintf("%s sets %s at line %d, but docker.service does not pass it to dockerd: those flags are ignored", v.File, v.Name, v.Line))
+	}
+	if du.InitScript {
+		f.Note("no docker.service: flags taken from " + strings.Join(optionFileNames(du), " and ") + ", which the init script passes to dockerd")
+	}
+	return f.Result(r, flagsPass(du))
+}
+
+// unitFindings judges the unit itself: masked, more than one ExecStart=,
+// lines systemd refuses. It returns the unit's evidence.
+func unitFindings(du *facts.DockerUnit, f *checks.Findings) checks.Result {
 	r := checks.Result{}
 	if du.Unit != nil {
 		r = r.With("unit", du.Unit.Path).With("drop_ins", du.Unit.DropIns)
 		if du.Unit.Masked {
-			warns = append(warns, fmt.Sprintf("%s is masked (empty or a link to /dev/null): systemd will not start dockerd", du.Unit.Path))
-			remedies = append(remedies, "systemctl unmask docker.service")
+			f.Warn(fmt.Sprintf("%s is masked (empty or a link to /dev/null): systemd will not start dockerd", du.Unit.Path), "systemctl unmask docker.service")
 		}
 	}
 	var flagTexts []string
-	for _, f := range du.Flags {
-		flagTexts = append(flagTexts, f.Text+" @ "+f.Where())
+	for _, fl := range du.Flags {
+		flagTexts = append(flagTexts, fl.Text+" @ "+fl.Where())
 	}
 	r = r.With("flags", flagTexts)
-
-	// Settings systemd refuses or that stop the unit.
 	if n := len(du.ExecStarts); n > 1 && !oneshot(du.Unit) {
 		var at []string
 		for _, e := range du.ExecStarts {
 			at = append(at, e.Where())
 		}
-		fails = append(fails, fmt.Sprintf("docker.service has %d ExecStart= in effect (%s): systemd refuses to start a service with more than one (`Service has more than one ExecStart= setting`)", n, strings.Join(at, ", ")))
-		last := du.ExecStarts[n-1]
-		remedies = append(remedies, fmt.Sprintf("put an empty `ExecStart=` line before the ExecStart= at %s, then `systemctl daemon-reload`", last.Where()))
+		f.Fail(fmt.Sprintf("docker.service has %d ExecStart= in effect (%s): systemd refuses to start a service with more than one (`Service has more than one ExecStart= setting`)", n, strings.Join(at, ", ")),
+			fmt.Sprintf("put an empty `ExecStart=` line before the ExecStart= at %s, then `systemctl daemon-reload`", du.ExecStarts[n-1].Where()))
 	}
 	for _, p := range du.Problems {
 		if p.Fatal {
-			fails = append(fails, p.String())
-			remedies = append(remedies, fmt.Sprintf("fix %s line %d, then `systemctl daemon-reload`", p.File, p.Line))
+			f.Fail(p.String(), fmt.Sprintf("fix %s line %d, then `systemctl daemon-reload`", p.File, p.Line))
 		}
-	}
-
-	// Flags that clash with daemon.json (field case 13).
-	d, skip := config(env)
-	var conflicts []conflict
-	if skip == nil && d.File != nil {
-		dirs := map[string]daemonjson.Directive{}
-		for _, dv := range d.File.Directives() {
-			dirs[dv.Key] = dv
-		}
-		seen := map[string]bool{}
-		for _, f := range du.Flags {
-			key, ok := daemonjson.FlagKey(f.Name)
-			if !ok || seen[key] {
-				continue
-			}
-			if dv, in := dirs[key]; in {
-				seen[key] = true
-				conflicts = append(conflicts, conflict{key: key, flag: f, line: dv.Line})
-			}
-		}
-	} else if skip != nil {
-		notes = append(notes, "daemon.json cannot be read, so flags were not compared with it (see docker.daemon_json)")
-	}
-	if len(conflicts) > 0 {
-		var parts []string
-		for _, c := range conflicts {
-			parts = append(parts, fmt.Sprintf("%s: flag `%s` (%s) and %s line %d", c.key, c.flag.Text, c.flag.Where(), d.Path, c.line))
-			remedies = append(remedies, fmt.Sprintf("remove `%s` from %s, or %q from %s", c.flag.Text, c.flag.Where(), c.key, d.Path))
-		}
-		fails = append(fails, "dockerd refuses to start (`the following directives are specified both as a flag and in the configuration file`): "+strings.Join(parts, "; "))
-		var keys []string
-		for _, c := range conflicts {
-			keys = append(keys, c.key)
-		}
-		r = r.With("conflicts", keys)
-	}
-
-	// userns-remap as a flag: it works, but apply cannot own it.
-	if f, ok := du.Flag("userns-remap"); ok && !hasConflict(conflicts, "userns-remap") {
-		warns = append(warns, fmt.Sprintf("userns-remap is a dockerd flag (`%s`, %s): usernsctl apply sets it in daemon.json and refuses while the flag is there, since dockerd would then refuse both", f.Text, f.Where()))
-		remedies = append(remedies, fmt.Sprintf("move it into daemon.json: remove `%s` from %s, `systemctl daemon-reload`, then `%s --user %s`", f.Text, f.Where(), applyDocker, f.Value))
-		r = r.With("remap_flag", f.Text+" @ "+f.Where())
-	}
-
-	for _, v := range du.Unread {
-		notes = append(notes, fmt.Sprintf("%s sets %s at line %d, but docker.service does not pass it to dockerd: those flags are ignored", v.File, v.Name, v.Line))
-	}
-	if du.InitScript {
-		notes = append(notes, "no docker.service: flags taken from "+strings.Join(optionFileNames(du), " and ")+", which the init script passes to dockerd")
-	}
-
-	switch {
-	case len(fails) > 0:
-		r.Status, r.Message = checks.Fail, strings.Join(append(fails, warns...), "; ")
-		r.Remedy = strings.Join(remedies, "; ")
-	case len(warns) > 0:
-		r.Status, r.Message = checks.Warn, strings.Join(warns, "; ")
-		r.Remedy = strings.Join(remedies, "; ")
-	case du.Unit == nil && !du.InitScript:
-		r.Status = checks.Pass
-		r.Message = fmt.Sprintf("no docker.service found (%s): no dockerd flags to compare with daemon.json", strings.Join(du.Searched, ", "))
-	default:
-		r.Status = checks.Pass
-		src := "the option files"
-		if du.Unit != nil {
-			src = du.Unit.Path
-			if len(du.Unit.DropIns) > 0 {
-				src += " and " + strings.Join(du.Unit.DropIns, ", ")
-			}
-		}
-		r.Message = fmt.Sprintf("none of dockerd's %s (%s) is also set in daemon.json", checks.Count(len(du.Flags), "flag"), src)
-	}
-	if len(notes) > 0 {
-		r.Message += " (note: " + strings.Join(notes, "; ") + ")"
 	}
 	return r
+}
+
+// flagConflicts finds directives given both as a dockerd flag and in
+// daemon.json: dockerd refuses to start.
+func flagConflicts(env *checks.Env, du *facts.DockerUnit, f *checks.Findings) []conflict {
+	d, skip := config(env)
+	if skip != nil {
+		f.Note("daemon.json cannot be read, so flags were not compared with it (see docker.daemon_json)")
+		return nil
+	}
+	if d.File == nil {
+		return nil
+	}
+	dirs := map[string]daemonjson.Directive{}
+	for _, dv := range d.File.Directives() {
+		dirs[dv.Key] = dv
+	}
+	var conflicts []conflict
+	seen := map[string]bool{}
+	for _, fl := range du.Flags {
+		key, ok := daemonjson.FlagKey(fl.Name)
+		if !ok || seen[key] {
+			continue
+		}
+		if dv, in := dirs[key]; in {
+			seen[key] = true
+			conflicts = append(conflicts, conflict{key: key, flag: fl, line: dv.Line})
+		}
+	}
+	if len(conflicts) == 0 {
+		return nil
+	}
+	var parts, remedies []string
+	for _, c := range conflicts {
+		parts = append(parts, fmt.Sprintf("%s: flag `%s` (%s) and %s line %d", c.key, c.flag.Text, c.flag.Where(), d.Path, c.line))
+		remedies = append(remedies, fmt.Sprintf("remove `%s` from %s, or %q from %s", c.flag.Text, c.flag.Where(), c.key, d.Path))
+	}
+	f.Fail("dockerd refuses to start (`the following directives are specified both as a flag and in the configuration file`): "+strings.Join(parts, "; "),
+		strings.Join(remedies, "; "))
+	return conflicts
+}
+
+// flagsPass is the message when nothing clashes.
+func flagsPass(du *facts.DockerUnit) string {
+	if du.Unit == nil && !du.InitScript {
+		return fmt.Sprintf("no docker.service found (%s): no dockerd flags to compare with daemon.json", strings.Join(du.Searched, ", "))
+	}
+	src := "the option files"
+	if du.Unit != nil {
+		src = du.Unit.Path
+		if len(du.Unit.DropIns) > 0 {
+			src += " and " + strings.Join(du.Unit.DropIns, ", ")
+		}
+	}
+	return fmt.Sprintf("none of dockerd's %s (%s) is also set in daemon.json", checks.Count(len(du.Flags), "flag"), src)
 }
 
 func hasConflict(cs []conflict, key string) bool {

@@ -72,7 +72,7 @@ func judgeRemap(ctx context.Context, env *checks.Env, spec remap.Spec, source st
 	r := ev(checks.Result{}).With("subuid_ranges", rangeStrings(uidLines)).With("subgid_ranges", rangeStrings(gidLines))
 
 	if len(uidLines) == 0 || len(gidLines) == 0 {
-		return missingRanges(ctx, env, r, spec, source, a, who, s, uidLines, gidLines)
+		return missingRanges(ctx, env, r, remapUser{spec, source, a, who, s, uidLines, gidLines})
 	}
 
 	var fails, warns []string
@@ -123,8 +123,21 @@ func judgeRemap(ctx context.Context, env *checks.Env, spec remap.Spec, source st
 	return r
 }
 
+// remapUser is the remap user as judgeRemap resolved it: the spec and
+// where it came from, the account (who names it in messages), the ID
+// files and the user's lines in each.
+type remapUser struct {
+	spec     remap.Spec
+	source   string
+	a        remap.Account
+	who      string
+	s        *facts.SubIDs
+	uid, gid []*subid.Line
+}
+
 // missingRanges words a remap user without ranges in one or both files.
-func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, spec remap.Spec, source string, a remap.Account, who string, s *facts.SubIDs, uidLines, gidLines []*subid.Line) checks.Result {
+func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, u remapUser) checks.Result {
+	spec, source, a, who, s, uidLines, gidLines := u.spec, u.source, u.a, u.who, u.s, u.uid, u.gid
 	var lacks []string
 	var notes []string
 	for _, side := range []struct {

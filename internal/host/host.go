@@ -265,3 +265,29 @@ func hostErr(p string, err error) error {
 	}
 	return err
 }
+
+// WriteSetting writes value over an existing kernel setting file
+// (/proc/sys/..., /sys/module/.../parameters/...) in place. Such files
+// cannot be replaced by a rename, so they are the one write that does not
+// go through internal/txn; in a snapshot tree the path resolves inside the
+// tree like every read. The file must exist: a setting is never created.
+func (h *Host) WriteSetting(p string, value []byte) error {
+	var f *os.File
+	var err error
+	if h.tree != nil {
+		f, err = h.tree.openWrite(rel(p))
+	} else {
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	}
+	if err != nil {
+		return hostErr(p, err)
+	}
+	_, werr := f.Write(value)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return &fs.PathError{Op: "write", Path: p, Err: werr}
+	}
+	return nil
+}

@@ -64,6 +64,18 @@ func (t *tree) open(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path.Join(t.dir, rel)), nil
 }
 
+// openWrite opens an existing file inside the tree for writing, truncated.
+func (t *tree) openWrite(rel string) (*os.File, error) {
+	if t.fd < 0 {
+		return t.root.OpenFile(rel, os.O_WRONLY|os.O_TRUNC, 0)
+	}
+	fd, err := t.openat2(rel, unix.O_WRONLY|unix.O_TRUNC)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path.Join(t.dir, rel)), nil
+}
+
 // stat follows a final symlink (inside the tree); lstat does not.
 func (t *tree) stat(rel string, follow bool) (fs.FileInfo, error) {
 	if t.fd < 0 {

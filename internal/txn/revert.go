@@ -76,56 +76,83 @@ type step struct {
 	r *record
 }
 
-// revert undoes entries (oldest first) as one journaled change.
+// revert undoes entries (oldest first) as one journaled change: the plan
+// that puts each file's first backup back, refused when something else
+// changed a file since; the commit; then the journal entries archived.
 func (tx *Tx) revert(entries []*entry) (*Result, error) {
 	if len(entries) == 0 {
 		return &Result{Message: "nothing to revert: no usernsctl apply is recorded in " + tx.j.backups()}, nil
 	}
-	var order []string
-	history := map[string][]step{}
+	plan, dirs, err := tx.revertPlan(entries)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.id
+	}
+	e, applied, err := tx.commit(plan, kindRevert, ids, dirs)
+	if err != nil {
+		return nil, err
+	}
+	removed := 0
+	if e == nil { // no file to restore: the directories still go
+		for _, d := range dirs {
+			ok, err := tx.root.RemoveEmptyDir(d)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				removed++
+			}
+		}
+	}
+	return tx.archiveReverted(ids, e, applied, removed)
+}
+
+// history is every journaled step of one file, oldest first.
+func history(entries []*entry) (order []string, steps map[string][]step) {
+	steps = map[string][]step{}
 	for _, e := range entries {
 		for i := range e.m.Files {
 			r := &e.m.Files[i]
-			if _, ok := history[r.Path]; !ok {
+			if _, ok := steps[r.Path]; !ok {
 				order = append(order, r.Path)
 			}
-			history[r.Path] = append(history[r.Path], step{e, r})
+			steps[r.Path] = append(steps[r.Path], step{e, r})
 		}
 	}
+	return order, steps
+}
 
+// revertPlan puts every file back to its backup from the first apply, and
+// lists the directories the applies created (deepest first). A file
+// something else changed in between refuses the revert, unless Force.
+func (tx *Tx) revertPlan(entries []*entry) (Plan, []string, error) {
+	order, hist := history(entries)
 	var (
 		plan      Plan
 		dirs      []string
 		conflicts []string
 	)
 	for _, p := range order {
-		steps := history[p]
-		first, last := steps[0], steps[len(steps)-1]
+		steps := hist[p]
+		first := steps[0]
 		for _, s := range steps {
 			dirs = append(dirs, s.r.Dirs...)
 		}
 		cur, err := readTarget(tx.root, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		before, err := tx.j.loadBackup(first.e, first.r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if cur.exists == first.r.Existed && (!cur.exists || bytes.Equal(cur.data, before)) {
 			continue // already as it was
 		}
-		problem := ""
-		if !matches(cur, last.r.NewExists, last.r.NewHash) {
-			problem = fmt.Sprintf("%s was changed after usernsctl apply %s wrote it", p, last.e.id)
-		}
-		for k := 1; k < len(steps) && problem == ""; k++ {
-			prev, next := steps[k-1].r, steps[k].r
-			if prev.NewExists != next.Existed || prev.NewHash != next.OldHash {
-				problem = fmt.Sprintf("%s was changed between usernsctl applies %s and %s", p, steps[k-1].e.id, steps[k].e.id)
-			}
-		}
-		if problem != "" && !tx.opt.Force {
+		if problem := changedSince(p, cur, steps); problem != "" && !tx.opt.Force {
 			conflicts = append(conflicts, problem+"; its content before usernsctl: "+backupWhere(first.e, first.r))
 			continue
 		}
@@ -140,34 +167,33 @@ func (tx *Tx) revert(entries []*entry) (*Result, error) {
 		plan = append(plan, c)
 	}
 	if len(conflicts) > 0 {
-		return nil, fmt.Errorf("%w, nothing was changed: putting the backups back would discard changes made by something else:\n  - %s\nrestore these files by hand, or revert with --force to put usernsctl's backups back anyway (the current content is saved first)",
+		return nil, nil, fmt.Errorf("%w, nothing was changed: putting the backups back would discard changes made by something else:\n  - %s\nrestore these files by hand, or revert with --force to put usernsctl's backups back anyway (the current content is saved first)",
 			ErrRevertRefused, strings.Join(conflicts, "\n  - "))
 	}
-
 	// Directories applies created go, deepest first, if empty.
 	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	dirs = slices.Compact(dirs)
+	return plan, slices.Compact(dirs), nil
+}
 
-	ids := make([]string, len(entries))
-	for i, e := range entries {
-		ids[i] = e.id
+// changedSince says how file p was changed by something other than the
+// applies that wrote it ("" when only they did).
+func changedSince(p string, cur target, steps []step) string {
+	last := steps[len(steps)-1]
+	if !matches(cur, last.r.NewExists, last.r.NewHash) {
+		return fmt.Sprintf("%s was changed after usernsctl apply %s wrote it", p, last.e.id)
 	}
-	e, applied, err := tx.commit(plan, kindRevert, ids, dirs)
-	if err != nil {
-		return nil, err
-	}
-	removed := 0
-	if e == nil {
-		for _, d := range dirs {
-			ok, err := tx.root.RemoveEmptyDir(d)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				removed++
-			}
+	for k := 1; k < len(steps); k++ {
+		prev, next := steps[k-1].r, steps[k].r
+		if prev.NewExists != next.Existed || prev.NewHash != next.OldHash {
+			return fmt.Sprintf("%s was changed between usernsctl applies %s and %s", p, steps[k-1].e.id, steps[k].e.id)
 		}
 	}
+	return ""
+}
+
+// archiveReverted moves the reverted entries (and the revert's own, e) to
+// the reverted directory and reports what was restored.
+func (tx *Tx) archiveReverted(ids []string, e *entry, applied []Applied, removed int) (*Result, error) {
 	for _, id := range ids {
 		if err := tx.j.archive(id); err != nil {
 			return nil, err

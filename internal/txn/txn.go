@@ -334,17 +334,55 @@ func Commit(ctx context.Context, h *host.Host, opt Options, p Plan) (*Result, er
 }
 
 // commit is Commit for applies and reverts. removeDirs (reverts) are
-// removed, when empty, after the files.
+// removed, when empty, after the files. Its steps: the plan's changes,
+// compare-and-swap against the files, the journal (backups, then the
+// manifest that makes them count), the writes, the commit mark.
 func (tx *Tx) commit(p Plan, kind string, reverts, removeDirs []string) (*entry, []Applied, error) {
+	changes, err := tx.changesOf(p)
+	if err != nil || len(changes) == 0 {
+		return nil, nil, err
+	}
+	recs, olds, err := tx.compareAndSwap(changes, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := tx.journalEntry(kind, reverts, recs, olds)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.writeAll(e, changes, recs, removeDirs); err != nil {
+		if rerr := tx.rollback(e); rerr != nil {
+			return nil, nil, fmt.Errorf("%w; rolling back also failed: %v (the next usernsctl run retries)", err, rerr)
+		}
+		if rerr := tx.j.remove(e); rerr != nil {
+			return nil, nil, fmt.Errorf("%w; rolled back, but removing journal entry %s failed: %v", err, e.dir, rerr)
+		}
+		return nil, nil, fmt.Errorf("%w; every file was rolled back", err)
+	}
+	at("committed")
+
+	applied := make([]Applied, len(changes))
+	for i, c := range changes {
+		applied[i] = Applied{Path: c.Path, Action: c.Action(), Diff: c.Diff()}
+		if recs[i].Existed {
+			applied[i].Backup = path.Join(e.dir, recs[i].Backup)
+		}
+	}
+	return e, applied, nil
+}
+
+// changesOf is the plan's real changes, each path clean and once, every
+// account file among them locked by Begin.
+func (tx *Tx) changesOf(p Plan) ([]Change, error) {
 	var changes []Change
 	seen := map[string]bool{}
 	for _, c := range p {
 		clean, err := inroot.Clean(c.Path)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if seen[clean] {
-			return nil, nil, fmt.Errorf("%s appears twice in one plan", clean)
+			return nil, fmt.Errorf("%s appears twice in one plan", clean)
 		}
 		seen[clean] = true
 		c.Path = clean
@@ -352,16 +390,17 @@ func (tx *Tx) commit(p Plan, kind string, reverts, removeDirs []string) (*entry,
 			continue
 		}
 		if locks.IsShadowFile(clean) && !tx.shadow[clean] {
-			return nil, nil, fmt.Errorf("%s is an account file but its lock is not held: pass it to Begin", clean)
+			return nil, fmt.Errorf("%s is an account file but its lock is not held: pass it to Begin", clean)
 		}
 		changes = append(changes, c)
 	}
-	if len(changes) == 0 {
-		return nil, nil, nil
-	}
+	return changes, nil
+}
 
-	// Compare-and-swap: every file must still be what the plan was made
-	// from. Nothing is written before all of them are checked.
+// compareAndSwap checks that every file is still what the plan was made
+// from, before anything is written, and returns the journal records and
+// the current contents to back up.
+func (tx *Tx) compareAndSwap(changes []Change, kind string) ([]record, [][]byte, error) {
 	recs := make([]record, len(changes))
 	olds := make([][]byte, len(changes))
 	for i, c := range changes {
@@ -387,21 +426,25 @@ func (tx *Tx) commit(p Plan, kind string, reverts, removeDirs []string) (*entry,
 		}
 		recs[i] = r
 	}
+	return recs, olds, nil
+}
 
-	// Journal first: backups, then the manifest that makes them count.
+// journalEntry saves the backups, then the pending manifest that makes
+// them count: from then on a crash rolls back.
+func (tx *Tx) journalEntry(kind string, reverts []string, recs []record, olds [][]byte) (*entry, error) {
 	id, err := tx.j.nextID(time.Now())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	e, err := tx.j.create(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for i, r := range recs {
 		if r.Existed {
 			if err := tx.j.saveBackup(e, r.Backup, olds[i]); err != nil {
 				tx.j.remove(e)
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
@@ -409,48 +452,32 @@ func (tx *Tx) commit(p Plan, kind string, reverts, removeDirs []string) (*entry,
 		PID: os.Getpid(), Reverts: reverts, Files: recs}
 	if err := tx.j.writeManifest(e); err != nil {
 		tx.j.remove(e)
-		return nil, nil, err
+		return nil, err
 	}
+	return e, nil
+}
 
-	fail := func(err error) (*entry, []Applied, error) {
-		if rerr := tx.rollback(e); rerr != nil {
-			return nil, nil, fmt.Errorf("%w; rolling back also failed: %v (the next usernsctl run retries)", err, rerr)
-		}
-		if rerr := tx.j.remove(e); rerr != nil {
-			return nil, nil, fmt.Errorf("%w; rolled back, but removing journal entry %s failed: %v", err, e.dir, rerr)
-		}
-		return nil, nil, fmt.Errorf("%w; every file was rolled back", err)
-	}
+// writeAll writes every change (after its Check), removes removeDirs and
+// marks the entry committed. An error leaves the caller to roll back.
+func (tx *Tx) writeAll(e *entry, changes []Change, recs []record, removeDirs []string) error {
 	for i, c := range changes {
 		if c.Check != nil {
 			if err := c.Check(c.New); err != nil {
-				return fail(fmt.Errorf("%s: %w", c.Path, err))
+				return fmt.Errorf("%s: %w", c.Path, err)
 			}
 		}
 		if err := tx.write(c, &recs[i]); err != nil {
-			return fail(err)
+			return err
 		}
 		at("change.done")
 	}
 	for _, d := range removeDirs {
 		if _, err := tx.root.RemoveEmptyDir(d); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	e.m.State = stateCommitted
-	if err := tx.j.writeManifest(e); err != nil {
-		return fail(err)
-	}
-	at("committed")
-
-	applied := make([]Applied, len(changes))
-	for i, c := range changes {
-		applied[i] = Applied{Path: c.Path, Action: c.Action(), Diff: c.Diff()}
-		if recs[i].Existed {
-			applied[i].Backup = path.Join(e.dir, recs[i].Backup)
-		}
-	}
-	return e, applied, nil
+	return tx.j.writeManifest(e)
 }
 
 // write puts one change in place.
