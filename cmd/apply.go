@@ -13,8 +13,6 @@ import (
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-func init() { extraCommands = append(extraCommands, newApplyCmd, newRevertCmd) }
-
 type restartFlags struct {
 	restart bool
 	command string
@@ -27,15 +25,17 @@ func (r *restartFlags) add(c *cobra.Command) {
 	c.Flags().DurationVar(&r.timeout, "restart-timeout", apply.DefaultRestartTimeout, "how long to wait for a restarted daemon to answer")
 }
 
-func newApplyCmd() *cobra.Command {
-	var (
-		target, user, output, root, kube, slow, meta string
-		count                                        uint64
-		maxPods                                      int
-		fixSysctl, dryRun                            bool
-		force                                        []string
-		rs                                           restartFlags
-	)
+type applyFlags struct {
+	target, user, root, kube, slow, meta string
+	count                                uint64
+	maxPods                              int
+	fixSysctl, dryRun                    bool
+	force                                []string
+	restart                              restartFlags
+}
+
+func newApplyCmd(g *globalFlags) *cobra.Command {
+	var f applyFlags
 	c := &cobra.Command{
 		Use:   "apply --target docker|containerd|kubernetes",
 		Short: "Write what the target needs: subordinate IDs, daemon.json, containerd and kubelet settings",
@@ -49,30 +49,27 @@ Exit codes: 0 done (changed or not); 1 refused or failed (nothing is left
 half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
-			}
-			if target == "" {
+			if f.target == "" {
 				return usageErr("apply needs --target docker, containerd or kubernetes")
 			}
-			opts := apply.Options{User: user, Count: count, MaxPods: maxPods, FixSysctl: fixSysctl, Force: force, DryRun: dryRun, Restart: rs.restart}
+			opts := apply.Options{User: f.user, Count: f.count, MaxPods: f.maxPods, FixSysctl: f.fixSysctl, Force: f.force, DryRun: f.dryRun, Restart: f.restart.restart}
 			var err error
-			if opts.SlowChown, err = apply.ParseMode("slow-chown", slow); err != nil {
+			if opts.SlowChown, err = apply.ParseMode("slow-chown", f.slow); err != nil {
 				return usageErr("%v", err)
 			}
-			if opts.Metacopy, err = apply.ParseMode("metacopy", meta); err != nil {
+			if opts.Metacopy, err = apply.ParseMode("metacopy", f.meta); err != nil {
 				return usageErr("%v", err)
 			}
-			if err := checks.ValidateIDs("--force", force, catalog.All()); err != nil {
+			if err := checks.ValidateIDs("--force", f.force, catalog.All()); err != nil {
 				return usageErr("%v", err)
 			}
-			env, err := newEnv(root)
+			env, err := newEnv(f.root)
 			if err != nil {
 				return err
 			}
 			defer closeEnv(env)
-			env.User = user
-			if err := checks.Plan(cmd.Context(), env, target, kube); err != nil {
+			env.User = f.user
+			if err := checks.Plan(cmd.Context(), env, f.target, f.kube); err != nil {
 				return usageErr("%v", err)
 			}
 			opts.Target = env.Target
@@ -80,34 +77,35 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 			if env.Host.Live() {
 				runner = &run.Exec{Timeout: commandTimeout}
 			}
-			opts.Restarts = apply.Restarter{Host: env.Host, Runner: runner, Command: rs.command, Timeout: rs.timeout}
+			opts.Restarts = apply.Restarter{Host: env.Host, Runner: runner, Command: f.restart.command, Timeout: f.restart.timeout}
 			res, err := apply.Apply(cmd.Context(), env, runner, opts)
-			return finish(cmd, res, err, output, "apply", apply.ApplySchema, opts.Target)
+			return finish(cmd, res, err, g, "apply", apply.ApplySchema, opts.Target)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&target, "target", "", "docker, containerd or kubernetes")
-	fl.StringVar(&user, "user", "", "docker: the remap user: default, NAME, NAME:GROUP, UID or UID:GID (default: daemon.json's value, else default = dockremap)")
-	fl.Uint64Var(&count, "count", 0, "docker: ids per new range (default: SUB_UID_COUNT from /etc/login.defs, 65536)")
-	fl.IntVar(&maxPods, "max-pods", 0, "kubernetes: size the kubelet range for this many pods (default: the kubelet config, 110)")
-	fl.StringVar(&slow, "slow-chown", "auto", "containerd 2.x: slow_chown for the overlayfs snapshotter: auto (when overlay idmap does not work here), on or off")
-	fl.StringVar(&meta, "metacopy", "auto", "containerd 1.7: overlay metacopy: auto (on), on or off")
-	fl.BoolVar(&fixSysctl, "fix-sysctl", false, "also set user.max_user_namespaces (live and in /etc/sysctl.d) when it is 0")
-	fl.BoolVar(&dryRun, "dry-run", false, "write nothing; print the diff of every file that would change")
-	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
-	fl.StringVar(&root, "root", "", "apply to a host tree instead of this host: writes only under DIR, executes nothing")
-	fl.StringSliceVar(&force, "force", nil, "failing check IDs that must not block the apply (or all); never overrides bad input")
-	fl.StringVar(&kube, "kubernetes-version", "", "Kubernetes version to plan for (default: kubelet --version)")
-	rs.add(c)
+	fl.StringVar(&f.target, "target", "", "docker, containerd or kubernetes")
+	fl.StringVar(&f.user, "user", "", "docker: the remap user: default, NAME, NAME:GROUP, UID or UID:GID (default: daemon.json's value, else default = dockremap)")
+	fl.Uint64Var(&f.count, "count", 0, "docker: ids per new range (default: SUB_UID_COUNT from /etc/login.defs, 65536)")
+	fl.IntVar(&f.maxPods, "max-pods", 0, "kubernetes: size the kubelet range for this many pods (default: the kubelet config, 110)")
+	fl.StringVar(&f.slow, "slow-chown", "auto", "containerd 2.x: slow_chown for the overlayfs snapshotter: auto (when overlay idmap does not work here), on or off")
+	fl.StringVar(&f.meta, "metacopy", "auto", "containerd 1.7: overlay metacopy: auto (on), on or off")
+	fl.BoolVar(&f.fixSysctl, "fix-sysctl", false, "also set user.max_user_namespaces (live and in /etc/sysctl.d) when it is 0")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "write nothing; print the diff of every file that would change")
+	fl.StringVar(&f.root, "root", "", "apply to a host tree instead of this host: writes only under DIR, executes nothing")
+	fl.StringSliceVar(&f.force, "force", nil, "failing check IDs that must not block the apply (or all); never overrides bad input")
+	fl.StringVar(&f.kube, "kubernetes-version", "", "Kubernetes version to plan for (default: kubelet --version)")
+	f.restart.add(c)
 	return c
 }
 
-func newRevertCmd() *cobra.Command {
-	var (
-		output, root string
-		force        bool
-		rs           restartFlags
-	)
+type revertFlags struct {
+	root    string
+	force   bool
+	restart restartFlags
+}
+
+func newRevertCmd(g *globalFlags) *cobra.Command {
+	var f revertFlags
 	c := &cobra.Command{
 		Use:   "revert",
 		Short: "Undo every usernsctl apply: restore the exact previous bytes of every file",
@@ -118,10 +116,7 @@ else changed since apply wrote it is not overwritten (exit 1) unless
 --force. A second revert changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
-			}
-			env, err := newEnv(root)
+			env, err := newEnv(f.root)
 			if err != nil {
 				return err
 			}
@@ -130,22 +125,21 @@ else changed since apply wrote it is not overwritten (exit 1) unless
 			if env.Host.Live() {
 				runner = &run.Exec{Timeout: commandTimeout}
 			}
-			res, err := apply.Revert(cmd.Context(), env, apply.RevertOptions{Restart: rs.restart, Force: force,
-				Restarts: apply.Restarter{Host: env.Host, Runner: runner, Command: rs.command, Timeout: rs.timeout}})
-			return finish(cmd, res, err, output, "revert", apply.RevertSchema, "")
+			res, err := apply.Revert(cmd.Context(), env, apply.RevertOptions{Restart: f.restart.restart, Force: f.force,
+				Restarts: apply.Restarter{Host: env.Host, Runner: runner, Command: f.restart.command, Timeout: f.restart.timeout}})
+			return finish(cmd, res, err, g, "revert", apply.RevertSchema, "")
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	c.Flags().StringVar(&root, "root", "", "revert a host tree instead of this host")
-	c.Flags().BoolVar(&force, "force", false, "restore the backups even over files changed since apply wrote them")
-	rs.add(c)
+	c.Flags().StringVar(&f.root, "root", "", "revert a host tree instead of this host")
+	c.Flags().BoolVar(&f.force, "force", false, "restore the backups even over files changed since apply wrote them")
+	f.restart.add(c)
 	return c
 }
 
 // finish renders an apply or revert and turns it into the exit code. With
 // --output json an error still prints one JSON object, so that scripts
 // always have something to parse.
-func finish(cmd *cobra.Command, res *apply.Result, err error, output, verb, schema string, target checks.Target) error {
+func finish(cmd *cobra.Command, res *apply.Result, err error, g *globalFlags, verb, schema string, target checks.Target) error {
 	code := exitOK
 	if err != nil {
 		code = exitProblem
@@ -158,7 +152,7 @@ func finish(cmd *cobra.Command, res *apply.Result, err error, output, verb, sche
 	} else if res.Failed {
 		code = exitProblem
 	}
-	if output == "json" {
+	if g.json() {
 		if werr := res.WriteJSON(cmd.OutOrStdout()); werr != nil {
 			return &exitError{code: exitUsage, err: werr}
 		}
@@ -170,7 +164,7 @@ func finish(cmd *cobra.Command, res *apply.Result, err error, output, verb, sche
 	if code == exitOK {
 		return nil
 	}
-	if output == "json" || err == nil {
+	if g.json() || err == nil {
 		return &exitError{code: code}
 	}
 	return &exitError{code: code, err: err}

@@ -14,12 +14,12 @@ import (
 const CheckSchema = "usernsctl.check/v1"
 
 type checkFlags struct {
-	target, kube, user, output, root string
+	target, kube, user, root string
 	ignore                           []string
 	strict, list                     bool
 }
 
-func newCheckCmd() *cobra.Command {
+func newCheckCmd(g *globalFlags) *cobra.Command {
 	var f checkFlags
 	c := &cobra.Command{
 		Use:   "check",
@@ -41,7 +41,7 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 			if err != nil {
 				return err
 			}
-			if err := render(cmd, rep, f.output, "check"); err != nil {
+			if err := render(cmd, rep, g, "check"); err != nil {
 				return err
 			}
 			if code := rep.ExitCode(); code != 0 {
@@ -54,7 +54,6 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 	fl.StringVar(&f.target, "target", "", "what is about to be enabled: docker, containerd, kubernetes or rootless (default: detected from what is installed)")
 	fl.StringVar(&f.kube, "kubernetes-version", "", "Kubernetes version to plan for, MAJOR.MINOR (default: kubelet --version)")
 	fl.StringVar(&f.user, "user", "", "Docker remap user: default, NAME, NAME:GROUP, UID or UID:GID (default: daemon.json, else default = dockremap)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringSliceVar(&f.ignore, "ignore", nil, "check IDs (comma-separated) whose failures become warnings, or all")
 	fl.BoolVar(&f.strict, "strict", false, "treat warnings as failures")
 	fl.StringVar(&f.root, "root", "", "check a snapshot tree instead of this host (see docs/snapshot.md)")
@@ -63,9 +62,6 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 }
 
 func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, usageErr("--output %q: want text or json", f.output)
-	}
 	opts := checks.Options{Ignore: f.ignore, Strict: f.strict}
 	if err := opts.Validate(catalog.All()); err != nil {
 		return nil, usageErr("%v", err)
@@ -82,8 +78,8 @@ func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
 	return checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema), nil
 }
 
-func render(cmd *cobra.Command, rep *checks.Report, output, verb string) error {
-	if output == "json" {
+func render(cmd *cobra.Command, rep *checks.Report, g *globalFlags, verb string) error {
+	if g.json() {
 		return rep.WriteJSON(cmd.OutOrStdout())
 	}
 	return rep.WriteText(cmd.OutOrStdout(), colorOK(cmd.OutOrStdout()), verb)

@@ -12,10 +12,12 @@ import (
 	"github.com/usernsctl/usernsctl/verify"
 )
 
-func init() { extraCommands = append(extraCommands, newNSCmd) }
+type nsFlags struct {
+	root string
+}
 
-func newNSCmd() *cobra.Command {
-	var output, root string
+func newNSCmd(g *globalFlags) *cobra.Command {
+	var f nsFlags
 	c := &cobra.Command{
 		Use:   "ns PID|CONTAINER...",
 		Short: "Show processes' namespaces side by side with the host's, and their user namespace maps",
@@ -29,12 +31,9 @@ inspect, else crictl inspect, else ctr task ls. It reads /proc only.
 Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
-			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			env, err := newEnv(root)
+			env, err := newEnv(f.root)
 			if err != nil {
 				return err
 			}
@@ -47,7 +46,7 @@ Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 				namespaces = []string{ns}
 			}
 			rep := verify.NS(ctx, env, args, namespaces)
-			if output == "json" {
+			if g.json() {
 				err = rep.WriteJSON(cmd.OutOrStdout())
 			} else {
 				err = rep.WriteText(cmd.OutOrStdout())
@@ -61,7 +60,6 @@ Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	c.Flags().StringVar(&root, "root", "", "read a snapshot tree (recorded /proc) instead of this host")
+	c.Flags().StringVar(&f.root, "root", "", "read a snapshot tree (recorded /proc) instead of this host")
 	return c
 }

@@ -10,19 +10,17 @@ import (
 // in a new user namespace. The child waits until its stdin is closed. The
 // probe package catches its own children before main runs (so that test
 // binaries serve too); this command is the same child when run by hand.
-func init() {
-	extraCommands = append(extraCommands, func() *cobra.Command {
-		return &cobra.Command{
-			Use:    probe.ChildCommand,
-			Short:  "Internal: the child process of the user namespace probe",
-			Hidden: true,
-			Args:   cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				if code := probe.RunChild(cmd.InOrStdin()); code != 0 {
-					return &exitError{code: code}
-				}
-				return nil
-			},
-		}
-	})
+func newProbeChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    probe.ChildCommand,
+		Short:  "Internal: the child process of the user namespace probe",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if code := probe.RunChild(cmd.InOrStdin()); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
 }

@@ -75,15 +75,34 @@ error or the tool could not run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCheckCmd())
-	for _, c := range extraCommands {
-		root.AddCommand(c())
+	g := &globalFlags{}
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.output != "text" && g.output != "json" {
+			return usageErr("--output %q: want text or json", g.output)
+		}
+		return nil
 	}
+	root.AddCommand(
+		newCheckCmd(g),
+		newApplyCmd(g),
+		newRevertCmd(g),
+		newVerifyCmd(g),
+		newNSCmd(g),
+		newSnapshotCmd(),
+		newVerifyChildCmd(),
+		newProbeChildCmd(),
+	)
 	return root
 }
 
-// extraCommands lets each command file register itself.
-var extraCommands []func() *cobra.Command
+// globalFlags are the flags every command takes.
+type globalFlags struct {
+	// output is "text" or "json" (checked once, before any command runs).
+	output string
+}
+
+func (g *globalFlags) json() bool { return g.output == "json" }
 
 // colorOK reports whether w is a terminal and NO_COLOR is unset.
 func colorOK(w io.Writer) bool {

@@ -12,10 +12,12 @@ import (
 	"github.com/usernsctl/usernsctl/snapshot"
 )
 
-func init() { extraCommands = append(extraCommands, newSnapshotCmd) }
+type snapshotFlags struct {
+	tar string
+}
 
 func newSnapshotCmd() *cobra.Command {
-	var tarFile string
+	var f snapshotFlags
 	c := &cobra.Command{
 		Use:   "snapshot [DIR]",
 		Short: "Capture this host into a snapshot tree that `check --root` checks anywhere",
@@ -27,7 +29,7 @@ copied. With --tar FILE the tree is written as a tar archive instead (.gz
 or .tgz: compressed). Run it as root so the probes run. See docs/snapshot.md.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (len(args) == 0) == (tarFile == "") {
+			if (len(args) == 0) == (f.tar == "") {
 				return usageErr("snapshot: give a directory or --tar FILE (one of them)")
 			}
 			dir := ""
@@ -53,11 +55,11 @@ or .tgz: compressed). Run it as root so the probes run. See docs/snapshot.md.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			out := dir
-			if tarFile != "" {
-				if err := snapshot.Tar(dir, tarFile); err != nil {
+			if f.tar != "" {
+				if err := snapshot.Tar(dir, f.tar); err != nil {
 					return &exitError{code: exitUsage, err: err}
 				}
-				out = tarFile
+				out = f.tar
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "snapshot written to %s: %d paths used, %d commands, %d probes\n",
 				out, len(contents.Files), len(contents.Commands), len(contents.Probes))
@@ -67,6 +69,6 @@ or .tgz: compressed). Run it as root so the probes run. See docs/snapshot.md.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&tarFile, "tar", "", "write the snapshot as a tar archive (FILE.tar, FILE.tar.gz or FILE.tgz)")
+	c.Flags().StringVar(&f.tar, "tar", "", "write the snapshot as a tar archive (FILE.tar, FILE.tar.gz or FILE.tgz)")
 	return c
 }

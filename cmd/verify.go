@@ -20,19 +20,15 @@ import (
 // `docker run` on a loaded node takes longer than a version query.
 const verifyCommandTimeout = 60 * time.Second
 
-func init() {
-	extraCommands = append(extraCommands, newVerifyCmd, newVerifyChildCmd)
-}
-
 type verifyFlags struct {
-	target, kube, user, output, root string
+	target, kube, user, root string
 	pids                             []int
 	containers                       []string
 	all, list                        bool
 	probeTimeout                     time.Duration
 }
 
-func newVerifyCmd() *cobra.Command {
+func newVerifyCmd(g *globalFlags) *cobra.Command {
 	var f verifyFlags
 	c := &cobra.Command{
 		Use:   "verify",
@@ -68,7 +64,7 @@ run (interrupted: the probe is removed first).`,
 			if err != nil {
 				return err
 			}
-			if err := render(cmd, rep, f.output, "verify"); err != nil {
+			if err := render(cmd, rep, g, "verify"); err != nil {
 				return err
 			}
 			if code := rep.ExitCode(); code != 0 {
@@ -84,7 +80,6 @@ run (interrupted: the probe is removed first).`,
 	fl.BoolVar(&f.all, "all", false, "containerd/kubernetes: every container process in a user namespace other than its runtime's (the default without --pid/--container)")
 	fl.StringVar(&f.user, "user", "", "docker: the remap user (default: daemon.json); containerd/kubernetes: the owner of the ranges containers must use (default: the kubelet's)")
 	fl.StringVar(&f.kube, "kubernetes-version", "", "Kubernetes version, MAJOR.MINOR (default: kubelet --version)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.root, "root", "", "verify a snapshot tree (recorded /proc) instead of this host; no probe container runs")
 	fl.DurationVar(&f.probeTimeout, "probe-timeout", verify.DefaultProbeTimeout, "docker: how long the probe container may take to start and write its file")
 	fl.BoolVar(&f.list, "list", false, "list every verify check ID, and exit")
@@ -92,9 +87,6 @@ run (interrupted: the probe is removed first).`,
 }
 
 func runVerify(ctx context.Context, f verifyFlags) (*checks.Report, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, usageErr("--output %q: want text or json", f.output)
-	}
 	env, err := newEnv(f.root)
 	if err != nil {
 		return nil, err
