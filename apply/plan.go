@@ -6,11 +6,10 @@ package apply
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-
-	"context"
 
 	"github.com/moby/sys/user"
 

@@ -9,11 +9,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/usernsctl/usernsctl/internal/errs"
-	"github.com/usernsctl/usernsctl/internal/jsonpos"
-
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/internal/jsonpos"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/internal/versions"
 )
