@@ -248,7 +248,7 @@ func (c *criVerify) checkUserns(_ context.Context, env *checks.Env) checks.Resul
 	}
 	return judgeUserns(env, c.live(), c.daemonRef, func([]*Subject) string {
 		if c.kube() {
-			return "run containerd ≥2.0 with runc ≥1.2 (containerd ≤1.6 silently ignores hostUsers: false: field case 18) and set `hostUsers: false` in the pod spec; `usernsctl check --target kubernetes` names what is missing"
+			return "run containerd ≥2.0 with runc ≥1.2 (containerd ≤1.6 ignores hostUsers: false, and a kubelet from 1.30 on refuses such pods against it) and set `hostUsers: false` in the pod spec; `usernsctl check --target kubernetes` names what is missing"
 		}
 		return "create the container with a user namespace (`ctr run --uidmap 0:START:65536 --gidmap 0:START:65536 …`, or hostUsers: false through the CRI)"
 	})
@@ -506,7 +506,7 @@ func (c *criVerify) checkVolumes(_ context.Context, env *checks.Env) checks.Resu
 	all := strings.Join(append(append(append([]string{}, bad...), good...), unread...), "\n")
 	switch {
 	case len(bad) > 0:
-		return checks.Failf("upgrade the OCI runtime to runc ≥1.2 (not 1.2.0) or crun ≥1.9 and containerd to ≥2.0: older ones silently drop idmap mount requests (field case 22); then recreate the pods",
+		return checks.Failf("upgrade the OCI runtime to runc ≥1.2 (not 1.2.0) or crun ≥1.9 and containerd to ≥2.0: older ones cannot idmap the pod's volumes; then recreate the pods",
 			"%s\nfiles in these volumes show up as nobody inside the pod", all).With("volumes", total)
 	case len(unread) > 0:
 		return checks.Warnf("run verify as root while the pods run", "%s", all)

@@ -425,7 +425,7 @@ func (d *dockerVerify) checkBindOwner(context.Context, *checks.Env) checks.Resul
 		return r.With("file", f.Path).With("uid", f.UID).With("gid", f.GID)
 	}
 	if f.Err != nil {
-		return ev(checks.Failf("make sure the remapped root can write to a bind mount under "+d.probe.BindParent+" (its ancestors need o+x: field case 17)",
+		return ev(checks.Failf("make sure the remapped root can write to a bind mount under "+d.probe.BindParent+" (every directory above it needs o+x, or the remapped root cannot reach the mount: `permission denied`)",
 			"the probe's root could not write %s: %v", f.Path, f.Err))
 	}
 	wantU, okU := procfsOutside(p.UIDMap, p.UIDErr)

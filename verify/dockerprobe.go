@@ -339,7 +339,7 @@ func bindParent() (string, error) {
 			return "", err
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
-			return "", fmt.Errorf("%s (mode %v) is not searchable by other users, so the remapped root could not reach a bind mount under %s (field case 17): set TMPDIR to a directory such as /tmp", d, fi.Mode().Perm(), dir)
+			return "", fmt.Errorf("%s (mode %v) is not searchable by other users, so the remapped root could not reach a bind mount under %s (a bind-mount source under a 0700 directory gives `permission denied`): set TMPDIR to a directory such as /tmp", d, fi.Mode().Perm(), dir)
 		}
 		if d == "/" {
 			return dir, nil

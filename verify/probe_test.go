@@ -86,7 +86,7 @@ func TestBindParent(t *testing.T) {
 	}
 	os.Chmod(locked, 0o700)
 	t.Setenv("TMPDIR", filepath.Join(locked, "tmp"))
-	if _, err := bindParent(); err == nil || !strings.Contains(err.Error(), "field case 17") || !strings.Contains(err.Error(), locked) {
+	if _, err := bindParent(); err == nil || !strings.Contains(err.Error(), "0700 directory") || !strings.Contains(err.Error(), locked) {
 		t.Errorf("bindParent under 0700: %v", err)
 	}
 	open := t.TempDir()
