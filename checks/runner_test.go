@@ -39,20 +39,22 @@ func TestRunnerDecidesSeverity(t *testing.T) {
 		{"ignore all", Options{Ignore: []string{"all"}}, true, Summary{Pass: 1, Warn: 2, Skip: 1}},
 		{"strict with a warning", Options{Strict: true, Ignore: []string{"b.fail"}}, false, Summary{Pass: 1, Warn: 2, Skip: 1}},
 	} {
-		rep := Run(context.Background(), testEnv(t), list, c.opts, "usernsctl.check/v1")
-		if rep.Ready != c.ready || rep.Summary != c.sum {
-			t.Errorf("%s: ready %v summary %+v, want %v %+v", c.name, rep.Ready, rep.Summary, c.ready, c.sum)
-		}
-		wantCode := 1
-		if c.ready {
-			wantCode = 0
-		}
-		if rep.ExitCode() != wantCode {
-			t.Errorf("%s: exit %d", c.name, rep.ExitCode())
-		}
-		if o, _ := rep.Find("b.fail"); len(c.opts.Ignore) > 0 && (!o.Ignored || o.Status != Warn) {
-			t.Errorf("%s: ignored failure reported as %+v", c.name, o)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			rep := Run(context.Background(), testEnv(t), list, c.opts, "usernsctl.check/v1")
+			if rep.Ready != c.ready || rep.Summary != c.sum {
+				t.Errorf("%s: ready %v summary %+v, want %v %+v", c.name, rep.Ready, rep.Summary, c.ready, c.sum)
+			}
+			wantCode := 1
+			if c.ready {
+				wantCode = 0
+			}
+			if rep.ExitCode() != wantCode {
+				t.Errorf("%s: exit %d", c.name, rep.ExitCode())
+			}
+			if o, _ := rep.Find("b.fail"); len(c.opts.Ignore) > 0 && (!o.Ignored || o.Status != Warn) {
+				t.Errorf("%s: ignored failure reported as %+v", c.name, o)
+			}
+		})
 	}
 }
 

@@ -15,8 +15,8 @@ const CheckSchema = "usernsctl.check/v1"
 
 type checkFlags struct {
 	target, kube, user, root string
-	ignore                           []string
-	strict, list                     bool
+	ignore                   []string
+	strict, list             bool
 }
 
 func newCheckCmd(g *globalFlags) *cobra.Command {

@@ -36,10 +36,12 @@ func TestCheckExitCodes(t *testing.T) {
 		{[]string{"check", "--root", "/nonexistent-usernsctl-tree"}, 2, "--root"},
 		{[]string{"check", "extra-arg"}, 2, "unknown command"},
 	} {
-		code, _, stderr := runCLI(c.args...)
-		if code != c.code || !strings.Contains(stderr, c.msg) {
-			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", c.args, code, c.code, stderr, c.msg)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(c.args...)
+			if code != c.code || !strings.Contains(stderr, c.msg) {
+				t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", c.args, code, c.code, stderr, c.msg)
+			}
+		})
 	}
 }
 

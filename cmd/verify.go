@@ -22,10 +22,10 @@ const verifyCommandTimeout = 60 * time.Second
 
 type verifyFlags struct {
 	target, kube, user, root string
-	pids                             []int
-	containers                       []string
-	all, list                        bool
-	probeTimeout                     time.Duration
+	pids                     []int
+	containers               []string
+	all, list                bool
+	probeTimeout             time.Duration
 }
 
 func newVerifyCmd(g *globalFlags) *cobra.Command {

@@ -8,8 +8,8 @@ import (
 )
 
 // verifyHosts are the /proc trees verify's own tests use, recorded from real
-// daemons (verify/testdata/e2e.sh).
-const verifyHosts = "../verify/testdata/hosts/"
+// daemons (verify/testdata/e2e.sh), kept in fixtures/verify/.
+const verifyHosts = "../fixtures/verify/"
 
 func verifyMain(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
@@ -39,10 +39,13 @@ func TestVerifyExitCodes(t *testing.T) {
 		{[]string{"verify-child", "only-one-arg"}, 2, ""},
 	}
 	for _, c := range cases {
-		code, out, errOut := verifyMain(c.args...)
-		if code != c.code || !strings.Contains(out+errOut, c.out) {
-			t.Errorf("usernsctl %s: exit %d (want %d), output lacks %q?\n%s%s", strings.Join(c.args, " "), code, c.code, c.out, out, errOut)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+
+			code, out, errOut := verifyMain(c.args...)
+			if code != c.code || !strings.Contains(out+errOut, c.out) {
+				t.Errorf("usernsctl %s: exit %d (want %d), output lacks %q?\n%s%s", strings.Join(c.args, " "), code, c.code, c.out, out, errOut)
+			}
+		})
 	}
 }
 

@@ -54,10 +54,13 @@ func TestAllocateLikeShadow(t *testing.T) {
 		{"min above max", nil, Request{Min: 11, Max: 10, Count: 1}, 0, true},
 	}
 	for _, c := range cases {
-		got, err := Allocate(c.used, c.req)
-		if (err != nil) != c.err || (err == nil && got != c.want) {
-			t.Errorf("%s: got %d, %v; want %d (error %v)", c.name, got, err, c.want, c.err)
-		}
+		t.Run(c.name, func(t *testing.T) {
+
+			got, err := Allocate(c.used, c.req)
+			if (err != nil) != c.err || (err == nil && got != c.want) {
+				t.Errorf("%s: got %d, %v; want %d (error %v)", c.name, got, err, c.want, c.err)
+			}
+		})
 	}
 }
 

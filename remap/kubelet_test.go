@@ -1,6 +1,7 @@
 package remap
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -57,21 +58,24 @@ func TestKubeletRules(t *testing.T) {
 		{"maxPods 250", kr("a", docs), kr("b", docs), 250, 65536, "count-pods", "not enough to support 250 pods"},
 	}
 	for _, c := range cases {
-		vs := CheckKubelet(c.uid, c.gid, c.maxPods, c.idsPerPod)
-		if got := rules(vs); got != c.rules {
-			t.Errorf("%s: rules %q, want %q (%v)", c.name, got, c.rules, vs)
-			continue
-		}
-		if c.kubelet == "" {
-			continue
-		}
-		found := false
-		for _, v := range vs {
-			found = found || strings.Contains(v.Kubelet, c.kubelet)
-		}
-		if !found {
-			t.Errorf("%s: no violation carries the kubelet text %q: %v", c.name, c.kubelet, vs)
-		}
+		t.Run(c.name, func(t *testing.T) {
+
+			vs := CheckKubelet(c.uid, c.gid, c.maxPods, c.idsPerPod)
+			if got := rules(vs); got != c.rules {
+				t.Errorf("%s: rules %q, want %q (%v)", c.name, got, c.rules, vs)
+				return
+			}
+			if c.kubelet == "" {
+				return
+			}
+			found := false
+			for _, v := range vs {
+				found = found || strings.Contains(v.Kubelet, c.kubelet)
+			}
+			if !found {
+				t.Errorf("%s: no violation carries the kubelet text %q: %v", c.name, c.kubelet, vs)
+			}
+		})
 	}
 }
 
@@ -83,7 +87,7 @@ func TestKubeletReasonsNameTheSource(t *testing.T) {
 }
 
 func TestKubeletRequestSatisfiesTheRules(t *testing.T) {
-	for _, c := range []struct {
+	for i, c := range []struct {
 		used      []ids.Range
 		maxPods   int
 		idsPerPod uint64
@@ -92,14 +96,16 @@ func TestKubeletRequestSatisfiesTheRules(t *testing.T) {
 		{[]ids.Range{{Start: 100000, Count: 65536}, {Start: 165536, Count: 65536}}, 110, 65536},
 		{[]ids.Range{{Start: 100000, Count: 65536}}, 250, 131072},
 	} {
-		req := KubeletRequest(100000, c.maxPods, c.idsPerPod)
-		start, err := Allocate(c.used, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := ids.Range{Start: start, Count: req.Count}
-		if vs := CheckKubelet(kr("a", r), kr("b", r), c.maxPods, c.idsPerPod); len(vs) != 0 {
-			t.Errorf("allocated %v breaks %v", r, vs)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			req := KubeletRequest(100000, c.maxPods, c.idsPerPod)
+			start, err := Allocate(c.used, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := ids.Range{Start: start, Count: req.Count}
+			if vs := CheckKubelet(kr("a", r), kr("b", r), c.maxPods, c.idsPerPod); len(vs) != 0 {
+				t.Errorf("allocated %v breaks %v", r, vs)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package remap
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,19 +28,21 @@ func TestParseSpecForms(t *testing.T) {
 		// A name that only starts with digits is a name, as in dockerd.
 		{"1500x", Spec{Raw: "1500x", User: "1500x", UID: -1, GID: -1}},
 	} {
-		got, err := ParseSpec(tc.in)
-		if err != nil {
-			t.Errorf("ParseSpec(%q): %v", tc.in, err)
-			continue
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ParseSpec(%q) = %+v, want %+v", tc.in, got, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseSpec(tc.in)
+			if err != nil {
+				t.Errorf("ParseSpec(%q): %v", tc.in, err)
+				return
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ParseSpec(%q) = %+v, want %+v", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 
 func TestParseSpecRefuses(t *testing.T) {
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		in, want string
 		root     bool
 	}{
@@ -64,17 +67,19 @@ func TestParseSpecRefuses(t *testing.T) {
 		{"a/b", "contains '/'", false},
 		{"\xff\xfe", "contains '�'", false},
 	} {
-		_, err := ParseSpec(tc.in)
-		if err == nil {
-			t.Errorf("ParseSpec(%q): no error, want %q", tc.in, tc.want)
-			continue
-		}
-		if !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseSpec(%q) = %v, want it to say %q", tc.in, err, tc.want)
-		}
-		if errors.Is(err, ErrRoot) != tc.root {
-			t.Errorf("ParseSpec(%q): errors.Is(ErrRoot) = %v, want %v", tc.in, !tc.root, tc.root)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			_, err := ParseSpec(tc.in)
+			if err == nil {
+				t.Errorf("ParseSpec(%q): no error, want %q", tc.in, tc.want)
+				return
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseSpec(%q) = %v, want it to say %q", tc.in, err, tc.want)
+			}
+			if errors.Is(err, ErrRoot) != tc.root {
+				t.Errorf("ParseSpec(%q): errors.Is(ErrRoot) = %v, want %v", tc.in, !tc.root, tc.root)
+			}
+		})
 	}
 }
 
@@ -122,21 +127,23 @@ func TestResolve(t *testing.T) {
 		{"4242", Account{UID: 4242, GID: -1}, []string{"4242"}},
 		{"mapuser:nogroup", Account{User: "mapuser", UID: 1500, Exists: true, Group: "nogroup", GID: -1}, []string{"mapuser", "1500"}},
 	} {
-		sp, err := ParseSpec(tc.spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := sp.Resolve(users, groups)
-		if err != nil {
-			t.Errorf("Resolve(%q): %v", tc.spec, err)
-			continue
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("Resolve(%q) = %+v, want %+v", tc.spec, got, tc.want)
-		}
-		if k := got.SubIDKeys(); !reflect.DeepEqual(k, tc.keys) {
-			t.Errorf("Resolve(%q).SubIDKeys() = %q, want %q", tc.spec, k, tc.keys)
-		}
+		t.Run(tc.spec, func(t *testing.T) {
+			sp, err := ParseSpec(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := sp.Resolve(users, groups)
+			if err != nil {
+				t.Errorf("Resolve(%q): %v", tc.spec, err)
+				return
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Resolve(%q) = %+v, want %+v", tc.spec, got, tc.want)
+			}
+			if k := got.SubIDKeys(); !reflect.DeepEqual(k, tc.keys) {
+				t.Errorf("Resolve(%q).SubIDKeys() = %q, want %q", tc.spec, k, tc.keys)
+			}
+		})
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/run"
 )
 
-// The trees under testdata/hosts were recorded from real daemons by
+// The trees under fixtures/verify were recorded from real daemons by
 // testdata/e2e.sh (RECORD=dir): dockerd 20.10 with userns-remap default
 // ("remapped" pid 4962; "hostns", started with --userns=host, pid 4736),
 // the same dockerd without remap ("plain" pid 6027), and containerd 2.1
@@ -36,7 +36,7 @@ const (
 // links, so that a test may edit it.
 func tree(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("testdata", "hosts", name)
+	src := filepath.Join("..", "fixtures", "verify", name)
 	dst := t.TempDir()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -452,7 +452,7 @@ func TestListNamesEveryCheck(t *testing.T) {
 // BenchmarkAll is `verify --all` on a recorded node: a /proc scan, every
 // candidate observed, every check judged.
 func BenchmarkAll(b *testing.B) {
-	h, err := host.At(filepath.Join("testdata", "hosts", "containerd"))
+	h, err := host.At(filepath.Join("..", "fixtures", "verify", "containerd"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,13 +32,15 @@ func TestParseFeaturesRealOutputs(t *testing.T) {
 		{"runc-1.2.6.json", true, true},
 		{"crun-1.9.json", true, true},
 	} {
-		f, err := ParseFeatures(strings.NewReader(fixture(t, tc.file)), tc.file)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.file, err)
-		}
-		if f.UserNS() != tc.userns || f.IDMap() != tc.idmap {
-			t.Errorf("%s: userns %v idmap %v, want %v %v", tc.file, f.UserNS(), f.IDMap(), tc.userns, tc.idmap)
-		}
+		t.Run(tc.file, func(t *testing.T) {
+			f, err := ParseFeatures(strings.NewReader(fixture(t, tc.file)), tc.file)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.file, err)
+			}
+			if f.UserNS() != tc.userns || f.IDMap() != tc.idmap {
+				t.Errorf("%s: userns %v idmap %v, want %v %v", tc.file, f.UserNS(), f.IDMap(), tc.userns, tc.idmap)
+			}
+		})
 	}
 }
 

@@ -28,12 +28,15 @@ func TestKubeletRangeFromDirectory(t *testing.T) {
 			[]string{"in the directory libsubid_sss.so serves"}},
 	}
 	for _, c := range cases {
-		files := with(tree{"/etc/subuid": "", "/etc/subgid": "", "/etc/nsswitch.conf": nss})
-		files["/etc/passwd"] += kubeletPW
-		r := run1(t, "subid.kubelet", checkstest.Env(t, checks.Kubernetes, files, c.commands, nil))
-		expect(t, c.name, r, checks.Fail, c.msg, c.remedy...)
-		if strings.Contains(r.Remedy, "delete them") {
-			t.Errorf("%s: remedy edits files getsubids does not read: %s", c.name, r.Remedy)
-		}
+		t.Run(c.name, func(t *testing.T) {
+
+			files := with(tree{"/etc/subuid": "", "/etc/subgid": "", "/etc/nsswitch.conf": nss})
+			files["/etc/passwd"] += kubeletPW
+			r := run1(t, "subid.kubelet", checkstest.Env(t, checks.Kubernetes, files, c.commands, nil))
+			expect(t, c.name, r, checks.Fail, c.msg, c.remedy...)
+			if strings.Contains(r.Remedy, "delete them") {
+				t.Errorf("%s: remedy edits files getsubids does not read: %s", c.name, r.Remedy)
+			}
+		})
 	}
 }

@@ -295,18 +295,21 @@ func TestRemapUser(t *testing.T) {
 		{name: "uid 0 by name", pw: "toor:x:0:0::/:/bin/sh\n", value: "toor", st: checks.Fail, msg: []string{"root cannot be remapped"}},
 	}
 	for _, c := range cases {
-		files := tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}
-		for p, content := range files {
-			if content == "<none>" {
-				delete(files, p)
+		t.Run(c.name, func(t *testing.T) {
+
+			files := tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}
+			for p, content := range files {
+				if content == "<none>" {
+					delete(files, p)
+				}
 			}
-		}
-		env := remapEnv(t, c.pw, c.gr, files, c.commands)
-		r := judge(t, env, c.value, src)
-		expect(t, c.name, r, c.st, c.msg, c.remedy...)
-		if c.evidenceOK != nil && !c.evidenceOK(r.Evidence) {
-			t.Errorf("%s: evidence %v", c.name, r.Evidence)
-		}
+			env := remapEnv(t, c.pw, c.gr, files, c.commands)
+			r := judge(t, env, c.value, src)
+			expect(t, c.name, r, c.st, c.msg, c.remedy...)
+			if c.evidenceOK != nil && !c.evidenceOK(r.Evidence) {
+				t.Errorf("%s: evidence %v", c.name, r.Evidence)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package sysctl
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,7 +73,7 @@ func TestAppArmorUserns(t *testing.T) {
 }
 
 func TestAttachMatches(t *testing.T) {
-	for _, tt := range []struct {
+	for i, tt := range []struct {
 		pattern, path string
 		want          bool
 	}{
@@ -84,8 +85,10 @@ func TestAttachMatches(t *testing.T) {
 		{"/opt/**/rootlesskit", "/opt/a/b/rootlesskit", true},
 		{"/usr/bin/rootlesskit", "/usr/local/bin/rootlesskit", false},
 	} {
-		if got := attachMatches(tt.pattern, tt.path); got != tt.want {
-			t.Errorf("attachMatches(%q, %q) = %v", tt.pattern, tt.path, got)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if got := attachMatches(tt.pattern, tt.path); got != tt.want {
+				t.Errorf("attachMatches(%q, %q) = %v", tt.pattern, tt.path, got)
+			}
+		})
 	}
 }

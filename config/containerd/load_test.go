@@ -115,13 +115,15 @@ func TestLoadCWDGlobsOnOldContainerd(t *testing.T) {
 		{1, 7, 16, "/parent-relative"},
 		{2, 0, 0, "/parent-relative"},
 	} {
-		c, err := Load(hosttree.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if root, _, _ := c.Root(); root != tc.want {
-			t.Errorf("containerd %d.%d.%d: root %q, want %q", tc.major, tc.minor, tc.patch, root, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			c, err := Load(hosttree.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if root, _, _ := c.Root(); root != tc.want {
+				t.Errorf("containerd %d.%d.%d: root %q, want %q", tc.major, tc.minor, tc.patch, root, tc.want)
+			}
+		})
 	}
 }
 
@@ -288,20 +290,22 @@ func TestLoadRealDefaults(t *testing.T) {
 		{"default-1.7.24.toml", OptionsFor(1, 7, 24)},
 		{"default-2.1.9.toml", OptionsFor(2, 1, 9)},
 	} {
-		h := hosttree.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
-		c, err := Load(h, DefaultPath, tc.opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, so, err1 := c.CRISnapshotter()
-		r, _, err2 := c.CRIRuntime()
-		sc, _, err3 := c.SlowChown()
-		root, _, err4 := c.OverlayfsRoot()
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
-			t.Fatal(err)
-		}
-		if s != "overlayfs" || so.IsZero() || r != "runc" || sc || root != "/var/lib/containerd/"+PluginOverlayfs {
-			t.Errorf("%s: snapshotter %q (%s) runtime %q slow_chown %v root %q", tc.file, s, so, r, sc, root)
-		}
+		t.Run(tc.file, func(t *testing.T) {
+			h := hosttree.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
+			c, err := Load(h, DefaultPath, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, so, err1 := c.CRISnapshotter()
+			r, _, err2 := c.CRIRuntime()
+			sc, _, err3 := c.SlowChown()
+			root, _, err4 := c.OverlayfsRoot()
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				t.Fatal(err)
+			}
+			if s != "overlayfs" || so.IsZero() || r != "runc" || sc || root != "/var/lib/containerd/"+PluginOverlayfs {
+				t.Errorf("%s: snapshotter %q (%s) runtime %q slow_chown %v root %q", tc.file, s, so, r, sc, root)
+			}
+		})
 	}
 }

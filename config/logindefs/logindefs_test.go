@@ -60,9 +60,12 @@ func TestDebian(t *testing.T) {
 		{"SYS_UID_MAX", d.SysUIDMax, 999, 0},
 	}
 	for _, c := range checks {
-		if c.got.Value != c.want || c.got.Line != c.line {
-			t.Errorf("%s: got %d at line %d, want %d at line %d", c.name, c.got.Value, c.got.Line, c.want, c.line)
-		}
+		t.Run(c.name, func(t *testing.T) {
+
+			if c.got.Value != c.want || c.got.Line != c.line {
+				t.Errorf("%s: got %d at line %d, want %d at line %d", c.name, c.got.Value, c.got.Line, c.want, c.line)
+			}
+		})
 	}
 	if d.Where(d.SubUIDMax) != "/etc/login.defs:17" || d.Where(d.SysUIDMin) != "default" {
 		t.Errorf("Where: %q %q", d.Where(d.SubUIDMax), d.Where(d.SysUIDMin))

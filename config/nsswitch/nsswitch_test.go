@@ -41,16 +41,19 @@ func TestSources(t *testing.T) {
 		{"subid: " + strings.Repeat("m", 51) + "\n", 1, strings.Repeat("m", 51), "", "longer than 50"},
 	}
 	for _, c := range cases {
-		s, err := ParseSubid(strings.NewReader(c.in), "/etc/nsswitch.conf")
-		if err != nil {
-			t.Fatalf("%q: %v", c.in, err)
-		}
-		if s.Line != c.line || s.Service != c.service || s.Module != c.module || !strings.Contains(s.Note, c.note) || (c.note == "") != (s.Note == "") {
-			t.Errorf("%q: got %+v", c.in, s)
-		}
-		if s.Files() != (c.module == "") {
-			t.Errorf("%q: Files() = %v", c.in, s.Files())
-		}
+		t.Run(c.in, func(t *testing.T) {
+
+			s, err := ParseSubid(strings.NewReader(c.in), "/etc/nsswitch.conf")
+			if err != nil {
+				t.Fatalf("%q: %v", c.in, err)
+			}
+			if s.Line != c.line || s.Service != c.service || s.Module != c.module || !strings.Contains(s.Note, c.note) || (c.note == "") != (s.Note == "") {
+				t.Errorf("%q: got %+v", c.in, s)
+			}
+			if s.Files() != (c.module == "") {
+				t.Errorf("%q: Files() = %v", c.in, s.Files())
+			}
+		})
 	}
 	s, _ := ParseSubid(strings.NewReader(fedora), "x")
 	if s.Library() != "libsubid_sss.so" {

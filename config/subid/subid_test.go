@@ -88,23 +88,26 @@ func TestMalformedLines(t *testing.T) {
 		{"al\xffice:1:2", Binary, 3, "invalid UTF-8"},
 	}
 	for _, c := range cases {
-		f := parse(t, "ok:100000:65536\n"+c.line+"\n")
-		ps := f.Problems()
-		if len(ps) != 1 {
-			t.Errorf("%q: got %d problems %v, want 1", c.line, len(ps), f.Err())
-			continue
-		}
-		p := ps[0]
-		if p.Line != 2 || p.Kind != c.kind || p.Column != c.col || !strings.Contains(p.Msg, c.why) {
-			t.Errorf("%q: got line %d kind %d col %d %q; want line 2 kind %d col %d containing %q",
-				c.line, p.Line, p.Kind, p.Column, p.Msg, c.kind, c.col, c.why)
-		}
-		if !strings.HasPrefix(p.Error(), "/etc/subuid:2") {
-			t.Errorf("%q: error %q does not name file:line", c.line, p.Error())
-		}
-		if len(f.Ranges()) != 1 {
-			t.Errorf("%q: the valid line was lost", c.line)
-		}
+		t.Run(c.line, func(t *testing.T) {
+
+			f := parse(t, "ok:100000:65536\n"+c.line+"\n")
+			ps := f.Problems()
+			if len(ps) != 1 {
+				t.Errorf("%q: got %d problems %v, want 1", c.line, len(ps), f.Err())
+				return
+			}
+			p := ps[0]
+			if p.Line != 2 || p.Kind != c.kind || p.Column != c.col || !strings.Contains(p.Msg, c.why) {
+				t.Errorf("%q: got line %d kind %d col %d %q; want line 2 kind %d col %d containing %q",
+					c.line, p.Line, p.Kind, p.Column, p.Msg, c.kind, c.col, c.why)
+			}
+			if !strings.HasPrefix(p.Error(), "/etc/subuid:2") {
+				t.Errorf("%q: error %q does not name file:line", c.line, p.Error())
+			}
+			if len(f.Ranges()) != 1 {
+				t.Errorf("%q: the valid line was lost", c.line)
+			}
+		})
 	}
 }
 

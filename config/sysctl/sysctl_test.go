@@ -2,6 +2,7 @@ package sysctl
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -232,7 +233,7 @@ func TestOrder(t *testing.T) {
 
 func TestAppliedAfter(t *testing.T) {
 	const drop = "/etc/sysctl.d/99-usernsctl.conf"
-	for _, tt := range []struct {
+	for i, tt := range []struct {
 		a, b string
 		want bool
 	}{
@@ -243,9 +244,11 @@ func TestAppliedAfter(t *testing.T) {
 		{"/usr/lib/sysctl.d/99-usernsctl.conf", drop, false},
 		{drop, drop, false},
 	} {
-		if got := AppliedAfter(tt.a, tt.b); got != tt.want {
-			t.Errorf("AppliedAfter(%s, %s) = %v", tt.a, tt.b, got)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if got := AppliedAfter(tt.a, tt.b); got != tt.want {
+				t.Errorf("AppliedAfter(%s, %s) = %v", tt.a, tt.b, got)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -358,15 +359,17 @@ func TestParseProblems(t *testing.T) {
 }
 
 func TestParseRefusesJunk(t *testing.T) {
-	for _, tc := range []struct{ desc, src, want string }{
+	for i, tc := range []struct{ desc, src, want string }{
 		{"binary", "\x7fELF\x02\x01\x01\x00\x00", "x.service:1: binary data"},
 		{"10 MB line", "[Service]\nExecStart=/bin/x " + strings.Repeat("a", 10<<20) + "\n", "x.service:2: line longer than"},
 		{"10 MB of continuations", "[Service]\nExecStart=/bin/x \\\n" + strings.Repeat(strings.Repeat("a", 1000)+" \\\n", 10<<10), "continued line longer than"},
 	} {
-		_, err := Parse(strings.NewReader(tc.src), "x.service")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want %q", tc.desc, err, tc.want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tc.src), "x.service")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: err = %v, want %q", tc.desc, err, tc.want)
+			}
+		})
 	}
 	if _, _, err := ParseEnvFile(strings.NewReader("A=\x00"), "/etc/sysconfig/docker"); err == nil || !strings.Contains(err.Error(), "/etc/sysconfig/docker:1: binary") {
 		t.Errorf("env file binary: %v", err)
@@ -379,7 +382,7 @@ func TestCommandsQuotingAndPrefixes(t *testing.T) {
 		"EMPTY": {Name: "EMPTY", Value: ""},
 		"DIR":   {Name: "DIR", Value: "/srv/docker", File: "/etc/default/x", Line: 3},
 	}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		val  string
 		want [][]string
 	}{
@@ -389,18 +392,20 @@ func TestCommandsQuotingAndPrefixes(t *testing.T) {
 		{`/bin/a 1 ; /bin/b 2`, [][]string{{"/bin/a", "1"}, {"/bin/b", "2"}}},
 		{`/bin/a "x\"y" \x41\u00e9\101 \q`, [][]string{{"/bin/a", `x"y`, "Aé" + "A", `\q`}}},
 	} {
-		cmds, err := Commands(Entry{Key: "ExecStart", Value: tc.val, File: "u", Line: 1}, env)
-		if err != nil {
-			t.Errorf("%s: %v", tc.val, err)
-			continue
-		}
-		var got [][]string
-		for _, c := range cmds {
-			got = append(got, texts(c.Argv))
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("Commands(%s) = %q, want %q", tc.val, got, tc.want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			cmds, err := Commands(Entry{Key: "ExecStart", Value: tc.val, File: "u", Line: 1}, env)
+			if err != nil {
+				t.Errorf("%s: %v", tc.val, err)
+				return
+			}
+			var got [][]string
+			for _, c := range cmds {
+				got = append(got, texts(c.Argv))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Commands(%s) = %q, want %q", tc.val, got, tc.want)
+			}
+		})
 	}
 	if _, err := Commands(Entry{Key: "ExecStart", Value: `/bin/a "open`, File: "u", Line: 3}, nil); err == nil || !strings.Contains(err.Error(), "u line 3") {
 		t.Errorf("unterminated quote: %v", err)

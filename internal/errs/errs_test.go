@@ -17,9 +17,11 @@ func TestPosRendering(t *testing.T) {
 		{Pos{File: "/etc/docker/daemon.json", Line: 8, Column: 1}, "/etc/docker/daemon.json:8:1"},
 		{Pos{File: "f", Column: 4}, "f"}, // a column without a line says nothing
 	} {
-		if got := tc.p.String(); got != tc.want {
-			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			if got := tc.p.String(); got != tc.want {
+				t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -3,11 +3,12 @@ package jsonpos
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
 func TestPositions(t *testing.T) {
-	for _, c := range []struct {
+	for i, c := range []struct {
 		doc       string
 		line, col int
 	}{
@@ -16,16 +17,18 @@ func TestPositions(t *testing.T) {
 		{"{\"a\": \"x\"}", 1, 9},      // type error: at the value's last byte
 		{"{\n  \"a\" 1\n}", 2, 7},     // missing colon
 	} {
-		var v map[string]int
-		dec := json.NewDecoder(bytes.NewReader([]byte(c.doc)))
-		err := dec.Decode(&v)
-		if err == nil {
-			t.Fatalf("%q decoded", c.doc)
-		}
-		line, col := LineCol([]byte(c.doc), Offset([]byte(c.doc), err, dec.InputOffset()))
-		if line != c.line || col != c.col {
-			t.Errorf("%q: %v at %d:%d, want %d:%d", c.doc, err, line, col, c.line, c.col)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			var v map[string]int
+			dec := json.NewDecoder(bytes.NewReader([]byte(c.doc)))
+			err := dec.Decode(&v)
+			if err == nil {
+				t.Fatalf("%q decoded", c.doc)
+			}
+			line, col := LineCol([]byte(c.doc), Offset([]byte(c.doc), err, dec.InputOffset()))
+			if line != c.line || col != c.col {
+				t.Errorf("%q: %v at %d:%d, want %d:%d", c.doc, err, line, col, c.line, c.col)
+			}
+		})
 	}
 	if got := Trailing([]byte("{} \n {}"), 2); got != 5 {
 		t.Errorf("trailing at %d, want 5", got)

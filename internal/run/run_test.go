@@ -145,14 +145,16 @@ func TestExecBackgroundChildHoldingPipes(t *testing.T) {
 // A broken commands.json is named with line and column, like every other
 // file usernsctl reads; so is anything after the object.
 func TestRecordedBadInputIsLocated(t *testing.T) {
-	for _, c := range []struct{ doc, want string }{
+	for i, c := range []struct{ doc, want string }{
 		{"{\n  \"runc --version\": \"runc version 1.2.6\\n\",\n}\n", ".usernsctl/commands.json:3:1"},
 		{"{\"runc --version\": 12}", ".usernsctl/commands.json:1:"},
 		{"{}\n{}\n", ".usernsctl/commands.json:2:1: unexpected data"},
 		{"", "empty file"},
 	} {
-		if _, err := ParseRecorded(strings.NewReader(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q: %v, want %q", c.doc, err, c.want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if _, err := ParseRecorded(strings.NewReader(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%q: %v, want %q", c.doc, err, c.want)
+			}
+		})
 	}
 }

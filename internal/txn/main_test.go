@@ -218,15 +218,18 @@ func states(t *testing.T, dir string) []string {
 	t.Helper()
 	out := make([]string, len(scenario))
 	for i, s := range scenario {
-		got := stateOf(t, dir, s.path)
-		switch got {
-		case s.old:
-			out[i] = "old"
-		case s.new:
-			out[i] = "new"
-		default:
-			t.Fatalf("%s is neither old nor new: exists=%v mode=%v %d bytes %q", s.path, got.exists, got.mode, len(got.data), trunc(got.data))
-		}
+		t.Run(s.path, func(t *testing.T) {
+
+			got := stateOf(t, dir, s.path)
+			switch got {
+			case s.old:
+				out[i] = "old"
+			case s.new:
+				out[i] = "new"
+			default:
+				t.Fatalf("%s is neither old nor new: exists=%v mode=%v %d bytes %q", s.path, got.exists, got.mode, len(got.data), trunc(got.data))
+			}
+		})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -271,11 +272,14 @@ func TestRefusesSymlinkDirAndDevice(t *testing.T) {
 		{Change{Path: "/etc/adir", New: []byte("x")}, ErrNotRegular},
 		{Change{Path: "/etc/fifo", Old: []byte{}, New: []byte("x")}, ErrNotRegular},
 	}
-	for _, c := range cases {
-		_, err := Commit(ctx, h, testOpt, Plan{c.c})
-		if !errors.Is(err, c.want) {
-			t.Errorf("%s: got %v, want %v", c.c.Path, err, c.want)
-		}
+	for i, c := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+
+			_, err := Commit(ctx, h, testOpt, Plan{c.c})
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s: got %v, want %v", c.c.Path, err, c.want)
+			}
+		})
 	}
 	if target, _ := os.Readlink(filepath.Join(dir, "etc/docker/daemon.json")); target != "real.json" {
 		t.Fatal("the symlink was replaced")

@@ -1,6 +1,7 @@
 package versions
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -22,20 +23,23 @@ func TestFromOutputRealForms(t *testing.T) {
 		{Crio, "crio version 1.30.0\nVersion:        1.30.0\nGitCommit:      abc\n", "1.30.0", "1.30.0"},
 		{Crio, "INFO[0000] Starting CRI-O\nVersion:          1.25.2\nGitCommit: x\n", "1.25.2", "1.25.2"},
 	}
-	for _, c := range cases {
-		p, err := FromOutput(c.prog, strings.NewReader(c.out))
-		if err != nil {
-			t.Errorf("%s %q: %v", c.prog, c.out, err)
-			continue
-		}
-		if p.Raw != c.raw || p.Core.String() != c.core {
-			t.Errorf("%s %q: got raw %q core %q, want %q %q", c.prog, c.out, p.Raw, p.Core, c.raw, c.core)
-		}
+	for i, c := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+
+			p, err := FromOutput(c.prog, strings.NewReader(c.out))
+			if err != nil {
+				t.Errorf("%s %q: %v", c.prog, c.out, err)
+				return
+			}
+			if p.Raw != c.raw || p.Core.String() != c.core {
+				t.Errorf("%s %q: got raw %q core %q, want %q %q", c.prog, c.out, p.Raw, p.Core, c.raw, c.core)
+			}
+		})
 	}
 }
 
 func TestFromOutputRejects(t *testing.T) {
-	for _, c := range []struct{ prog, out string }{
+	for i, c := range []struct{ prog, out string }{
 		{Runc, ""},
 		{Runc, "\x00\x01\x02 binary junk"},
 		{Containerd, "containerd"},
@@ -43,16 +47,18 @@ func TestFromOutputRejects(t *testing.T) {
 		{Kubelet, "Kubernetes"},
 		{Crio, "something else entirely"},
 	} {
-		if p, err := FromOutput(c.prog, strings.NewReader(c.out)); err == nil {
-			t.Errorf("%s %q: want error, got %v", c.prog, c.out, p)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if p, err := FromOutput(c.prog, strings.NewReader(c.out)); err == nil {
+				t.Errorf("%s %q: want error, got %v", c.prog, c.out, p)
+			}
+		})
 	}
 }
 
 // The trap from traps.md: go-version treats "-45-generic" as a pre-release
 // and a constraint never matches it. Core comparison must.
 func TestDistroSuffixIsNotPrerelease(t *testing.T) {
-	for _, c := range []struct {
+	for i, c := range []struct {
 		rel, min string
 		want     bool
 	}{
@@ -68,12 +74,14 @@ func TestDistroSuffixIsNotPrerelease(t *testing.T) {
 		{"20.10.24+dfsg1", "20.10", true},
 		{"2.1.9+unknown", "2.0", true},
 	} {
-		p, err := Parse(c.rel)
-		if err != nil {
-			t.Fatalf("%s: %v", c.rel, err)
-		}
-		if got := p.AtLeast(c.min); got != c.want {
-			t.Errorf("%s >= %s: got %v want %v", c.rel, c.min, got, c.want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			p, err := Parse(c.rel)
+			if err != nil {
+				t.Fatalf("%s: %v", c.rel, err)
+			}
+			if got := p.AtLeast(c.min); got != c.want {
+				t.Errorf("%s >= %s: got %v want %v", c.rel, c.min, got, c.want)
+			}
+		})
 	}
 }

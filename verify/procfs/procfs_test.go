@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -20,10 +21,13 @@ func TestParseIDMap(t *testing.T) {
 		{"\n\n", nil},
 	}
 	for _, c := range good {
-		got, err := ParseIDMap(strings.NewReader(c.in), "uid_map")
-		if err != nil || FormatMap(got) != FormatMap(c.want) {
-			t.Errorf("ParseIDMap(%q) = %v, %v; want %v", c.in, got, err, c.want)
-		}
+		t.Run(c.in, func(t *testing.T) {
+
+			got, err := ParseIDMap(strings.NewReader(c.in), "uid_map")
+			if err != nil || FormatMap(got) != FormatMap(c.want) {
+				t.Errorf("ParseIDMap(%q) = %v, %v; want %v", c.in, got, err, c.want)
+			}
+		})
 	}
 	bad := []struct{ in, want string }{
 		{"0 100000\n", "uid_map:1:1: 2 field(s)"},
@@ -37,15 +41,18 @@ func TestParseIDMap(t *testing.T) {
 		{strings.Repeat("7", 10<<20), "uid_map:1: line longer than 256 bytes"},
 		{strings.Repeat("0 0 1\n", 341), "uid_map:341: more than 340 lines"},
 	}
-	for _, c := range bad {
-		_, err := ParseIDMap(strings.NewReader(c.in), "uid_map")
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			in := c.in
-			if len(in) > 40 {
-				in = in[:40] + "…"
+	for i, c := range bad {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+
+			_, err := ParseIDMap(strings.NewReader(c.in), "uid_map")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				in := c.in
+				if len(in) > 40 {
+					in = in[:40] + "…"
+				}
+				t.Errorf("ParseIDMap(%q) = %v, want an error with %q", in, err, c.want)
 			}
-			t.Errorf("ParseIDMap(%q) = %v, want an error with %q", in, err, c.want)
-		}
+		})
 	}
 }
 
@@ -77,13 +84,15 @@ func TestIdentityAndToOutside(t *testing.T) {
 		t.Error("Identity")
 	}
 	m := []IDMap{{0, 100000, 65536}, {65536, 300000, 10}}
-	for _, c := range []struct {
+	for i, c := range []struct {
 		in, out uint64
 		ok      bool
 	}{{0, 100000, true}, {65535, 165535, true}, {65536, 300000, true}, {65546, 0, false}} {
-		if out, ok := ToOutside(m, c.in); out != c.out || ok != c.ok {
-			t.Errorf("ToOutside(%d) = %d, %v", c.in, out, ok)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if out, ok := ToOutside(m, c.in); out != c.out || ok != c.ok {
+				t.Errorf("ToOutside(%d) = %d, %v", c.in, out, ok)
+			}
+		})
 	}
 }
 
