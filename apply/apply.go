@@ -57,7 +57,9 @@ type Change struct {
 // Result is the output contract of apply and revert (other tools and
 // Ansible parse it; keep it stable).
 type Result struct {
-	Schema          string           `json:"schema"`
+	Schema string `json:"schema"`
+	// Version is the usernsctl that produced the result.
+	Version         string           `json:"version"`
 	Target          checks.Target    `json:"target,omitempty"`
 	Changed         bool             `json:"changed"`
 	Failed          bool             `json:"failed"`

@@ -112,3 +112,36 @@ func (r Result) With(key string, value any) Result {
 	r.Evidence[key] = value
 	return r
 }
+
+// ListEntry is one check in a `--list --output json` listing.
+type ListEntry struct {
+	ID      string   `json:"id"`
+	Title   string   `json:"title"`
+	Doc     string   `json:"doc"`
+	Targets []Target `json:"targets"`
+}
+
+// Listing is `--list --output json`: the checks, with the fields every
+// JSON output has.
+type Listing struct {
+	Schema  string      `json:"schema"`
+	Version string      `json:"version"`
+	Failed  bool        `json:"failed"`
+	Changed bool        `json:"changed"`
+	Msg     string      `json:"msg"`
+	Checks  []ListEntry `json:"checks"`
+}
+
+// NewListing lists the checks under schema.
+func NewListing(schema, version string, list []Checker) Listing {
+	l := Listing{Schema: schema, Version: version, Msg: Count(len(list), "check"), Checks: []ListEntry{}}
+	for _, c := range list {
+		i := c.Info()
+		ts := i.Targets
+		if len(ts) == 0 {
+			ts = AllTargets
+		}
+		l.Checks = append(l.Checks, ListEntry{ID: i.ID, Title: i.Title, Doc: i.Doc, Targets: ts})
+	}
+	return l
+}

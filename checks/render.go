@@ -50,14 +50,30 @@ func (r *Report) WriteText(w io.Writer, color bool, verb string) error {
 			}
 		}
 	}
-	verdict := "READY"
-	if !r.Ready {
-		verdict = "NOT READY"
-	}
-	fmt.Fprintf(b, "\n%s for %s: %d passed, %s, %d failed, %d skipped\n",
-		verdict, r.Target, r.Summary.Pass, Count(r.Summary.Warn, "warning"), r.Summary.Fail, r.Summary.Skip)
+	fmt.Fprintf(b, "\n%s\n", r.Verdict())
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Verdict is the report's last line: "READY for docker: 21 passed, …", or
+// for verify "VERIFIED …" / "NOT VERIFIED …".
+func (r *Report) Verdict() string {
+	yes, no := "READY", "NOT READY"
+	if r.Verified != nil {
+		yes, no = "VERIFIED", "NOT VERIFIED"
+	}
+	verdict := yes
+	if !r.Ready {
+		verdict = no
+	}
+	return fmt.Sprintf("%s for %s: %d passed, %s, %d failed, %d skipped",
+		verdict, r.Target, r.Summary.Pass, Count(r.Summary.Warn, "warning"), r.Summary.Fail, r.Summary.Skip)
+}
+
+// Seal fills the fields every JSON report carries: the version that made
+// it and the verdict as Ansible reads it (failed, changed, msg).
+func (r *Report) Seal(version string) {
+	r.Version, r.Failed, r.Changed, r.Msg = version, !r.Ready, false, r.Verdict()
 }
 
 func indent(s, pad string) string { return strings.ReplaceAll(s, "\n", "\n"+pad) }

@@ -74,14 +74,24 @@ type Summary struct {
 // Report is the output contract of check and verify. Field names and
 // status values are stable: other tools parse them.
 type Report struct {
-	Schema            string    `json:"schema"`
-	Target            Target    `json:"target"`
-	TargetSource      string    `json:"target_source"`
-	KubernetesVersion string    `json:"kubernetes_version,omitempty"`
-	Kernel            string    `json:"kernel"`
-	Ready             bool      `json:"ready"`
-	Checks            []Outcome `json:"checks"`
-	Summary           Summary   `json:"summary"`
+	Schema string `json:"schema"`
+	// Version is the usernsctl that produced the report.
+	Version string `json:"version"`
+	// Failed is !Ready; Changed is always false (check and verify only
+	// read); Msg is the verdict line. They are the fields Ansible reads.
+	Failed            bool   `json:"failed"`
+	Changed           bool   `json:"changed"`
+	Msg               string `json:"msg"`
+	Target            Target `json:"target"`
+	TargetSource      string `json:"target_source"`
+	KubernetesVersion string `json:"kubernetes_version,omitempty"`
+	Kernel            string `json:"kernel"`
+	Ready             bool   `json:"ready"`
+	// Verified is verify's verdict (Ready by its own name); absent in
+	// check reports.
+	Verified *bool     `json:"verified,omitempty"`
+	Checks   []Outcome `json:"checks"`
+	Summary  Summary   `json:"summary"`
 
 	strict bool
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/usernsctl/usernsctl/apply"
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/internal/build"
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/run"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 type restartFlags struct {
@@ -34,6 +36,26 @@ type applyFlags struct {
 	restart                              restartFlags
 }
 
+// validate refuses flag values apply would otherwise replace by defaults:
+// a flag that is given must mean what it says.
+func (f *applyFlags) validate(c *cobra.Command) error {
+	if c.Flags().Changed("count") && f.count < rules.DockerMinIDs {
+		return usageErr("--count %d: a remapped container needs at least %d ids (uid 0 to 65535)", f.count, rules.DockerMinIDs)
+	}
+	if c.Flags().Changed("max-pods") && f.maxPods < 1 {
+		return usageErr("--max-pods %d: size the kubelet range for at least one pod", f.maxPods)
+	}
+	if c.Flags().Changed("user") {
+		if _, err := userFlag(f.user); err != nil {
+			return err
+		}
+		if f.user == "" {
+			return usageErr(`--user "": name the remap user (default, NAME, NAME:GROUP, UID or UID:GID), or omit --user`)
+		}
+	}
+	return nil
+}
+
 func newApplyCmd(g *globalFlags) *cobra.Command {
 	var f applyFlags
 	c := &cobra.Command{
@@ -52,6 +74,9 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 			if f.target == "" {
 				return usageErr("apply needs --target docker, containerd or kubernetes")
 			}
+			if err := f.validate(cmd); err != nil {
+				return err
+			}
 			opts := apply.Options{User: f.user, Count: f.count, MaxPods: f.maxPods, FixSysctl: f.fixSysctl, Force: f.force, DryRun: f.dryRun, Restart: f.restart.restart}
 			var err error
 			if opts.SlowChown, err = apply.ParseMode("slow-chown", f.slow); err != nil {
@@ -63,7 +88,7 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 			if err := checks.ValidateIDs("--force", f.force, catalog.All()); err != nil {
 				return usageErr("%v", err)
 			}
-			env, err := newEnv(f.root)
+			env, err := newEnv(cmd, f.root)
 			if err != nil {
 				return err
 			}
@@ -71,6 +96,16 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 			env.User = f.user
 			if err := checks.Plan(cmd.Context(), env, f.target, f.kube); err != nil {
 				return usageErr("%v", err)
+			}
+			if err := onlyFor(cmd, string(env.Target), map[string][]string{
+				"user":               {"docker"},
+				"count":              {"docker"},
+				"max-pods":           {"kubernetes"},
+				"slow-chown":         {"containerd", "kubernetes"},
+				"metacopy":           {"containerd", "kubernetes"},
+				"kubernetes-version": {"kubernetes"},
+			}); err != nil {
+				return err
 			}
 			opts.Target = env.Target
 			runner := run.Runner(run.None{})
@@ -116,7 +151,7 @@ else changed since apply wrote it is not overwritten (exit 1) unless
 --force. A second revert changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := newEnv(f.root)
+			env, err := newEnv(cmd, f.root)
 			if err != nil {
 				return err
 			}
@@ -149,9 +184,13 @@ func finish(cmd *cobra.Command, res *apply.Result, err error, g *globalFlags, ve
 		}
 		res = &apply.Result{Schema: schema, Target: target, Failed: true, Msg: err.Error(),
 			Changes: []apply.Change{}, Live: []apply.LiveChange{}, Notes: []string{}}
+		if in, ok := errs.AsInput(err); ok {
+			res.Fix = in.Fix
+		}
 	} else if res.Failed {
 		code = exitProblem
 	}
+	res.Version = build.Version()
 	if g.json() {
 		if werr := res.WriteJSON(cmd.OutOrStdout()); werr != nil {
 			return &exitError{code: exitUsage, err: werr}

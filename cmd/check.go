@@ -1,17 +1,19 @@
 package cmd
 
 import (
-	"context"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
+	"github.com/usernsctl/usernsctl/internal/build"
 )
 
-// CheckSchema names the JSON contract of `check --output json`.
-const CheckSchema = "usernsctl.check/v1"
+// CheckSchema names the JSON contract of `check --output json`, and
+// ListSchema that of `check --list` and `verify --list`.
+const (
+	CheckSchema = "usernsctl.check/v1"
+	ListSchema  = "usernsctl.list/v1"
+)
 
 type checkFlags struct {
 	target, kube, user, root string
@@ -34,10 +36,9 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.list {
-				cmd.Print(catalog.List())
-				return nil
+				return listChecks(cmd, g, f.target)
 			}
-			rep, err := runCheck(cmd.Context(), f)
+			rep, err := runCheck(cmd, f)
 			if err != nil {
 				return err
 			}
@@ -61,24 +62,52 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 	return c
 }
 
-func runCheck(ctx context.Context, f checkFlags) (*checks.Report, error) {
+func runCheck(cmd *cobra.Command, f checkFlags) (*checks.Report, error) {
+	ctx := cmd.Context()
 	opts := checks.Options{Ignore: f.ignore, Strict: f.strict}
 	if err := opts.Validate(catalog.All()); err != nil {
 		return nil, usageErr("%v", err)
 	}
-	env, err := newEnv(f.root)
+	env, err := newEnv(cmd, f.root)
 	if err != nil {
 		return nil, err
 	}
 	defer closeEnv(env)
-	env.User = strings.TrimSpace(f.user)
+	if env.User, err = userFlag(f.user); err != nil {
+		return nil, err
+	}
 	if err := checks.Plan(ctx, env, f.target, f.kube); err != nil {
 		return nil, usageErr("%v", err)
+	}
+	if err := onlyFor(cmd, string(env.Target), map[string][]string{
+		"user":               {"docker"},
+		"kubernetes-version": {"kubernetes"},
+	}); err != nil {
+		return nil, err
 	}
 	return checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema), nil
 }
 
+// listChecks prints `check --list`: every check, or the target's.
+func listChecks(cmd *cobra.Command, g *globalFlags, target string) error {
+	list := catalog.All()
+	if target != "" {
+		t, err := checks.ParseTarget(target)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		list = catalog.For(t)
+	}
+	checks.SortByID(list)
+	if !g.json() {
+		cmd.Print(catalog.List(list))
+		return nil
+	}
+	return writeJSON(cmd, checks.NewListing(ListSchema, build.Version(), list))
+}
+
 func render(cmd *cobra.Command, rep *checks.Report, g *globalFlags, verb string) error {
+	rep.Seal(build.Version())
 	if g.json() {
 		return rep.WriteJSON(cmd.OutOrStdout())
 	}

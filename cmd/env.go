@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
@@ -19,7 +21,11 @@ const commandTimeout = 10 * time.Second
 // newEnv wires the host seam, command runner and prober for --root dir:
 // the live host executes and probes for real; a snapshot tree replays
 // .usernsctl/commands.json and probes.json and executes nothing.
-func newEnv(rootDir string) (*checks.Env, error) {
+// An explicit --root "" is refused: it must never mean the live host.
+func newEnv(c *cobra.Command, rootDir string) (*checks.Env, error) {
+	if f := c.Flags().Lookup("root"); f != nil && f.Changed && rootDir == "" {
+		return nil, &exitError{code: exitUsage, err: errNoRoot}
+	}
 	h, err := host.At(rootDir)
 	if err != nil {
 		return nil, usageErr("%v", err)

@@ -33,7 +33,7 @@ Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			env, err := newEnv(f.root)
+			env, err := newEnv(cmd, f.root)
 			if err != nil {
 				return err
 			}

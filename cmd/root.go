@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/usernsctl/usernsctl/internal/build"
 )
 
 // Exit codes, documented in README.md and docs/checks.md.
@@ -39,9 +41,11 @@ func usageErr(format string, a ...any) error {
 }
 
 // Main runs usernsctl with args and returns its exit code; tests call it
-// in-process.
+// in-process. An error is said on stderr and, with --output json, as the
+// one JSON object on stdout (schema of the command, failed, msg), so that
+// a script always has something to parse.
 func Main(args []string, stdout, stderr io.Writer) int {
-	root := newRoot()
+	root, g := newRoot()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -49,19 +53,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	code, reported := exitUsage, error(nil)
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(stderr, "usernsctl:", ee.err)
-		}
-		return ee.code
+		code, reported = ee.code, ee.err
+	} else {
+		reported = flagError(err) // cobra's own: unknown command or flag, bad value
 	}
-	// Cobra's own errors: unknown command or flag, bad flag value.
-	fmt.Fprintln(stderr, "usernsctl:", err)
-	return exitUsage
+	if reported == nil {
+		return code // the command said it already
+	}
+	fmt.Fprintln(stderr, "usernsctl:", reported)
+	if g.json() || jsonRequested(args) {
+		writeErrorJSON(stdout, schemaOf(root, args), reported)
+	}
+	return code
 }
 
-func newRoot() *cobra.Command {
+func newRoot() (*cobra.Command, *globalFlags) {
 	root := &cobra.Command{
 		Use:   "usernsctl",
 		Short: "Prepare a Linux host for user-namespaced containers, and prove it works",
@@ -74,7 +83,9 @@ Exit codes: 0 success, 1 a check failed or a change was refused, 2 usage
 error or the tool could not run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       build.Version(),
 	}
+	root.SetVersionTemplate(versionText())
 	g := &globalFlags{}
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
@@ -89,11 +100,12 @@ error or the tool could not run.`,
 		newRevertCmd(g),
 		newVerifyCmd(g),
 		newNSCmd(g),
-		newSnapshotCmd(),
+		newSnapshotCmd(g),
+		newVersionCmd(g),
 		newVerifyChildCmd(),
 		newProbeChildCmd(),
 	)
-	return root
+	return root, g
 }
 
 // globalFlags are the flags every command takes.

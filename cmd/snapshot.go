@@ -1,22 +1,27 @@
 package cmd
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/usernsctl/usernsctl/internal/build"
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/snapshot"
 )
 
+// SnapshotSchema names the JSON contract of `snapshot --output json`.
+const SnapshotSchema = "usernsctl.snapshot/v1"
+
 type snapshotFlags struct {
 	tar string
 }
 
-func newSnapshotCmd() *cobra.Command {
+func newSnapshotCmd(g *globalFlags) *cobra.Command {
 	var f snapshotFlags
 	c := &cobra.Command{
 		Use:   "snapshot [DIR]",
@@ -31,6 +36,9 @@ or .tgz: compressed). Run it as root so the probes run. See docs/snapshot.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 0) == (f.tar == "") {
 				return usageErr("snapshot: give a directory or --tar FILE (one of them)")
+			}
+			if f.tar != "" && !snapshot.TarName(f.tar) {
+				return usageErr("--tar %q: want FILE.tar, FILE.tar.gz or FILE.tgz", f.tar)
 			}
 			dir := ""
 			if len(args) == 1 {
@@ -61,8 +69,25 @@ or .tgz: compressed). Run it as root so the probes run. See docs/snapshot.md.`,
 				}
 				out = f.tar
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "snapshot written to %s: %d paths used, %d commands, %d probes\n",
+			msg := fmt.Sprintf("snapshot written to %s: %d paths used, %d commands, %d probes",
 				out, len(contents.Files), len(contents.Commands), len(contents.Probes))
+			if g.json() {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Schema   string   `json:"schema"`
+					Version  string   `json:"version"`
+					Failed   bool     `json:"failed"`
+					Changed  bool     `json:"changed"`
+					Msg      string   `json:"msg"`
+					Path     string   `json:"path"`
+					Files    int      `json:"files"`
+					Commands int      `json:"commands"`
+					Probes   int      `json:"probes"`
+					LeftOut  []string `json:"left_out"`
+				}{SnapshotSchema, build.Version(), false, false, msg, out, len(contents.Files), len(contents.Commands), len(contents.Probes), append([]string{}, skipped...)})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), msg)
 			for _, s := range skipped {
 				fmt.Fprintf(cmd.OutOrStdout(), "  left out: %s\n", s)
 			}

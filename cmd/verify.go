@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/internal/build"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/verify"
 )
@@ -55,12 +56,15 @@ run (interrupted: the probe is removed first).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.list {
+				if g.json() {
+					return writeJSON(cmd, checks.NewListing(ListSchema, build.Version(), verify.All()))
+				}
 				cmd.Print(verify.List())
 				return nil
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
-			rep, err := runVerify(ctx, f)
+			rep, err := runVerify(ctx, cmd, f)
 			if err != nil {
 				return err
 			}
@@ -86,8 +90,8 @@ run (interrupted: the probe is removed first).`,
 	return c
 }
 
-func runVerify(ctx context.Context, f verifyFlags) (*checks.Report, error) {
-	env, err := newEnv(f.root)
+func runVerify(ctx context.Context, cmd *cobra.Command, f verifyFlags) (*checks.Report, error) {
+	env, err := newEnv(cmd, f.root)
 	if err != nil {
 		return nil, err
 	}
@@ -112,17 +116,28 @@ func runVerify(ctx context.Context, f verifyFlags) (*checks.Report, error) {
 	if ns := strings.TrimSpace(os.Getenv("CONTAINERD_NAMESPACE")); ns != "" {
 		opts.CtrNamespaces = []string{ns}
 	}
+	if err := onlyFor(cmd, string(env.Target), map[string][]string{
+		"all":                {"containerd", "kubernetes"},
+		"probe-timeout":      {"docker"},
+		"kubernetes-version": {"kubernetes"},
+	}); err != nil {
+		return nil, err
+	}
 	switch env.Target {
 	case checks.Docker:
 		if f.all {
 			return nil, usageErr("--all is for containerd and kubernetes; docker verifies a fresh probe container (and --pid/--container)")
 		}
-		env.User = strings.TrimSpace(f.user)
+		if env.User, err = userFlag(f.user); err != nil {
+			return nil, err
+		}
 		if env.Host.Live() {
 			opts.StartProbe = verify.LiveProbe
 		}
 	case checks.Containerd, checks.Kubernetes:
-		opts.User = strings.TrimSpace(f.user)
+		if opts.User, err = userFlag(f.user); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, usageErr("verify --target %s: want docker, containerd or kubernetes", env.Target)
 	}

@@ -23,7 +23,7 @@ func TestVerifyExitCodes(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"verify", "--root", verifyHosts + "docker-remap", "--target", "docker", "--pid", "4962"}, 0, "READY for docker"},
+		{[]string{"verify", "--root", verifyHosts + "docker-remap", "--target", "docker", "--pid", "4962"}, 0, "VERIFIED for docker"},
 		{[]string{"verify", "--root", verifyHosts + "docker-remap", "--target", "docker", "--container", "hostns"}, 1, "--userns=host"},
 		{[]string{"verify", "--root", verifyHosts + "containerd", "--target", "containerd", "--pid", "6612"}, 0, "verify.containerd.rootfs"},
 		{[]string{"verify", "--root", verifyHosts + "containerd", "--target", "kubernetes", "--pid", "6668"}, 1, "runs in the user namespace of its runtime"},

@@ -10,6 +10,17 @@ import (
 	"strings"
 )
 
+// TarName reports whether file names an archive Tar writes: .tar, .tar.gz
+// or .tgz.
+func TarName(file string) bool {
+	for _, ext := range []string{".tar", ".tar.gz", ".tgz"} {
+		if strings.HasSuffix(file, ext) && len(file) > len(ext) {
+			return true
+		}
+	}
+	return false
+}
+
 // Tar writes the tree at dir into an archive at file (gzip-compressed
 // when the name ends in .gz or .tgz), with paths relative to the tree.
 func Tar(dir, file string) (err error) {

@@ -357,6 +357,12 @@ func (d *dockerVerify) noSubjects() (checks.Result, bool) {
 
 func (d *dockerVerify) checkUserns(_ context.Context, env *checks.Env) checks.Result {
 	if r, none := d.noSubjects(); none {
+		if r.Status == checks.Skip {
+			// A verify that looked at no container proved nothing.
+			r.Status = checks.Fail
+			r.Message = "nothing was verified: " + strings.TrimPrefix(r.Message, "no container to judge: ")
+			r.Remedy = "run verify on the live host as root (it starts its own probe container), or name a running container with --container or --pid"
+		}
 		return r
 	}
 	r := judgeUserns(env, d.subjects(), nil, func(bad []*Subject) string {

@@ -85,7 +85,10 @@ func Run(ctx context.Context, env *checks.Env, opts Options) (*checks.Report, er
 	default:
 		return nil, fmt.Errorf("verify: target %q is not one of docker, containerd, kubernetes", env.Target)
 	}
-	return checks.Run(ctx, env, list, checks.Options{}, Schema), nil
+	rep := checks.Run(ctx, env, list, checks.Options{}, Schema)
+	verified := rep.Ready
+	rep.Verified = &verified
+	return rep, nil
 }
 
 // all is every verify check, sorted by ID.
@@ -107,6 +110,9 @@ func Markdown() string {
 	}
 	return b.String()
 }
+
+// All is every verify check, sorted by ID.
+func All() []checks.Checker { return all() }
 
 // List renders `verify --list`: every verify check with its targets.
 func List() string {

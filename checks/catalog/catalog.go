@@ -69,9 +69,7 @@ func Markdown() string {
 }
 
 // List renders `usernsctl check --list`.
-func List() string {
-	list := All()
-	checks.SortByID(list)
+func List(list []checks.Checker) string {
 	w := 0
 	for _, c := range list {
 		if n := len(c.Info().ID); n > w {

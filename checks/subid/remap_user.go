@@ -12,12 +12,13 @@ import (
 	"github.com/usernsctl/usernsctl/config/subid"
 	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/remap"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Docker's limits on the remap user's ranges.
 const (
 	// dockerMinIDs: images carry files owned by ids up to 65534 (nobody).
-	dockerMinIDs = 65536
+	dockerMinIDs = rules.DockerMinIDs
 	// dockerMaxRanges: dockerd uses at most this many ranges.
 	dockerMaxRanges = 5
 )
