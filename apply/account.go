@@ -37,6 +37,16 @@ func (p *plan) ensureAccount(name, group, gecos string) (int, error) {
 	if u != nil && hasGroup {
 		return u.Uid, nil
 	}
+	if u == nil {
+		if err := remap.CheckNewName("user", name); err != nil {
+			return -1, inputErr(err)
+		}
+	}
+	if !hasGroup {
+		if err := remap.CheckNewName("group", group); err != nil {
+			return -1, inputErr(err)
+		}
+	}
 	defs, err := p.loginDefs()
 	if err != nil {
 		return -1, err

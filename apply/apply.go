@@ -17,6 +17,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/host"
 	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/internal/txn"
+	"github.com/usernsctl/usernsctl/remap"
 )
 
 // Schemas of the JSON outputs.
@@ -94,6 +95,9 @@ func Apply(ctx context.Context, env *checks.Env, runner run.Runner, opts Options
 	if err := a.usable(); err != nil {
 		return nil, err
 	}
+	if err := a.inputs(ctx); err != nil {
+		return nil, err
+	}
 	if a.gate(ctx, res) {
 		return res, nil
 	}
@@ -153,6 +157,46 @@ func (a *applier) usable() error {
 	if a.opts.Restart && !a.opts.DryRun {
 		if err := a.opts.Restarts.Usable(); err != nil {
 			return inputErr(err)
+		}
+	}
+	return nil
+}
+
+// inputs refuses, before the checks run, every file this apply reads that
+// does not parse: bad input is exit 2 with the file, line and fix, not a
+// failing check. The facts are the ones the checks read: one verdict.
+func (a *applier) inputs(ctx context.Context) error {
+	bad := func(err error, file string) error {
+		return inputErr(fmt.Errorf("%w\nnothing was written: fix %s (`usernsctl check --target %s` names the same), then run apply again", err, file, a.opts.Target))
+	}
+	ids := facts.SubIDsOf(a.env)
+	for _, f := range []facts.SubIDFile{ids.UID, ids.GID} {
+		if f.Err != nil {
+			return bad(f.Err, f.Path)
+		}
+		if f.File != nil {
+			if err := remap.Refuse(f.File); err != nil {
+				return inputErr(err)
+			}
+		}
+	}
+	switch a.opts.Target {
+	case checks.Docker:
+		d := facts.DockerConfigOf(a.env)
+		if d.Err != nil {
+			return bad(d.Err, d.Path)
+		}
+		if d.RemapErr != nil {
+			return bad(d.RemapErr, d.Path)
+		}
+	case checks.Containerd, checks.Kubernetes:
+		if c := facts.ContainerdConfigOf(ctx, a.env); c.Err != nil {
+			return bad(c.Err, c.Path)
+		}
+		if a.opts.Target == checks.Kubernetes {
+			if k := facts.KubeletConfigOf(a.env); k.Err != nil {
+				return bad(k.Err, k.Path)
+			}
 		}
 	}
 	return nil

@@ -13,11 +13,8 @@ import (
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/remap"
+	"github.com/usernsctl/usernsctl/rules"
 )
-
-// minRemapCount is the smallest range that maps a whole container: uid 0
-// to 65535.
-const minRemapCount = 65536
 
 // planDocker enables userns-remap: the remap account (created like
 // dockerd creates dockremap), its ranges in both ID files, and the
@@ -30,7 +27,7 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		}
 	}
 	d := facts.DockerConfigOf(p.env)
-	raw, err := p.get(d.Path)
+	raw, err := p.get(d.Target)
 	if err != nil {
 		return inputErr(err)
 	}
@@ -92,7 +89,7 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		Keys:     []string{name, strconv.Itoa(uid)},
 		Owner:    name,
 		Request:  req,
-		MinCount: minRemapCount,
+		MinCount: rules.DockerMinIDs,
 	}); err != nil {
 		return err
 	}
@@ -104,11 +101,15 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		} else if out, err = jf.Set("userns-remap", value); err != nil {
 			return inputErr(err)
 		}
-		p.set(d.Path, out, 0o644)
+		p.set(d.Target, out, 0o644)
 		if a.canValidate(ctx, p) {
-			p.check[d.Path] = func(candidate []byte) error { return a.validateDaemonJSON(ctx, candidate) }
+			p.check[d.Target] = func(candidate []byte) error { return a.validateDaemonJSON(ctx, candidate) }
 		}
-		p.note("set \"userns-remap\": %q in %s (%s); dockerd keeps images, containers and volumes made before under its old data root", value, d.Path, d.Source)
+		where := d.Path
+		if d.Target != d.Path {
+			where += " (a link to " + d.Target + ")"
+		}
+		p.note("set \"userns-remap\": %q in %s (%s); dockerd keeps images, containers and volumes made before under its old data root", value, where, d.Source)
 		p.restart("docker")
 	}
 	return nil
@@ -123,12 +124,17 @@ func (a *applier) dockerRequest(p *plan) (remap.Request, error) {
 	if err != nil {
 		return remap.Request{}, err
 	}
-	count := a.opts.Count
+	count := a.opts.Count // the flag is at least rules.DockerMinIDs (cmd)
 	if count == 0 {
 		count = d.SubUIDCount.Value
-	}
-	if count == 0 {
-		count = minRemapCount
+		if count < rules.DockerMinIDs {
+			// COUNT 0 only stops useradd allocating; a smaller count would
+			// give dockerd a range that cannot map a container.
+			if count > 0 {
+				p.note("SUB_UID_COUNT %d (%s) is below the %d ids a remapped container needs: allocating %d", count, d.Where(d.SubUIDCount), rules.DockerMinIDs, rules.DockerMinIDs)
+			}
+			count = rules.DockerMinIDs
+		}
 	}
 	return remap.Request{
 		Min:   max(d.SubUIDMin.Value, d.SubGIDMin.Value),

@@ -34,6 +34,23 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	if k.IDsPerPodSet && p.env.KubeAtLeast("1.35") {
 		idsPerPod = uint64(k.IDsPerPod)
 	}
+	// The kubelet reads its range only through getsubids: writing the
+	// files helps only where getsubids reads them, and a kubelet user with
+	// no getsubids stops the kubelet.
+	if ns := facts.NSSwitchOf(p.env); ns.Err == nil && !ns.Subid.Files() {
+		return &errs.Refusal{
+			Reason: fmt.Sprintf("%s:%d `subid: %s`: getsubids, and so the kubelet, takes subordinate ids from %s, not from /etc/subuid and /etc/subgid: writing the files would change nothing the kubelet reads",
+				facts.NSSwitchFile, ns.Subid.Line, ns.Subid.Service, ns.Subid.Library()),
+			Fix: fmt.Sprintf("give user %q one range in the directory (start and count multiples of %d, count ≥ %d), or set `subid: files` in %s and run apply again",
+				remap.KubeletUser, idsPerPod, remap.KubeletCount(maxPods, idsPerPod), facts.NSSwitchFile),
+		}
+	}
+	if !p.env.Run.Installed("getsubids") {
+		return &errs.Refusal{
+			Reason: "getsubids is not installed: with a kubelet user and no getsubids the kubelet does not start (`kubelet mappings: exec: \"getsubids\": executable file not found in $PATH`)",
+			Fix:    "install getsubids (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install shadow-utils-subid`) on the kubelet's PATH, then run apply again",
+		}
+	}
 	uid, err := p.ensureAccount(remap.KubeletUser, remap.KubeletUser, "usernsctl kubelet user namespace ids")
 	if err != nil {
 		return err
@@ -65,9 +82,6 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 			return err
 		}
 		p.restart("kubelet")
-	}
-	if !p.env.Run.Installed("getsubids") {
-		p.note("getsubids is not installed: the kubelet ignores /etc/subuid without it and keeps its default range; install it (Debian/Ubuntu: `apt-get install uidmap`, Fedora/RHEL: `dnf install shadow-utils-subid`)")
 	}
 	return a.planContainerd(ctx, p)
 }

@@ -290,11 +290,28 @@ func (p *plan) loginDefs() (*logindefs.Defs, error) {
 	if l.Err != nil {
 		return nil, inputErr(fmt.Errorf("%w\nfix the setting in %s, then run apply again; nothing was written", l.Err, l.Path))
 	}
-	return l.Defs, nil
+	d := l.Defs
+	for _, lim := range []struct {
+		min, max   logindefs.Setting
+		minK, maxK string
+	}{{d.SubUIDMin, d.SubUIDMax, "SUB_UID_MIN", "SUB_UID_MAX"}, {d.SubGIDMin, d.SubGIDMax, "SUB_GID_MIN", "SUB_GID_MAX"}} {
+		if lim.min.Value > lim.max.Value {
+			at := lim.min
+			if at.Line == 0 {
+				at = lim.max
+			}
+			return nil, inputErr(&errs.Input{Pos: errs.At(l.Path, at.Line),
+				Msg: fmt.Sprintf("%s %d (%s) is above %s %d (%s): no range fits between them", lim.minK, lim.min.Value, d.Where(lim.min), lim.maxK, lim.max.Value, d.Where(lim.max)),
+				Fix: fmt.Sprintf("set %s below %s in %s (shadow's defaults: 100000 and 600100000), then run apply again; nothing was written", lim.minK, lim.maxK, l.Path)})
+		}
+	}
+	return d, nil
 }
 
+// dockerPath is the daemon.json apply edits: the file in effect, through
+// its symbolic links.
 func dockerPath(env *checks.Env) string {
-	return facts.DockerConfigOf(env).Path
+	return facts.DockerConfigOf(env).Target
 }
 
 func containerdPath(ctx context.Context, env *checks.Env) string {

@@ -19,6 +19,8 @@ type RevertOptions struct {
 	// Force puts the backups back even over files changed since usernsctl
 	// wrote them (their current content is saved first).
 	Force bool
+	// DryRun writes nothing and reports the diffs a revert would apply.
+	DryRun bool
 }
 
 // Revert restores every file usernsctl's applies changed to its bytes
@@ -26,7 +28,10 @@ type RevertOptions struct {
 // settings back, and (with Restart) restarts the daemons of the applied
 // targets. A second Revert changes nothing.
 func Revert(ctx context.Context, env *checks.Env, opts RevertOptions) (*Result, error) {
-	res := &Result{Schema: RevertSchema, Changes: []Change{}, Live: []LiveChange{}, Notes: []string{}}
+	res := &Result{Schema: RevertSchema, DryRun: opts.DryRun, Changes: []Change{}, Live: []LiveChange{}, Notes: []string{}}
+	if opts.DryRun {
+		return revertPreview(env, opts, res)
+	}
 	if opts.Restart {
 		if !env.Host.Live() {
 			return nil, inputErr(errors.New("--restart with --root: nothing is executed or restarted under --root"))
@@ -103,4 +108,37 @@ func dedupe(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// revertPreview is revert --dry-run: the diffs, the live settings that
+// would go back, and nothing written.
+func revertPreview(env *checks.Env, opts RevertOptions, res *Result) (*Result, error) {
+	r, err := txn.RevertPreview(env.Host, txn.Options{StateDir: opts.StateDir, Force: opts.Force})
+	if err != nil {
+		if errors.Is(err, txn.ErrRevertRefused) {
+			res.Failed, res.Msg = true, err.Error()
+			res.Fix = "check what changed the file; `usernsctl revert --force` restores the backups anyway (the current content is saved first)"
+			return res, nil
+		}
+		return nil, err
+	}
+	for _, c := range r.Changes {
+		res.Changes = append(res.Changes, Change(c))
+	}
+	if b, err := env.Host.ReadFile(stateFile); err == nil {
+		if st, err := parseState(b); err == nil {
+			for _, l := range st.Live {
+				if cur, err := env.Host.ReadFile(l.Path); err == nil && strings.TrimSpace(string(cur)) == l.Value {
+					res.Live = append(res.Live, LiveChange{Path: l.Path, Before: l.Value, Value: l.Before, Why: "restore the value before usernsctl"})
+				}
+			}
+			res.RestartRequired = r.Changed && len(st.Restart) > 0
+		}
+	}
+	res.Changed = r.Changed || len(res.Live) > 0
+	res.Msg = "nothing to revert: no usernsctl apply is recorded"
+	if res.Changed {
+		res.Msg = fmt.Sprintf("would revert %s and %s to their state before usernsctl", checks.Count(len(res.Changes), "file"), checks.Count(len(res.Live), "live setting"))
+	}
+	return res, nil
 }

@@ -136,6 +136,7 @@ half-written); 2 bad input or usage (nothing written). See docs/apply.md.`,
 type revertFlags struct {
 	root    string
 	force   bool
+	dryRun  bool
 	restart restartFlags
 }
 
@@ -160,13 +161,14 @@ else changed since apply wrote it is not overwritten (exit 1) unless
 			if env.Host.Live() {
 				runner = &run.Exec{Timeout: commandTimeout}
 			}
-			res, err := apply.Revert(cmd.Context(), env, apply.RevertOptions{Restart: f.restart.restart, Force: f.force,
+			res, err := apply.Revert(cmd.Context(), env, apply.RevertOptions{Restart: f.restart.restart, Force: f.force, DryRun: f.dryRun,
 				Restarts: apply.Restarter{Host: env.Host, Runner: runner, Command: f.restart.command, Timeout: f.restart.timeout}})
 			return finish(cmd, res, err, g, "revert", apply.RevertSchema, "")
 		},
 	}
 	c.Flags().StringVar(&f.root, "root", "", "revert a host tree instead of this host")
 	c.Flags().BoolVar(&f.force, "force", false, "restore the backups even over files changed since apply wrote them")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "write nothing; print the diff of every file revert would restore")
 	f.restart.add(c)
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -69,7 +70,7 @@ func ParseSpec(s string) (Spec, error) {
 		return sp, fmt.Errorf("userns-remap %q: user %w", s, err)
 	case isID:
 		sp.UID = id
-	case parts[0] == DefaultSpec:
+	case s == DefaultSpec: // only the whole value: "default:x" is user "default" (moby parseRemappedRoot)
 		sp.Default, sp.User = true, DefaultUser
 	default:
 		if err := checkName(parts[0]); err != nil {
@@ -123,6 +124,19 @@ func checkName(n string) error {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar || r == '/' || r == ',' {
 			return fmt.Errorf("name %q contains %q, which no account name can contain", n, r)
 		}
+	}
+	return nil
+}
+
+// nameRE is shadow's default NAME_REGEX for useradd and groupadd
+// (useradd(8): "[a-z_][a-z0-9_-]*[$]?"), which apply keeps for the accounts
+// it creates; 32 is useradd's length limit.
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*[$]?$`)
+
+// CheckNewName refuses a name apply would create that useradd would not.
+func CheckNewName(kind, n string) error {
+	if len(n) > 32 || !nameRE.MatchString(n) {
+		return fmt.Errorf("%s name %q: useradd creates only names of lower-case letters, digits, '_' and '-', starting with a letter or '_' (at most 32): create the account yourself, or name another", kind, n)
 	}
 	return nil
 }

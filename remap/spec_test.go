@@ -22,7 +22,8 @@ func TestParseSpecForms(t *testing.T) {
 		{"1500:1600", Spec{Raw: "1500:1600", UID: 1500, GID: 1600}},
 		{"mapuser:1600", Spec{Raw: "mapuser:1600", User: "mapuser", UID: -1, GID: 1600}},
 		{"1500:mapgroup", Spec{Raw: "1500:mapgroup", UID: 1500, Group: "mapgroup", GID: -1}},
-		{"default:docker", Spec{Raw: "default:docker", Default: true, User: "dockremap", Group: "docker", UID: -1, GID: -1}},
+		// Only the whole value "default" is dockremap: dockerd reads "default:docker" as user "default" (moby parseRemappedRoot).
+		{"default:docker", Spec{Raw: "default:docker", User: "default", Group: "docker", UID: -1, GID: -1}},
 		{"user.name-1", Spec{Raw: "user.name-1", User: "user.name-1", UID: -1, GID: -1}},
 		{"2147483647", Spec{Raw: "2147483647", UID: 2147483647, GID: -1}},
 		// A name that only starts with digits is a name, as in dockerd.

@@ -38,6 +38,9 @@ type DockerConfig struct {
 	// ("default", "--config-file in /lib/systemd/system/docker.service line 12").
 	Path   string
 	Source string
+	// Target is Path with its symbolic links followed: the file dockerd
+	// reads and apply edits (the links stay). Path when it is no link.
+	Target string
 	Exists bool
 	// Values is the parsed object; nil when the file is missing or bad.
 	Values map[string]any
@@ -224,6 +227,10 @@ func DockerConfigOf(env *checks.Env) *DockerConfig {
 				p = path.Join("/", p) // systemd runs dockerd in /
 			}
 			d.Path, d.Source, d.ConfigFlag = p, "--config-file in "+f.Where(), &f
+		}
+		d.Target = d.Path
+		if t, err := env.Host.FinalTarget(d.Path); err == nil {
+			d.Target = t
 		}
 		b, err := env.Host.ReadFile(d.Path)
 		switch {

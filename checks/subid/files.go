@@ -121,7 +121,7 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 	binary := 0
 	var text []string
 	var del, fix []int
-	crlf, nonl := false, false
+	crlf, nonl, bom := false, false, false
 	for _, p := range ps {
 		text = append(text, p.Error())
 		switch p.Kind {
@@ -131,6 +131,8 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 			crlf, severe = true, true
 		case subid.NoNewline:
 			nonl, severe = true, true
+		case subid.BOM:
+			bom, severe = true, true
 		case subid.Binary:
 			binary++
 			severe = true
@@ -147,6 +149,9 @@ func judgeProblems(f *subid.File) (findings, remedies []string, severe bool) {
 		return findings, remedies, true
 	}
 	findings = append(findings, fmt.Sprintf("%s in %s: %s", checks.Count(len(ps), "problem"), f.Name, list(text, shown)))
+	if bom {
+		remedies = append(remedies, fmt.Sprintf("remove the byte order mark: `sed -i '1s/^\\xEF\\xBB\\xBF//' %s`", f.Name))
+	}
 	if len(fix) > 0 {
 		lines, them := "lines", "them"
 		if len(fix) == 1 {

@@ -79,9 +79,17 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
 	if !gu.Installed {
-		return ev(checks.Warnf("install getsubids (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install /usr/bin/getsubids`), then run this check again",
-			"getsubids is not installed: although user %q exists, the kubelet silently uses its default range %s%s",
-			remap.KubeletUser, def, fileNote).With("getsubids", false))
+		install := "install getsubids on the kubelet's PATH (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install shadow-utils-subid`)"
+		if !userNSGateOn(env) {
+			return ev(checks.Warnf(install+" before turning UserNamespacesSupport on",
+				"getsubids is not installed and user %q exists: with the UserNamespacesSupport gate off (the default before 1.33) the kubelet ignores both, but once it is on the kubelet does not start%s",
+				remap.KubeletUser, fileNote).With("getsubids", false))
+		}
+		// getKubeletMappings tests os.IsNotExist on exec.LookPath's error,
+		// which exec.ErrNotFound never is (v1.30–v1.36).
+		return ev(checks.Failf(install+", or remove the kubelet user",
+			"getsubids is not installed while user %q exists: the kubelet does not start (`failed to create kubelet: create user namespace manager: kubelet mappings: exec: \"getsubids\": executable file not found in $PATH`)%s",
+			remap.KubeletUser, fileNote).With("getsubids", false))
 	}
 	gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
 
@@ -126,6 +134,16 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 	r.Message = fmt.Sprintf("getsubids gives user %q one range %d:%d for uids and gids: %s of %d ids (%s)",
 		remap.KubeletUser, k.Start, k.Count, checks.Count(int(k.Count/idsPerPod), "pod"), idsPerPod, limits)
 	return r
+}
+
+// userNSGateOn reports whether the kubelet reads its mappings at all: the
+// UserNamespacesSupport gate, on by default from 1.33, else as the
+// kubelet config sets it.
+func userNSGateOn(env *checks.Env) bool {
+	if v, set := facts.KubeletConfigOf(env).GateSet("UserNamespacesSupport"); set {
+		return v
+	}
+	return env.KubeAtLeast("1.33")
 }
 
 // nextAligned is next for a request with its own bounds and alignment.

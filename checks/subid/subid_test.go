@@ -347,6 +347,7 @@ func TestKubelet(t *testing.T) {
 		pw       string
 		subuid   string
 		commands string
+		kube     string
 		st       checks.Status
 		msg      []string
 		remedy   []string
@@ -354,10 +355,13 @@ func TestKubelet(t *testing.T) {
 		{name: "no kubelet user", subuid: "kubelet:65536:7208960\n", st: checks.Warn,
 			msg:    []string{`no "kubelet" user in /etc/passwd`, "silently uses its default range 65536-4294967295"},
 			remedy: []string{"usernsctl apply --target kubernetes"}},
-		{name: "no getsubids", pw: kubeletPW, subuid: "kubelet:100000:65536\n", st: checks.Warn,
-			msg: []string{"getsubids is not installed", "default range 65536-4294967295",
+		{name: "no getsubids, gate off", pw: kubeletPW, subuid: "kubelet:100000:65536\n", kube: "1.32", st: checks.Warn,
+			msg: []string{"getsubids is not installed", "gate off", "once it is on the kubelet does not start",
 				"would be refused too", "kubelet user assigned ID 100000 is not a multiple of 65536"},
 			remedy: []string{"apt-get install uidmap"}},
+		{name: "no getsubids: the kubelet does not start", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", kube: "1.33", st: checks.Fail,
+			msg:    []string{"getsubids is not installed", `exec: "getsubids": executable file not found in $PATH`},
+			remedy: []string{"apt-get install uidmap", "remove the kubelet user"}},
 		{name: "docs example", pw: kubeletPW, commands: getsubids(docs, docs), st: checks.Pass,
 			msg: []string{`one range 65536:7208960`, "110 pods of 65536 ids", "maxPods 110"}},
 		{name: "no ranges: the kubelet does not start", pw: kubeletPW, commands: getsubids("none", "none"), st: checks.Fail,
@@ -375,7 +379,7 @@ func TestKubelet(t *testing.T) {
 	for _, c := range cases {
 		files := with(tree{"/etc/subuid": c.subuid + "alice:100000:65536\n", "/etc/subgid": c.subuid + "alice:100000:65536\n"})
 		files["/etc/passwd"] += c.pw
-		env := checkstest.Env(t, checks.Kubernetes, files, c.commands, nil)
+		env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, files, c.commands, nil), c.kube)
 		expect(t, c.name, run1(t, "subid.kubelet", env), c.st, c.msg, c.remedy...)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -86,7 +87,7 @@ func parseBytes(data []byte, name string) (*File, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return nil, &errs.Input{Pos: errs.Pos{File: name, Line: row, Column: col}, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+			return nil, &errs.Input{Pos: errs.Pos{File: name, Line: row, Column: col}, Msg: plainTOML(strings.TrimPrefix(de.Error(), "toml: "))}
 		}
 		return nil, &errs.Input{Pos: errs.Pos{File: name}, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
@@ -294,4 +295,20 @@ func keyPath(prefix []string, n *unstable.Node) ([]string, *unstable.Node) {
 		path = append(path, string(k.Data))
 	}
 	return path, first
+}
+
+// strconvErr is the Go parser's wording inside go-toml's messages.
+var strconvErr = regexp.MustCompile(`strconv\.Parse\w+: parsing "([^"]*)": (value out of range|invalid syntax)`)
+
+// plainTOML words go-toml's number errors without Go's internals: "unable
+// to parse float: strconv.ParseFloat: parsing \"1e400\": value out of
+// range" becomes "unable to parse float: 1e400 is out of range".
+func plainTOML(msg string) string {
+	return strconvErr.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := strconvErr.FindStringSubmatch(m)
+		if sub[2] == "value out of range" {
+			return sub[1] + " is out of range"
+		}
+		return sub[1] + " is not a number"
+	})
 }

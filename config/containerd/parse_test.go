@@ -134,3 +134,10 @@ plugins.'io.containerd.snapshotter.v1.overlayfs'.slow_chown = true
 		t.Errorf("inline table key at %+v %v", p, ok)
 	}
 }
+
+func TestNumberErrorsInWords(t *testing.T) {
+	_, err := Parse(strings.NewReader("version = 1e400\n"), "/etc/containerd/config.toml")
+	if err == nil || strings.Contains(err.Error(), "strconv") || !strings.Contains(err.Error(), "/etc/containerd/config.toml:1:11: ") || !strings.Contains(err.Error(), "1e400 is out of range") {
+		t.Errorf("%v", err)
+	}
+}

@@ -128,6 +128,20 @@ func parseBytes(src []byte, name string) (*File, error) {
 		if errors.As(err, &se) {
 			return nil, f.syntaxError(base, se)
 		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && strings.HasPrefix(te.Value, "number") {
+			// The only type error a decode into any can give: a number
+			// beyond float64, which dockerd's decoder refuses too.
+			end := min(base+int(te.Offset), len(f.Src))
+			for end > base && strings.IndexByte("0123456789", f.Src[end-1]) < 0 {
+				end-- // the offset is past the value's terminator
+			}
+			start := end
+			for start > base && strings.IndexByte("0123456789+-.eE", f.Src[start-1]) >= 0 {
+				start--
+			}
+			return nil, f.errAt(start, fmt.Sprintf("the number %s is out of range (JSON numbers are read as 64-bit floating point: at most about 1.8e308)", f.Src[start:end]), "write a number in range")
+		}
 		return nil, f.errAt(base, err.Error(), "")
 	}
 	if _, ok := v.(map[string]any); !ok {

@@ -289,3 +289,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A number beyond float64 is refused as dockerd refuses it, at the number,
+// in words without Go's type names.
+func TestNumberOutOfRange(t *testing.T) {
+	_, err := Parse(strings.NewReader("{\n  \"max-concurrent-downloads\": 1e400\n}\n"), "/etc/docker/daemon.json")
+	se := wantSyntax(t, err, 2, 31, "write a number in range")
+	if strings.Contains(se.Error(), "Go value") || !strings.Contains(se.Error(), "1e400 is out of range") {
+		t.Errorf("%v", se)
+	}
+}

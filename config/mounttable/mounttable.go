@@ -5,6 +5,7 @@ package mounttable
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -38,7 +39,10 @@ func Parse(r io.Reader, name string) ([]*mountinfo.Info, error) {
 		}
 	}
 	if serr := sc.Err(); serr != nil {
-		return nil, errs.Inputf(errs.At(name, n+1), "%v (longer than 1 MiB: not a mount table)", serr)
+		if errors.Is(serr, bufio.ErrTooLong) {
+			return nil, errs.Inputf(errs.At(name, n+1), "a line longer than 1 MiB: not a mount table")
+		}
+		return nil, errs.Inputf(errs.At(name, n+1), "%v", serr)
 	}
 	return nil, fmt.Errorf("%s: %w", name, err)
 }

@@ -41,3 +41,10 @@ func TestParseMountinfoBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestLongLineInWords(t *testing.T) {
+	_, err := Parse(strings.NewReader("26 1 254:0 / / rw - ext4 /dev/vda rw\n"+strings.Repeat("x", 2<<20)+"\n"), selfMountinfo)
+	if err == nil || strings.Contains(err.Error(), "bufio") || !strings.Contains(err.Error(), selfMountinfo+":2: a line longer than 1 MiB") {
+		t.Errorf("%v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -96,6 +97,7 @@ const (
 	TooLong               // a line of MaxLine+1 bytes or more
 	Binary                // a NUL byte or invalid UTF-8
 	NoNewline             // the last line has no trailing newline
+	BOM                   // a UTF-8 byte order mark before the first owner
 	BadNumber             // a start or count that is not plain decimal or is out of range
 )
 
@@ -177,6 +179,13 @@ func parseBytes(data []byte, name string) (*File, error) {
 			l.Problem.File, l.Problem.Line = name, no
 		}
 		f.Lines = append(f.Lines, l)
+	}
+	if len(f.Lines) > 0 && strings.HasPrefix(f.Lines[0].Raw, "\ufeff") {
+		// Editors on Windows write it; shadow, dockerd and the kubelet read
+		// it as part of the first owner's name, so that owner has no range.
+		f.Lines[0].Range = Range{}
+		f.Lines[0].Problem = &Problem{Kind: BOM, Input: errs.Input{Pos: errs.Pos{File: name, Line: 1, Column: 1},
+			Msg: "a UTF-8 byte order mark (EF BB BF) starts the file: shadow and dockerd read it as part of the first owner's name"}}
 	}
 	return f, nil
 }

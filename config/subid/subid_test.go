@@ -347,3 +347,13 @@ func TestAlias(t *testing.T) {
 		t.Error("a file with a bad line must not be aliased: its problems name it")
 	}
 }
+
+// A byte order mark is part of the first owner for every reader: reported
+// at line 1, column 1, and the line is not a range of "alice".
+func TestByteOrderMark(t *testing.T) {
+	f := parse(t, "\ufeffalice:100000:65536\nbob:165536:65536\n")
+	ps := f.Problems()
+	if len(ps) != 1 || ps[0].Kind != BOM || ps[0].Line != 1 || ps[0].Column != 1 || len(f.Ranges()) != 1 {
+		t.Fatalf("problems %v, ranges %d", ps, len(f.Ranges()))
+	}
+}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/internal/inroot"
 )
 
 // How applies stack: each apply that changed something is one journal
@@ -52,6 +54,58 @@ func Revert(ctx context.Context, h *host.Host, opt Options) (*Result, error) {
 	if cerr := tx.Close(); cerr != nil {
 		return res, cerr
 	}
+	return res, nil
+}
+
+// RevertPreview is Revert without the writes: the diffs a revert would
+// apply now, for `revert --dry-run`. It takes no lock and creates nothing:
+// an interrupted run is reported, not rolled back (the next real run
+// does that first).
+func RevertPreview(h *host.Host, opt Options) (*Result, error) {
+	if opt.StateDir == "" {
+		opt.StateDir = DefaultStateDir
+	}
+	state, err := inroot.Clean(opt.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	root, err := inroot.Open(h.Root())
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	tx := &Tx{opt: opt, root: root, j: &journal{r: root, state: state}}
+	entries, err := tx.j.entries()
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Result{Message: "nothing to revert: no usernsctl apply is recorded in " + tx.j.backups()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var active []*entry
+	for _, e := range entries {
+		if e.m == nil || e.m.State == statePending {
+			return nil, fmt.Errorf("%s holds an interrupted run: run `usernsctl revert` (or apply) without --dry-run to roll it back first", tx.j.backups())
+		}
+		if e.m.Kind == kindApply && e.m.State == stateCommitted {
+			active = append(active, e)
+		}
+	}
+	if len(active) == 0 {
+		return &Result{Message: "nothing to revert: no usernsctl apply is recorded in " + tx.j.backups()}, nil
+	}
+	plan, _, err := tx.revertPlan(active)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	for _, c := range plan {
+		if c.Action() != "" {
+			res.Changes = append(res.Changes, Applied{Path: c.Path, Action: c.Action(), Diff: c.Diff()})
+		}
+	}
+	res.Changed = len(res.Changes) > 0
+	res.Message = fmt.Sprintf("would restore %d file(s) of %d usernsctl apply(s)", len(res.Changes), len(active))
 	return res, nil
 }
 

@@ -125,11 +125,45 @@ func (c Change) Diff() string {
 	if c.New == nil {
 		to = udiff.DevNull
 	}
-	if d := udiff.Unified(from, to, c.Old, c.New); d != "" {
+	old, cur := c.Old, c.New
+	if secret(c.Path) {
+		old, cur = maskHashes(old), maskHashes(cur)
+	}
+	if d := udiff.Unified(from, to, old, cur); d != "" {
 		return d
 	}
 	// Creating or removing an empty file: no lines, but still a change.
 	return "--- " + from + "\n+++ " + to + "\n"
+}
+
+// secret reports whether a file holds password hashes (field 2 of every
+// line): /etc/shadow and /etc/gshadow.
+func secret(p string) bool {
+	p = path.Clean(p)
+	return p == "/etc/shadow" || p == "/etc/gshadow"
+}
+
+// maskHashes hides the password field of shadow and gshadow lines, so that
+// no diff (shown, or printed as JSON to a log) carries another account's
+// hash; locked and empty markers ("!", "*", "!*", "") are kept: they say
+// what an account can do.
+func maskHashes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	var out bytes.Buffer
+	for _, l := range lines {
+		f := bytes.SplitN(l, []byte(":"), 3)
+		if len(f) == 3 && len(bytes.Trim(f[1], "!*")) > 0 {
+			out.Write(f[0])
+			out.WriteString(":<hash hidden>:")
+			out.Write(f[2])
+			continue
+		}
+		out.Write(l)
+	}
+	return out.Bytes()
 }
 
 // Plan is an ordered list of changes, written in this order.

@@ -647,3 +647,17 @@ func TestCheckSeesEarlierChangesAndAborts(t *testing.T) {
 		t.Fatalf("daemon.json written despite the failed check: %v", err)
 	}
 }
+
+// No diff carries a password hash: shadow's field 2 is masked, its locked
+// and empty markers kept.
+func TestDiffHidesPasswordHashes(t *testing.T) {
+	old := "root:$6$salt$hash:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n"
+	c := Change{Path: "/etc/shadow", Old: []byte(old), New: []byte(old + "dockremap:!:20000::::::\n")}
+	d := c.Diff()
+	if strings.Contains(d, "$6$") || !strings.Contains(d, "root:<hash hidden>:19000") || !strings.Contains(d, "+dockremap:!:20000") || !strings.Contains(d, "bin:*:") {
+		t.Errorf("%s", d)
+	}
+	if p := (Change{Path: "/etc/passwd", Old: []byte("a:x:1:1::/:/bin/sh\n"), New: []byte("b:x:2:2::/:/bin/sh\n")}).Diff(); !strings.Contains(p, "a:x:1") {
+		t.Errorf("passwd is not masked: %s", p)
+	}
+}
