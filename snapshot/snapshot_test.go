@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/usernsctl/usernsctl/cmd"
+	"github.com/usernsctl/usernsctl/internal/host"
+	"github.com/usernsctl/usernsctl/snapshot"
 )
 
 type outcome struct {
@@ -59,6 +61,47 @@ func TestSnapshotMatchesLiveRun(t *testing.T) {
 				t.Errorf("%s: %s is %s live but %s from the snapshot\n live: %s\n snap: %s", target, id, l.Status, s.Status, l.Message, s.Message)
 			}
 		}
+	}
+	// What the checks used, not whole daemon binaries: a host's snapshot
+	// stays small.
+	var size int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			size += fi.Size()
+		}
+		return nil
+	})
+	if size > 5<<20 {
+		t.Errorf("the snapshot holds %d bytes, want under 5 MiB", size)
+	}
+}
+
+// A binary whose build info a check read is kept as a stand-in: its mode,
+// not its bytes (the snapshot's commands.json answers for it).
+func TestSnapshotBinaryStandIn(t *testing.T) {
+	src := t.TempDir()
+	bin := filepath.Join(src, "usr/bin/dockerd")
+	os.MkdirAll(filepath.Dir(bin), 0o755)
+	if err := os.WriteFile(bin, bytes.Repeat([]byte{0x7f}, 8<<20), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.At(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Record()
+	f, err := h.OpenMetadata("/usr/bin/dockerd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dir := filepath.Join(t.TempDir(), "snap")
+	if _, err := snapshot.Write(dir, h, snapshot.Contents{Files: h.Recorded()}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "usr/bin/dockerd"))
+	if err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o755 {
+		t.Errorf("stand-in: %v %v", fi, err)
 	}
 }
 

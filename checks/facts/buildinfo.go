@@ -31,7 +31,7 @@ func fromBuildInfo(env *checks.Env, name string) (versions.Parsed, bool) {
 	if err != nil {
 		return versions.Parsed{}, false
 	}
-	f, err := env.Host.Open(path)
+	f, err := env.Host.OpenMetadata(path)
 	if err != nil {
 		return versions.Parsed{}, false
 	}

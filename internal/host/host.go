@@ -147,6 +147,19 @@ func (h *Host) Open(p string) (*os.File, error) {
 	return os.Open(h.Path(p))
 }
 
+// OpenMetadata opens a host file to read only what a program records about
+// itself (a Go binary's build info). A snapshot keeps a stand-in with the
+// file's mode and attributes, not its bytes: the recorded `--version`
+// output answers there instead.
+func (h *Host) OpenMetadata(p string) (*os.File, error) {
+	h.Note(p, Stat)
+	if h.tree != nil {
+		f, err := h.tree.open(rel(p))
+		return f, hostErr(p, err)
+	}
+	return os.Open(h.Path(p))
+}
+
 // ReadFile reads a whole host file, refusing directories and anything
 // larger than MaxFileSize. Errors name the host path, not the root-prefixed
 // one, so messages read the same in snapshot mode.
