@@ -4,7 +4,7 @@ BIN     ?= bin/usernsctl
 PKGS    ?= ./...
 export CGO_ENABLED := 0
 
-.PHONY: build run test vet fmt docs bench e2e clean
+.PHONY: build run test vet fmt docs bench e2e ansible-test clean
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) .
@@ -34,6 +34,11 @@ bench: build
 
 e2e: build
 	./e2e/run.sh
+
+# ansible-test: the usernsctl.node collection under real ansible-core (installed from
+# Debian when missing), against --root copies of the fixtures, and ansible-test sanity.
+ansible-test: build
+	USERNSCTL=$(BIN) ./ansible/tests/run.sh
 
 clean:
 	rm -rf bin dist
