@@ -123,6 +123,30 @@ def parse_object(text):
     return obj, None
 
 
+# The types of the contract's fields, where they appear.
+FIELD_TYPES = (
+    (('changed', 'failed', 'ready', 'verified', 'restart_required', 'restarted', 'dry_run'), bool, 'true or false'),
+    (('changes', 'live', 'notes', 'checks', 'blocking'), list, 'a list'),
+    (('summary',), dict, 'an object'),
+)
+STRING_FIELDS = ('schema', 'version', 'msg', 'fix', 'target')
+
+
+def contract_error(obj):
+    """Why obj does not keep the contract's field types, or None."""
+    for keys, kind, want in FIELD_TYPES:
+        for k in keys:
+            if k in obj and obj[k] is not None and not isinstance(obj[k], kind):
+                return 'printed an object whose %s is %s, not %s' % (k, json.dumps(obj[k])[:80], want)
+    for k in STRING_FIELDS:
+        if k in obj and obj[k] is not None and not isinstance(obj[k], type(u'')) and not isinstance(obj[k], str):
+            return 'printed an object whose %s is %s, not a string' % (k, json.dumps(obj[k])[:80])
+    for k in ('changes', 'live', 'checks', 'blocking'):
+        if any(not isinstance(e, dict) for e in obj.get(k) or []):
+            return 'printed an object whose %s holds something other than objects' % k
+    return None
+
+
 def excerpt(text):
     text = (text or '').strip()
     if len(text) > EXCERPT:
@@ -198,6 +222,7 @@ class Runner(object):
 
     def __init__(self, module, verb):
         self.module = module
+        module._usernsctl_runner = self
         self.verb = verb
         self.schema = SCHEMAS[verb]
         self.binary = find_binary(module)
@@ -222,6 +247,9 @@ class Runner(object):
             schema = obj.get('schema')
             if schema is not None and schema != self.schema:
                 return None, 'printed a %r object, not %s (a usernsctl this collection does not know?)' % (schema, self.schema)
+            bad = contract_error(obj)
+            if bad:
+                return None, bad
         return obj, why
 
     def base(self):
@@ -310,6 +338,23 @@ def change_result(runner, obj, check_mode):
     return res
 
 
+def guarded(fn):
+    """An object that breaks the contract in a way nothing here foresaw (a list where a
+    string belongs) fails the task with what usernsctl printed, never with a traceback."""
+    def run(module, verb, *args, **kwargs):
+        try:
+            return fn(module, verb, *args, **kwargs)
+        except Exception as e:  # pylint: disable=broad-except
+            runner = getattr(module, '_usernsctl_runner', None)
+            res = runner.base() if runner else {}
+            if runner:
+                res.update(stdout=runner.stdout, stderr=runner.stderr)
+            module.fail_json(msg='usernsctl %s printed an object this module cannot read (%s: %s): see stdout'
+                             % (verb, type(e).__name__, e), **res)
+    return run
+
+
+@guarded
 def run_change(module, verb, args):
     """apply or revert: run, then exit_json or fail_json. Check mode adds --dry-run."""
     runner = Runner(module, verb)
@@ -358,6 +403,7 @@ def predict_revert(module, runner):
     module.exit_json(**res)
 
 
+@guarded
 def run_report(module, verb, args, warnings=True):
     """check or verify: run, return the report; failed when not ready / not verified."""
     runner = Runner(module, verb)
