@@ -132,7 +132,7 @@ mkdir -p "$WORK/logs" "$WORK/bin" "$WORK/home"
 
 command -v ansible-playbook >/dev/null || apt_install ansible-core
 [[ -x /usr/bin/python3 ]] || die "no /usr/bin/python3 (the managed node's interpreter)"
-log "$(ansible-playbook --version | head -n 1), $(/usr/bin/python3 --version)"
+log "$(ansible-playbook --version | sed -n 1p), $(/usr/bin/python3 --version)"
 
 if [[ -n ${USERNSCTL:-} ]]; then
 	cp "$USERNSCTL" "$WORK/bin/usernsctl"
@@ -274,6 +274,17 @@ expect "fleet, second run: nothing changes, verify still runs" \
 	"node1 check; node1 apply --restart; node1 verify; node2 check; node2 apply --restart; node2 verify" "$(calls)"
 recap node1 "changed=0 failed=0"
 recap node2 "changed=0 failed=0"
+
+fleet
+play "fleet, kubernetes" 0 -i "$WORK/fleet.yml" "$WORK/playbook.yml" -e usernsctl_target=kubernetes -e usernsctl_kubernetes_version=1.33
+expect "fleet, kubernetes: no verify by default (no user-namespaced pod to look at yet)" \
+	"node1 check; node1 apply --restart; node2 check; node2 apply --restart" "$(calls)"
+rm -f "$FAKE_STATE/calls"
+play "fleet, kubernetes with a pod to verify" 0 -i "$WORK/fleet.yml" "$WORK/playbook.yml" -e usernsctl_target=kubernetes \
+	-e usernsctl_kubernetes_version=1.33 -e '{"usernsctl_verify_pids": [4242]}'
+expect "fleet, kubernetes with a pod: verified" \
+	"node1 check; node1 apply --restart; node1 verify; node2 check; node2 apply --restart; node2 verify" "$(calls)"
+expect "fleet, kubernetes with a pod: verify got the pid" 2 "$(grep -c 'verify --target=kubernetes --pid=4242 --kubernetes-version=1.33' "$FAKE_STATE/calls")"
 
 fleet
 touch "$FAKE_STATE/node1/verify-fails"
