@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 export CGO_ENABLED := 0
 
-.PHONY: build run test vet fmt docs bench e2e clean
+.PHONY: build run test vet fmt docs bench e2e ansible-test clean
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w -X github.com/usernsctl/usernsctl/internal/build.version=$(VERSION) -X github.com/usernsctl/usernsctl/internal/build.commit=$(COMMIT)' -o $(BIN) .
@@ -38,6 +38,11 @@ bench: build
 
 e2e: build
 	./e2e/run.sh
+
+# ansible-test: the usernsctl.node collection under real ansible-core (installed from
+# Debian when missing), against --root copies of the fixtures, and ansible-test sanity.
+ansible-test: build
+	USERNSCTL=$(BIN) ./ansible/tests/run.sh
 
 clean:
 	rm -rf bin dist

@@ -31,6 +31,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+# The Ansible collection's scenario part (scenario_docker_ansible, install_ansible).
+# shellcheck source=e2e/ansible.sh
+. "$HERE/ansible.sh"
 
 ALL_SCENARIOS="docker-20.10 docker-26 docker-28 containerd-2 containerd-1.7 safety"
 : "${E2E_SCENARIOS:=$ALL_SCENARIOS}"
@@ -291,6 +294,8 @@ scenario_docker() {
 	expect "revert again: exit, changed" "0 false" "$RC $(jqr .changed)"
 	ROW_VERIFY="fail / pass 0 $S $C / fail"
 	ROW_REVERT="exact bytes, restarted; 2nd: no change"
+	# The Ansible collection against this dockerd, in one scenario (e2e/ansible.sh).
+	if [[ $src == system ]]; then scenario_docker_ansible; fi
 	stop_dockerd
 }
 
@@ -706,6 +711,7 @@ installs() { # in a subshell: lib.sh's run and data roots in WORK, not on the ho
 	[[ " $E2E_SCENARIOS " == *" docker-28 "* || " $E2E_SCENARIOS " == *" containerd-2 "* ]] && suites+=(sid)
 	phase "install_bookworm" install_bookworm
 	phase "install_runc v$E2E_RUNC_VERSION" install_runc
+	if [[ " $E2E_SCENARIOS " == *" docker-20.10 "* ]]; then phase "install_ansible" install_ansible; fi
 	for s in "${suites[@]}"; do phase "install_suite $s" install_suite "$s"; done
 }
 
