@@ -32,6 +32,7 @@ fmt:
 docs:
 	$(GO) test ./checks/catalog -run TestDocsChecksIsCurrent -update
 	$(GO) test ./verify -run TestDocsVerifyIsCurrent -update
+	$(GO) test ./rules -run TestDocsRulesIsCurrent -update
 
 bench: build
 	./scripts/bench.sh

@@ -89,7 +89,7 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		Keys:     []string{name, strconv.Itoa(uid)},
 		Owner:    name,
 		Request:  req,
-		MinCount: rules.DockerMinIDs,
+		MinCount: rules.DockerMinIDCount,
 	}); err != nil {
 		return err
 	}
@@ -124,16 +124,16 @@ func (a *applier) dockerRequest(p *plan) (remap.Request, error) {
 	if err != nil {
 		return remap.Request{}, err
 	}
-	count := a.opts.Count // the flag is at least rules.DockerMinIDs (cmd)
+	count := a.opts.Count // the flag is at least rules.DockerMinIDCount (cmd)
 	if count == 0 {
 		count = d.SubUIDCount.Value
-		if count < rules.DockerMinIDs {
+		if count < rules.DockerMinIDCount {
 			// COUNT 0 only stops useradd allocating; a smaller count would
 			// give dockerd a range that cannot map a container.
 			if count > 0 {
-				p.note("SUB_UID_COUNT %d (%s) is below the %d ids a remapped container needs: allocating %d", count, d.Where(d.SubUIDCount), rules.DockerMinIDs, rules.DockerMinIDs)
+				p.note("SUB_UID_COUNT %d (%s) is below the %d ids a remapped container needs: allocating %d", count, d.Where(d.SubUIDCount), rules.DockerMinIDCount, rules.DockerMinIDCount)
 			}
-			count = rules.DockerMinIDs
+			count = rules.DockerMinIDCount
 		}
 	}
 	return remap.Request{

@@ -39,8 +39,8 @@ type applyFlags struct {
 // validate refuses flag values apply would otherwise replace by defaults:
 // a flag that is given must mean what it says.
 func (f *applyFlags) validate(c *cobra.Command) error {
-	if c.Flags().Changed("count") && f.count < rules.DockerMinIDs {
-		return usageErr("--count %d: a remapped container needs at least %d ids (uid 0 to 65535)", f.count, rules.DockerMinIDs)
+	if c.Flags().Changed("count") && f.count < rules.DockerMinIDCount {
+		return usageErr("--count %d: a remapped container needs at least %d ids (uid 0 to 65535)", f.count, rules.DockerMinIDCount)
 	}
 	if c.Flags().Changed("max-pods") && f.maxPods < 1 {
 		return usageErr("--max-pods %d: size the kubelet range for at least one pod", f.maxPods)

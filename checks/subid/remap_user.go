@@ -18,7 +18,7 @@ import (
 // Docker's limits on the remap user's ranges.
 const (
 	// dockerMinIDs: images carry files owned by ids up to 65534 (nobody).
-	dockerMinIDs = rules.DockerMinIDs
+	dockerMinIDs = rules.DockerMinIDCount
 	// dockerMaxRanges: dockerd uses at most this many ranges.
 	dockerMaxRanges = 5
 )
