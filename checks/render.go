@@ -66,8 +66,12 @@ func (r *Report) Verdict() string {
 	if !r.Ready {
 		verdict = no
 	}
-	return fmt.Sprintf("%s for %s: %d passed, %s, %d failed, %d skipped",
+	line := fmt.Sprintf("%s for %s: %d passed, %s, %d failed, %d skipped",
 		verdict, r.Target, r.Summary.Pass, Count(r.Summary.Warn, "warning"), r.Summary.Fail, r.Summary.Skip)
+	if !r.Ready && r.Summary.Fail == 0 && r.strict {
+		line += " (--strict: warnings count as failures)"
+	}
+	return line
 }
 
 // Seal fills the fields every JSON report carries: the version that made

@@ -14,12 +14,13 @@ import (
 
 type nsFlags struct {
 	root string
+	pods []string
 }
 
 func newNSCmd(g *globalFlags) *cobra.Command {
 	var f nsFlags
 	c := &cobra.Command{
-		Use:   "ns PID|CONTAINER...",
+		Use:   "ns PID|CONTAINER... | --pod NAMESPACE/NAME",
 		Short: "Show processes' namespaces side by side with the host's, and their user namespace maps",
 		Long: `ns prints the namespaces (cgroup, ipc, mnt, net, pid, time, user, uts) of
 each process next to the host's (PID 1), marking each shared or isolated, the
@@ -29,8 +30,11 @@ namespace's uid_map and gid_map. A container ID is resolved with docker
 inspect, else crictl inspect, else ctr task ls. It reads /proc only.
 
 Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && len(f.pods) == 0 {
+				return usageErr("ns needs a PID, a container ID or --pod NAMESPACE/NAME")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			env, err := newEnv(cmd, f.root)
@@ -45,7 +49,7 @@ Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 			if ns := strings.TrimSpace(os.Getenv("CONTAINERD_NAMESPACE")); ns != "" {
 				namespaces = []string{ns}
 			}
-			rep := verify.NS(ctx, env, args, namespaces)
+			rep := verify.NS(ctx, env, args, f.pods, namespaces)
 			if g.json() {
 				err = rep.WriteJSON(cmd.OutOrStdout())
 			} else {
@@ -60,6 +64,7 @@ Exit codes: 0 shown; 2 usage error, or a process could not be read.`,
 			return nil
 		},
 	}
+	c.Flags().StringArrayVar(&f.pods, "pod", nil, "a pod, NAMESPACE/NAME (repeatable): its sandbox and running containers, found through the CRI with crictl")
 	c.Flags().StringVar(&f.root, "root", "", "read a snapshot tree (recorded /proc) instead of this host")
 	return c
 }

@@ -24,7 +24,7 @@ const verifyCommandTimeout = 60 * time.Second
 type verifyFlags struct {
 	target, kube, user, root string
 	pids                     []int
-	containers               []string
+	containers, pods         []string
 	all, list                bool
 	probeTimeout             time.Duration
 }
@@ -81,6 +81,7 @@ run (interrupted: the probe is removed first).`,
 	fl.StringVar(&f.target, "target", "", "what to verify: docker, containerd or kubernetes (default: detected from what is installed)")
 	fl.IntSliceVar(&f.pids, "pid", nil, "process IDs of containers to verify (comma-separated or repeated)")
 	fl.StringSliceVar(&f.containers, "container", nil, "container IDs to verify: docker inspect, else crictl inspect, else ctr task ls")
+	fl.StringArrayVar(&f.pods, "pod", nil, "kubernetes: a pod to verify, NAMESPACE/NAME (repeatable), found through the CRI with crictl")
 	fl.BoolVar(&f.all, "all", false, "containerd/kubernetes: every container process in a user namespace other than its runtime's (the default without --pid/--container)")
 	fl.StringVar(&f.user, "user", "", "docker: the remap user (default: daemon.json); containerd/kubernetes: the owner of the ranges containers must use (default: the kubelet's)")
 	fl.StringVar(&f.kube, "kubernetes-version", "", "Kubernetes version, MAJOR.MINOR (default: kubelet --version)")
@@ -109,7 +110,7 @@ func runVerify(ctx context.Context, cmd *cobra.Command, f verifyFlags) (*checks.
 		return nil, usageErr("%v", err)
 	}
 	opts := verify.Options{
-		PIDs: f.pids, Containers: f.containers, All: f.all,
+		PIDs: f.pids, Containers: f.containers, Pods: f.pods, All: f.all,
 		DockerHost:   os.Getenv("DOCKER_HOST"),
 		ProbeTimeout: f.probeTimeout,
 	}
@@ -118,6 +119,7 @@ func runVerify(ctx context.Context, cmd *cobra.Command, f verifyFlags) (*checks.
 	}
 	if err := onlyFor(cmd, string(env.Target), map[string][]string{
 		"all":                {"containerd", "kubernetes"},
+		"pod":                {"kubernetes"},
 		"probe-timeout":      {"docker"},
 		"kubernetes-version": {"kubernetes"},
 	}); err != nil {

@@ -20,6 +20,7 @@ type criVerify struct {
 	daemonRef  *reference    // the first one's user namespace
 	scanErr    error
 	subjects   []*Subject
+	named      []*Pod // --pod
 	all        bool
 	sharedRuns int // --all: container processes in their runtime's namespace
 	expect     *Expect
@@ -56,7 +57,15 @@ func (c *criVerify) prepare(ctx context.Context) {
 	for _, id := range c.opts.Containers {
 		c.subjects = append(c.subjects, resolveCRI(ctx, env, id, c.opts.CtrNamespaces))
 	}
-	c.all = c.opts.All || len(c.subjects) == 0
+	for _, ref := range c.opts.Pods {
+		p := ResolvePod(ctx, env, ref)
+		c.named = append(c.named, p)
+		if p.Sandbox != nil {
+			c.subjects = append(c.subjects, p.Sandbox)
+		}
+		c.subjects = append(c.subjects, p.Containers...)
+	}
+	c.all = c.opts.All || (len(c.subjects) == 0 && len(c.named) == 0)
 	if c.all {
 		c.subjects = append(c.subjects, c.scanAll(pids, stats)...)
 	}
@@ -140,6 +149,8 @@ func (c *criVerify) checkers() []checks.Checker {
 			Doc: "How the root file system is made readable, from /proc/PID/mountinfo: idmapped lower layers (ovl-idmapped) or an idmapped mount pass; a chowned snapshot copy warns."}, c.checkRootfs),
 	}
 	if c.kube() {
+		list = append(list, checks.New(checks.Info{ID: c.id("pod"), Title: "pods by name", Targets: t,
+			Doc: "Each --pod NAMESPACE/NAME is found through the CRI (crictl): its user namespace is its own, not the runtime's; each container shares the sandbox's user, net, ipc and uts namespaces; its ids are reported as a block of the kubelet's range."}, c.checkPodsByName))
 		list = append(list, checks.New(checks.Info{ID: c.id("volumes"), Title: "volumes mounted idmapped", Targets: t,
 			Doc: "Volume mounts (kubelet volume directories, tmpfs secrets and tokens) carry the idmapped option (Kubernetes ≥1.27)."}, c.checkVolumes))
 	}

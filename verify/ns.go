@@ -70,8 +70,10 @@ func (r *NSReport) Failed() bool {
 	return r.Host.Error != ""
 }
 
-// NS builds the report for args (pids or container IDs).
-func NS(ctx context.Context, env *checks.Env, args []string, namespaces []string) *NSReport {
+// NS builds the report for args (pids or container IDs) and pods
+// (NAMESPACE/NAME, resolved through the CRI: the sandbox, then each
+// running container).
+func NS(ctx context.Context, env *checks.Env, args, pods []string, namespaces []string) *NSReport {
 	rep := &NSReport{Schema: NSSchema, Host: nsProc(env, 1), Processes: []NSProc{}}
 	rep.Host.Arg = "host"
 	if e := rep.Host.ns("user"); e == nil || e.Error != "" {
@@ -97,6 +99,29 @@ func NS(ctx context.Context, env *checks.Env, args []string, namespaces []string
 			p.Container = a
 		}
 		rep.Processes = append(rep.Processes, p)
+	}
+	for _, ref := range pods {
+		pod := ResolvePod(ctx, env, ref)
+		if pod.Sandbox == nil {
+			rep.Processes = append(rep.Processes, NSProc{Arg: "pod " + ref, Error: pod.Err.Error(), Namespaces: []NSEntry{}})
+			continue
+		}
+		for _, s := range append([]*Subject{pod.Sandbox}, pod.Containers...) {
+			arg := "pod " + pod.Ref()
+			if s == pod.Sandbox {
+				arg += " sandbox"
+			}
+			if s.Err != nil {
+				rep.Processes = append(rep.Processes, NSProc{Arg: arg, Container: s.Container, Error: s.Err.Error(), Namespaces: []NSEntry{}})
+				continue
+			}
+			p := nsProc(env, s.PID)
+			p.Arg, p.Via, p.Container = arg, s.Via, s.Container
+			rep.Processes = append(rep.Processes, p)
+		}
+		if pod.Err != nil {
+			rep.Processes = append(rep.Processes, NSProc{Arg: "pod " + ref, Error: pod.Err.Error(), Namespaces: []NSEntry{}})
+		}
 	}
 	for i := range rep.Processes {
 		p := &rep.Processes[i]
@@ -246,6 +271,9 @@ func (p *NSProc) title() string {
 	}
 	if p.Container != "" {
 		t += " [" + short(p.Container) + "]"
+	}
+	if strings.HasPrefix(p.Arg, "pod ") {
+		t += " " + p.Arg
 	}
 	return t
 }

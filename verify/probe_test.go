@@ -206,7 +206,7 @@ func TestLowerdirs(t *testing.T) {
 func TestNS(t *testing.T) {
 	dir := tree(t, "containerd")
 	env := checkstest.At(t, dir, checks.Containerd)
-	rep := NS(context.Background(), env, []string{"6612", "6668", "6786", "nosuch"}, []string{"usernsctl-e2e"})
+	rep := NS(context.Background(), env, []string{"6612", "6668", "6786", "nosuch"}, nil, []string{"usernsctl-e2e"})
 	if rep.Schema != NSSchema || rep.Host.PID != 1 || len(rep.Processes) != 4 {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -236,7 +236,7 @@ func TestNS(t *testing.T) {
 	}
 
 	// By container ID, through the recorded ctr output.
-	rep = NS(context.Background(), env, []string{"userns"}, []string{"usernsctl-e2e"})
+	rep = NS(context.Background(), env, []string{"userns"}, nil, []string{"usernsctl-e2e"})
 	if p := rep.Processes[0]; p.PID != 6612 || p.Via != "ctr -n usernsctl-e2e task ls" || p.Container != "userns" {
 		t.Errorf("by id: %+v", p)
 	}
@@ -252,7 +252,7 @@ func TestNSSharing(t *testing.T) {
 		os.Symlink(target, l)
 	}
 	h, _ := host.At(dir)
-	rep := NS(context.Background(), &checks.Env{Host: h, Run: run.None{}}, []string{"6612", "6786"}, nil)
+	rep := NS(context.Background(), &checks.Env{Host: h, Run: run.None{}}, []string{"6612", "6786"}, nil, nil)
 	var b strings.Builder
 	rep.WriteText(&b)
 	if !strings.Contains(b.String(), "pids 6612, 6786 share ipc, net, uts") {

@@ -39,7 +39,9 @@ type Options struct {
 	// (containerd and Kubernetes only).
 	PIDs       []int
 	Containers []string
-	All        bool
+	// Pods are NAMESPACE/NAME pods (Kubernetes), resolved through the CRI.
+	Pods []string
+	All  bool
 	// User owns the ranges containerd and Kubernetes containers must use;
 	// "" means the kubelet's. Docker takes its remap user from env.User.
 	User string

@@ -1,8 +1,11 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -461,5 +464,91 @@ func BenchmarkAll(b *testing.B) {
 		if _, err := Run(context.Background(), env, Options{All: true}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// podCommands are crictl's answers for two pods on the recorded containerd
+// host: "default/userns" (sandbox 6612, container 6612: one process serves
+// as both) and "default/split" (sandbox 6612, container 6786 in another
+// user namespace), "default/hostns" (sandbox 6668, host user namespace).
+func podCommands(t *testing.T, dir string) {
+	t.Helper()
+	pods := func(name, id string) string {
+		return `{"items":[{"id":"` + id + `","state":"SANDBOX_READY","metadata":{"name":"` + name + `","namespace":"default"}},` +
+			`{"id":"old` + id + `","state":"SANDBOX_NOTREADY","metadata":{"name":"` + name + `","namespace":"default"}}]}`
+	}
+	ps := func(ids ...string) string {
+		var cs []string
+		for _, id := range ids {
+			cs = append(cs, `{"id":"`+id+`","state":"CONTAINER_RUNNING","metadata":{"name":"app-`+id+`"}}`)
+		}
+		return `{"containers":[` + strings.Join(cs, ",") + `]}`
+	}
+	pid := func(n int) string { return fmt.Sprintf(`{"info":{"pid":%d}}`, n) }
+	cmds := map[string]string{
+		"crictl pods --namespace default --name userns -o json": pods("userns", "pod1"),
+		"crictl pods --namespace default --name split -o json":  pods("split", "pod2"),
+		"crictl pods --namespace default --name hostns -o json": pods("hostns", "pod3"),
+		"crictl pods --namespace default --name gone -o json":   `{"items":[]}`,
+		"crictl inspectp pod1":                                  pid(ctrUserns), "crictl inspectp pod2": pid(ctrUserns), "crictl inspectp pod3": pid(ctrPlain),
+		"crictl ps --pod pod1 -o json": ps("c1"), "crictl ps --pod pod2 -o json": ps("c2"), "crictl ps --pod pod3 -o json": ps("c3"),
+		"crictl inspect c1": pid(ctrUserns), "crictl inspect c2": pid(ctrTwin), "crictl inspect c3": pid(ctrPlain),
+	}
+	b, err := json.Marshal(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(t, dir, ".usernsctl/commands.json", func(old string) string {
+		var m map[string]string
+		json.Unmarshal([]byte(old), &m)
+		var add map[string]string
+		json.Unmarshal(b, &add)
+		for k, v := range add {
+			m[k] = v
+		}
+		out, _ := json.Marshal(m)
+		return string(out)
+	})
+}
+
+func TestPodByName(t *testing.T) {
+	dir := tree(t, "containerd")
+	podCommands(t, dir)
+	env := checkstest.At(t, dir, checks.Kubernetes)
+	rep := verifyAt(t, env, Options{Pods: []string{"default/userns"}})
+	o := want(t, rep, "verify.kubernetes.pod", checks.Pass, "pod default/userns (sandbox pid 6612): user namespace 4026532177", "uid_map `0 1310720 65536`", "block 19 of 65536 ids")
+	if ps, _ := o.Evidence["pods"].([]map[string]any); len(ps) != 1 || ps[0]["sandbox"] != "pod1" {
+		t.Errorf("evidence %v", o.Evidence)
+	}
+	if rep.Ready != true {
+		t.Errorf("a pod with hostUsers: false does not verify:\n%s", rep.Verdict())
+	}
+
+	rep = verifyAt(t, env, Options{Pods: []string{"default/split"}})
+	want(t, rep, "verify.kubernetes.pod", checks.Fail, "does not share the sandbox's user")
+
+	rep = verifyAt(t, env, Options{Pods: []string{"default/hostns"}})
+	want(t, rep, "verify.kubernetes.pod", checks.Fail, "hostUsers: false is not set")
+	if rep.Ready {
+		t.Error("a pod in the host user namespace verifies")
+	}
+
+	rep = verifyAt(t, env, Options{Pods: []string{"default/gone"}})
+	want(t, rep, "verify.kubernetes.pod", checks.Fail, "no ready pod default/gone")
+}
+
+// ns --pod shows a pod's sandbox and containers side by side.
+func TestNSPod(t *testing.T) {
+	dir := tree(t, "containerd")
+	podCommands(t, dir)
+	env := checkstest.At(t, dir, checks.Kubernetes)
+	rep := NS(context.Background(), env, nil, []string{"default/split", "default/gone"}, nil)
+	if len(rep.Processes) != 3 || rep.Processes[0].Arg != "pod default/split sandbox" || rep.Processes[1].PID != ctrTwin || rep.Processes[2].Error == "" {
+		t.Fatalf("%+v", rep.Processes)
+	}
+	var b bytes.Buffer
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "pod default/split") {
+		t.Errorf("%s", b.String())
 	}
 }

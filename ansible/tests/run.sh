@@ -226,11 +226,11 @@ lacks "[WARNING]"
 fingerprint "$WORK/role" >"$WORK/role.again"
 expect "role, second run: nothing touched" same "$(cmp -s "$WORK/role.applied" "$WORK/role.again" && echo same || echo changed)"
 
-rm -rf "$WORK/role-refused" && cp -a "$REPO/fixtures/hosts/docker-daemon-json-trailing-comma" "$WORK/role-refused"
+rm -rf "$WORK/role-refused" && cp -a "$REPO/fixtures/hosts/hardening-max-userns-0-persisted" "$WORK/role-refused"
 role_inventory "$WORK/role-refused.yml" "$WORK/role-refused"
 play "role, refused" 2 -i "$WORK/role-refused.yml" "$WORK/playbook.yml"
 has 'usernsctl stopped localhost at \"usernsctl | Apply (usernsctl apply)\": usernsctl apply (exit 1): refused, nothing written' \
-	'"  remedy: edit /etc/docker/daemon.json at line 8, column 1'
+	'/etc/sysctl.d/99-cis.conf:10 persists 0'
 recap localhost "failed=1"
 
 # A fleet of two fake nodes: serial order, restart, rollback, the rollout's stop.

@@ -157,7 +157,8 @@ def excerpt(text):
 def redact_shadow(path, diff):
     """Password hashes out of a diff of /etc/shadow or /etc/gshadow (context lines show
     other accounts' lines): the second field keeps its lock prefix, the hash becomes
-    ********. Other files are returned as they are."""
+    ********. usernsctl itself masks them as <hash hidden>; this is the belt for older
+    binaries. Other files are returned as they are."""
     if not diff or path not in SHADOW_FILES:
         return diff
     out = []
@@ -168,7 +169,7 @@ def redact_shadow(path, diff):
         fields = line[1:].split(':')
         if len(fields) >= 2:
             prefix = re.match(r'^[!*]*', fields[1]).group(0)
-            if fields[1][len(prefix):].strip():
+            if fields[1][len(prefix):].strip() and fields[1] != '<hash hidden>':
                 fields[1] = prefix + '********'
         out.append(line[0] + ':'.join(fields))
     return ''.join(out)
