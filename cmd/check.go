@@ -1,11 +1,15 @@
 package cmd
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/catalog"
 	"github.com/usernsctl/usernsctl/internal/build"
+	"github.com/usernsctl/usernsctl/verify"
 )
 
 // CheckSchema names the JSON contract of `check --output json`, and
@@ -38,9 +42,19 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 			if f.list {
 				return listChecks(cmd, g, f.target)
 			}
-			rep, err := runCheck(cmd, f)
+			rep, facts, err := runCheck(cmd, f, g.output == "nfd")
 			if err != nil {
 				return err
+			}
+			if g.output == "nfd" {
+				rep.Seal(build.Version())
+				if err := rep.WriteNFD(cmd.OutOrStdout(), facts); err != nil {
+					return err
+				}
+				if code := rep.ExitCode(); code != 0 {
+					return &exitError{code: code}
+				}
+				return nil
 			}
 			if err := render(cmd, rep, g, "check"); err != nil {
 				return err
@@ -62,30 +76,59 @@ Exit codes: 0 nothing failed (with --strict: nothing warned either);
 	return c
 }
 
-func runCheck(cmd *cobra.Command, f checkFlags) (*checks.Report, error) {
+// runCheck runs the checks; with nfd it also gathers the facts the node
+// labels carry beyond the verdicts (the ids containers get).
+func runCheck(cmd *cobra.Command, f checkFlags, nfd bool) (*checks.Report, map[string]string, error) {
 	ctx := cmd.Context()
 	opts := checks.Options{Ignore: f.ignore, Strict: f.strict}
 	if err := opts.Validate(catalog.All()); err != nil {
-		return nil, usageErr("%v", err)
+		return nil, nil, usageErr("%v", err)
 	}
 	env, err := newEnv(cmd, f.root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer closeEnv(env)
 	if env.User, err = userFlag(f.user); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checks.Plan(ctx, env, f.target, f.kube); err != nil {
-		return nil, usageErr("%v", err)
+		return nil, nil, usageErr("%v", err)
 	}
 	if err := onlyFor(cmd, string(env.Target), map[string][]string{
 		"user":               {"docker"},
 		"kubernetes-version": {"kubernetes"},
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema), nil
+	rep := checks.Run(ctx, env, catalog.For(env.Target), opts, CheckSchema)
+	if !nfd {
+		return rep, nil, nil
+	}
+	return rep, nodeFacts(ctx, env), nil
+}
+
+// nodeFacts are the labels beyond the verdicts: how many ids the ranges
+// containers must use hold (the remap user's for Docker, the kubelet's
+// otherwise).
+func nodeFacts(ctx context.Context, env *checks.Env) map[string]string {
+	var e *verify.Expect
+	switch env.Target {
+	case checks.Docker:
+		e = verify.DockerExpect(env)
+	case checks.Containerd, checks.Kubernetes:
+		e = verify.KubeletExpect(ctx, env, "")
+	default:
+		return nil
+	}
+	if e.Err != nil || len(e.UID) == 0 {
+		return nil
+	}
+	var n uint64
+	for _, r := range e.UID {
+		n += r.Count
+	}
+	return map[string]string{"userns-ids": fmt.Sprint(n)}
 }
 
 // listChecks prints `check --list`: every check, or the target's.

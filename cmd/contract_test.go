@@ -207,3 +207,18 @@ func fingerprint(t *testing.T, dir string) string {
 	})
 	return b.String()
 }
+
+// --output nfd prints node-feature-discovery's feature file: for check only.
+func TestCheckOutputNFD(t *testing.T) {
+	code, out, _ := runCLI("check", "--root", "../fixtures/hosts/fedora-kubernetes-ready", "-o", "nfd")
+	if code != 0 || !strings.Contains(out, "usernsctl.io/userns-ready=true\n") || !strings.Contains(out, "usernsctl.io/userns-ids=7208960\n") || !strings.Contains(out, "usernsctl.io/idmap-tmpfs=true\n") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI("check", "--root", notReady, "--target", "docker", "--strict", "-o", "nfd")
+	if code != 1 || !strings.Contains(out, "usernsctl.io/userns-ready=false\n") {
+		t.Errorf("not ready: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := runCLI("verify", "-o", "nfd"); code != 2 || !strings.Contains(stderr, "nfd for check only") {
+		t.Errorf("verify -o nfd: exit %d %q", code, stderr)
+	}
+}

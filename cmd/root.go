@@ -87,10 +87,12 @@ error or the tool could not run.`,
 	}
 	root.SetVersionTemplate(versionText())
 	g := &globalFlags{}
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if g.output != "text" && g.output != "json" {
-			return usageErr("--output %q: want text or json", g.output)
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (check: also nfd, node-feature-discovery's feature file)")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		switch {
+		case g.output == "nfd" && c.Name() == "check":
+		case g.output != "text" && g.output != "json":
+			return usageErr("--output %q: want text or json (nfd for check only)", g.output)
 		}
 		return nil
 	}
