@@ -885,14 +885,17 @@ scenario_kubelet() {
 	expect "revert again: exit, changed" "0 false" "$RC $(jqr .changed)"
 	ROW_REVERT="exact bytes, kubelet restarted"
 
-	# The pods go as a node's do: manifests removed, the kubelet stops them.
+	# The pods go as a node's do: manifests removed, the kubelet stops them (their dead
+	# sandboxes wait for the kubelet's garbage collection, a minute: stop_containerd
+	# removes them).
 	rm -f "$M"/*.yaml
 	local i
 	for ((i = 0; i < 60; i++)); do
-		[[ -z $(e2e_crictl pods -q 2>/dev/null) ]] && break
+		[[ -z $(e2e_crictl pods -q --state Ready 2>/dev/null)$(e2e_crictl ps -q 2>/dev/null) ]] && break
 		sleep 1
 	done
-	expect "pods removed with their manifests" "" "$(e2e_crictl pods -q 2>/dev/null)"
+	expect "pods stopped by the kubelet when their manifests go" "" \
+		"$(e2e_crictl pods -q --state Ready 2>/dev/null)$(e2e_crictl ps -q 2>/dev/null)"
 	expect "the kubelet's sysctl writes never reached the kernel" "$sys0" "$(sysctls_now)"
 	stop_kubelet
 	stop_containerd
