@@ -12,6 +12,8 @@
 : "${E2E_TIMEOUT:=60}"                     # seconds to wait for a daemon to answer
 : "${E2E_STOP_TIMEOUT:=30}"                # seconds between SIGTERM and SIGKILL
 : "${E2E_RUNC_VERSION:=1.2.6}"
+: "${E2E_KUBELET_VERSION:=1.34.4}"
+: "${E2E_CRICTL_VERSION:=1.34.0}"
 : "${E2E_CGROUP:=usernsctl-e2e}"            # top cgroup name prefix for every container we run
 : "${E2E_CTR_NS:=usernsctl-e2e}"            # containerd namespace used by e2e_ctr
 : "${E2E_PROBE_IMAGE:=localhost/usernsctl-probe:e2e}"
@@ -34,12 +36,14 @@ E2E_HOST_FILES=(
 )
 # Paths the daemons create outside their roots (dockerd 20.10: /etc/docker/key.json;
 # containerd 1.7 and 2.1: /opt/containerd; shims: /run/containerd/{s,fifo,runc}; 2.x NRI:
-# /run/nri; umount: /run/mount). Removed by cleanup_all only when they did not exist
+# /run/nri; umount: /run/mount; the kubelet: /var/lib/kubelet, /var/log/{pods,containers},
+# and the callers' /etc/kubernetes). Removed by cleanup_all only when they did not exist
 # before our first daemon started; e2e_track_path adds more.
 E2E_SIDE_PATHS=(
 	/etc/docker /etc/docker/key.json /opt/containerd /run/containerd /run/nri /var/lib/nri /etc/nri /opt/nri
 	"/run/containerd/runc/$E2E_CTR_NS" /run/mount
 	/run/docker /var/lib/docker /var/lib/containerd /run/netns /etc/cni /opt/cni /var/lib/cni
+	/var/lib/kubelet /var/log/pods /var/log/containers /etc/kubernetes
 )
 # A deterministic PATH for daemons: never /usr/local (which may hold another docker).
 E2E_SYS_PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -89,14 +93,16 @@ _e2e_track_absent() {
 # ---------------------------------------------------------------------------------------
 # Installation
 
-# install_bookworm: the machine's own docker.io/containerd/runc/crun/uidmap/busybox-static,
-# plus what building runc needs. Quiet and idempotent: no apt call when all are installed.
+# install_bookworm [PKG...]: the machine's own docker.io/containerd/runc/crun/uidmap/busybox-static,
+# plus what building runc needs and the PKGs (the kubelet scenario: containernetworking-plugins,
+# the CNI plugins its pods' network is made with). Quiet and idempotent: no apt call when all
+# are installed.
 # The .debs are kept in $E2E_CACHE/debs/bookworm (the Debian image's docker-clean hook
 # empties apt's own archive directory after every install).
 install_bookworm() {
 	_e2e_init || return 1
 	local p missing=()
-	for p in "${E2E_BOOKWORM_PKGS[@]}" "${E2E_BUILD_PKGS[@]}"; do
+	for p in "${E2E_BOOKWORM_PKGS[@]}" "${E2E_BUILD_PKGS[@]}" "$@"; do
 		[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
 	done
 	((${#missing[@]})) || return 0
@@ -157,6 +163,114 @@ install_runc() {
 	E2E_RUNC_BUILD_SECONDS=$(_e2e_since "$t0")
 	e2e_log "runc v$v built in ${E2E_RUNC_BUILD_SECONDS}s"
 	_e2e_runc_ok "$bin" "$v" || _e2e_err "built $bin but it does not report version $v with idmap support"
+}
+
+# _e2e_go: the go toolchain (PATH, else /usr/local/go/bin/go).
+_e2e_go() {
+	local go
+	go=$(command -v go || true)
+	[[ -n $go ]] || go=/usr/local/go/bin/go
+	[[ -x $go ]] || _e2e_err "no go toolchain in PATH or /usr/local/go/bin" || return 1
+	printf '%s\n' "$go"
+}
+
+# The Go module and build caches of the kubelet and crictl builds: under $E2E_CACHE, so
+# that a warm run does not download or compile again and root's own caches are untouched.
+_e2e_goenv() {
+	printf '%s\n' GOTOOLCHAIN=local GOFLAGS=-buildvcs=false "GOMODCACHE=$E2E_CACHE/go/mod" \
+		"GOCACHE=$E2E_CACHE/go/build" "GOPATH=$E2E_CACHE/go/path"
+}
+
+# kubelet_path [VERSION] / crictl_path [VERSION]: where install_kubelet / install_crictl put them.
+kubelet_path() { printf '%s/kubelet-v%s/kubelet\n' "$E2E_CACHE" "${1:-$E2E_KUBELET_VERSION}"; }
+crictl_path() { printf '%s/crictl-v%s/crictl\n' "$E2E_CACHE" "${1:-$E2E_CRICTL_VERSION}"; }
+
+# install_kubelet [VERSION]: build k8s.io/kubernetes/cmd/kubelet at vVERSION from the Go
+# module proxy, cached at $E2E_CACHE/kubelet-vVERSION/kubelet (build log beside it).
+# k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces the k8s.io/* staging
+# modules with ./staging/...): a wrapper module requires it and pins every module its
+# go.mod replaces with ./staging to the published v0.MINOR.PATCH. CGO_ENABLED=0; the
+# version ldflags make `kubelet --version` print Kubernetes vVERSION. About 7 minutes and
+# 1.5 GB on 2 cores when cold. Sets E2E_KUBELET_BUILD_SECONDS when it had to build.
+install_kubelet() {
+	_e2e_init || return 1
+	local v=${1:-$E2E_KUBELET_VERSION} bin go dir
+	bin=$(kubelet_path "$v")
+	[[ $("$bin" --version 2>/dev/null) == "Kubernetes v$v" ]] && return 0
+	[[ $v =~ ^1\.([0-9]+)\.([0-9]+)$ ]] || _e2e_err "install_kubelet: version $v is not 1.MINOR.PATCH" || return 1
+	local minor=${BASH_REMATCH[1]} staging=0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
+	go=$(_e2e_go) || return 1
+	local -a goenv
+	mapfile -t goenv < <(_e2e_goenv)
+	mkdir -p "${bin%/*}" && dir=$(mktemp -d "$E2E_CACHE/kubelet-build.XXXXXX") || return 1
+	local log=${bin%/*}/build.log t0=$EPOCHREALTIME rc=0 gomod gover
+	e2e_log "building kubelet v$v with $("$go" env GOVERSION) (wrapper module, staging modules at v$staging; log $log)"
+	: >"$log"
+	# The staging modules are the ones k8s.io/kubernetes's own go.mod replaces with ./staging.
+	gomod=$(cd "$dir" && env "${goenv[@]}" "$go" mod download -json "k8s.io/kubernetes@v$v" 2>>"$log" | jq -r .GoMod) || gomod=
+	if [[ ! -f $gomod ]]; then
+		_e2e_err "install_kubelet: cannot download k8s.io/kubernetes@v$v (see $log)"
+		rm -rf "$dir"
+		return 1
+	fi
+	gover=$(awk '$1 == "go" { print $2; exit }' "$gomod")
+	{
+		printf 'module usernsctl-e2e/kubelet\n\ngo %s\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$gover" "$v"
+		awk -v s="v$staging" '$2 == "=>" && $3 ~ /^\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, s }' "$gomod"
+		printf ')\n'
+	} >"$dir/go.mod"
+	# A file importing the command makes `go mod tidy` record what building it needs.
+	printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' >"$dir/tools.go"
+	local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$v -X k8s.io/component-base/version.gitMajor=1"
+	ld+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+	ld+=" -X k8s.io/component-base/version.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	ld+=" -X k8s.io/client-go/pkg/version.gitVersion=v$v -X k8s.io/client-go/pkg/version.gitMajor=1"
+	ld+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+	{
+		cat "$dir/go.mod"
+		(cd "$dir" && env "${goenv[@]}" "$go" mod tidy) &&
+			(cd "$dir" && env "${goenv[@]}" CGO_ENABLED=0 "$go" build -trimpath \
+				-ldflags "$ld" -o "$dir/kubelet" k8s.io/kubernetes/cmd/kubelet)
+	} >>"$log" 2>&1 || rc=$?
+	if ((rc)); then
+		_e2e_err "install_kubelet: build failed (exit $rc); last lines of $log:"
+		tail -n 30 "$log" >&2
+		rm -rf "$dir"
+		return "$rc"
+	fi
+	cp "$dir/go.mod" "${bin%/*}/go.mod" && mv -f "$dir/kubelet" "$bin" || rc=$?
+	rm -rf "$dir"
+	((rc == 0)) || return "$rc"
+	E2E_KUBELET_BUILD_SECONDS=$(_e2e_since "$t0")
+	printf 'built in %ss\n' "$E2E_KUBELET_BUILD_SECONDS" >>"$log"
+	e2e_log "kubelet v$v built in ${E2E_KUBELET_BUILD_SECONDS}s"
+	[[ $("$bin" --version 2>/dev/null) == "Kubernetes v$v" ]] ||
+		_e2e_err "built $bin but it says '$("$bin" --version 2>&1)', not Kubernetes v$v"
+}
+
+# install_crictl [VERSION]: `go install sigs.k8s.io/cri-tools/cmd/crictl@vVERSION`
+# (CGO_ENABLED=0, version ldflags) into $E2E_CACHE/crictl-vVERSION/crictl. About a minute.
+install_crictl() {
+	_e2e_init || return 1
+	local v=${1:-$E2E_CRICTL_VERSION} bin go gobin rc=0
+	bin=$(crictl_path "$v")
+	[[ $("$bin" --version 2>/dev/null) == "crictl version v$v" ]] && return 0
+	go=$(_e2e_go) || return 1
+	local -a goenv
+	mapfile -t goenv < <(_e2e_goenv)
+	mkdir -p "${bin%/*}" && gobin=$(mktemp -d "$E2E_CACHE/crictl-build.XXXXXX") || return 1
+	local t0=$EPOCHREALTIME
+	e2e_log "building crictl v$v (go install)"
+	(cd / && _e2e_quiet "${bin%/*}/build.log" env "${goenv[@]}" GOBIN="$gobin" CGO_ENABLED=0 \
+		"$go" install -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$v" \
+		"sigs.k8s.io/cri-tools/cmd/crictl@v$v") || rc=$?
+	((rc == 0)) && { mv -f "$gobin/crictl" "$bin" || rc=$?; }
+	rm -rf "$gobin"
+	((rc == 0)) || return "$rc"
+	E2E_CRICTL_BUILD_SECONDS=$(_e2e_since "$t0")
+	e2e_log "crictl v$v built in ${E2E_CRICTL_BUILD_SECONDS}s"
+	[[ $("$bin" --version 2>/dev/null) == "crictl version v$v" ]] ||
+		_e2e_err "built $bin but it says '$("$bin" --version 2>&1)', not crictl version v$v"
 }
 
 # _e2e_apt_stanza SUITE [ETC_APT [CODENAME]]: a deb822 stanza for SUITE on the mirror that serves this machine's
@@ -694,8 +808,277 @@ _e2e_stop() { # KIND
 	return "$rc"
 }
 
-# restart_daemon [dockerd|containerd]: stop the daemon (process only: shims and containers
-# stay, as in a real restart) and start it again with the arguments it was started with.
+# ---------------------------------------------------------------------------------------
+# Kubelet (standalone: static pods from a manifest directory, no API server)
+
+# The kubelet's sysctls (kubelet/cm setupKernelTunables): it rewrites the ones that differ
+# from these values at every start (vm.overcommit_memory=1, vm.panic_on_oom=0,
+# kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000,
+# kernel.keys.root_maxbytes=25000000). They are not per namespace: start_kubelet keeps
+# the host's values (see there).
+E2E_KUBELET_SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
+	kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+: "${E2E_KUBELET_NODE:=$E2E_CGROUP}"     # --hostname-override: static pods are NAME-$E2E_KUBELET_NODE
+: "${E2E_KUBELET_V:=5}"                # klog verbosity: 5 logs the user namespace manager's decisions
+
+# A kubelet start_kubelet started has this on its command line.
+E2E_KUBELET_MARK=" --hostname-override $E2E_KUBELET_NODE "
+
+# kubelet_cgroup_root: the kubelet's cgroupRoot (cgroupfs): /$E2E_CGROUP-kubelet, so that
+# cleanup_all finds its pods' cgroups with ours.
+kubelet_cgroup_root() { printf '/%s-kubelet\n' "$E2E_CGROUP"; }
+
+# e2e_crictl ARGS...: crictl (install_crictl) on the running containerd's CRI socket.
+e2e_crictl() {
+	"$(crictl_path)" --runtime-endpoint "unix://$E2E_CONTAINERD_SOCK" --image-endpoint "unix://$E2E_CONTAINERD_SOCK" \
+		--timeout 30s "$@"
+}
+
+# write_kubelet_containerd_config FILE PAUSE-IMAGE [RESTRICT-OOM]: a containerd 2.x config
+# (version 3) for the kubelet: the CRI's sandbox image is PAUSE-IMAGE (no registry is asked:
+# import it first), the CNI plugins are Debian's (/usr/lib/cni) with the configs in
+# /etc/cni/net.d, and the pods' network namespaces are mounted under containerd's --state
+# (not /run/netns), where stop_containerd unmounts them. RESTRICT-OOM true sets the CRI's
+# restrict_oom_score_adj: containerd then never asks runc for an oom_score_adj below its own,
+# which a runtime without CAP_SYS_RESOURCE cannot set (every process on these machines:
+# see e2e/README.md, "The kubelet").
+write_kubelet_containerd_config() {
+	local f=${1:?write_kubelet_containerd_config FILE PAUSE-IMAGE [RESTRICT-OOM]} pause=${2:?} restrict=${3:-false}
+	mkdir -p "${f%/*}" && cat >"$f" <<-TOML
+		# usernsctl e2e: containerd for a standalone kubelet (lib.sh write_kubelet_containerd_config)
+		version = 3
+
+		[plugins.'io.containerd.cri.v1.images'.pinned_images]
+		  sandbox = '$pause'
+
+		[plugins.'io.containerd.cri.v1.runtime']
+		  netns_mounts_under_state_dir = true
+		  restrict_oom_score_adj = $restrict
+
+		[plugins.'io.containerd.cri.v1.runtime'.cni]
+		  bin_dirs = ['/usr/lib/cni']
+		  conf_dir = '/etc/cni/net.d'
+	TOML
+}
+
+# write_cni_config [DIR]: DIR/10-usernsctl-e2e.conflist (default /etc/cni/net.d): a bridge
+# with host-local addresses, no masquerade (no iptables rule). Meant for a private network
+# namespace: the bridge is created in the namespace containerd runs in.
+write_cni_config() {
+	local d=${1:-/etc/cni/net.d}
+	mkdir -p "$d" && cat >"$d/10-usernsctl-e2e.conflist" <<-'JSON'
+		{
+		  "cniVersion": "1.0.0",
+		  "name": "usernsctl-e2e",
+		  "plugins": [
+		    {
+		      "type": "bridge",
+		      "bridge": "e2e0",
+		      "isGateway": true,
+		      "ipMasq": false,
+		      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+		    }
+		  ]
+		}
+	JSON
+}
+
+# write_kubelet_config FILE MANIFESTS [MAXPODS]: a KubeletConfiguration for a standalone
+# kubelet: static pods from MANIFESTS (checked every 2 s), cgroupfs under
+# kubelet_cgroup_root, the CRI of the running containerd, MAXPODS pods (default 4), the
+# healthz on 127.0.0.1:10248 (where usernsctl apply --restart asks), no kubelet server
+# (no certificates), no swap check, no image garbage collection of the imported images.
+write_kubelet_config() {
+	local f=${1:?write_kubelet_config FILE MANIFESTS [MAXPODS]} m=${2:?} pods=${3:-4}
+	mkdir -p "${f%/*}" "$m" && cat >"$f" <<-YAML
+		# usernsctl e2e: a standalone kubelet (lib.sh write_kubelet_config)
+		apiVersion: kubelet.config.k8s.io/v1beta1
+		kind: KubeletConfiguration
+		staticPodPath: $m
+		fileCheckFrequency: 2s
+		syncFrequency: 10s
+		maxPods: $pods
+		cgroupDriver: cgroupfs
+		cgroupRoot: $(kubelet_cgroup_root)
+		cgroupsPerQOS: true
+		containerRuntimeEndpoint: unix://$E2E_CONTAINERD_SOCK
+		enableServer: false
+		readOnlyPort: 0
+		healthzBindAddress: 127.0.0.1
+		healthzPort: 10248
+		failSwapOn: false
+		imageGCHighThresholdPercent: 100
+		imageGCLowThresholdPercent: 99
+		evictionHard:
+		  memory.available: "1Mi"
+		  nodefs.available: "1%"
+		  imagefs.available: "1%"
+		authentication:
+		  anonymous:
+		    enabled: true
+		  webhook:
+		    enabled: false
+		authorization:
+		  mode: AlwaysAllow
+		resolvConf: ""
+	YAML
+}
+
+# write_static_pod DIR NAME [HOSTUSERS] [IMAGE]: a static pod manifest DIR/NAME.yaml (one
+# container, the image's own command, never pulled); HOSTUSERS false (the default) asks for
+# a user namespace, "" leaves hostUsers out. Written to a temporary name and renamed: the
+# kubelet reads a file that is still being written ("Object 'Kind' is missing").
+write_static_pod() {
+	local d=${1:?write_static_pod DIR NAME [HOSTUSERS] [IMAGE]} name=${2:?} hu=${3-false} image=${4:-$E2E_POD_IMAGE}
+	mkdir -p "$d" && {
+		printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\nspec:\n' "$name"
+		[[ -z $hu ]] || printf '  hostUsers: %s\n' "$hu"
+		printf '  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: %s\n    imagePullPolicy: Never\n' "$image"
+	} >"$d/.$name.yaml.tmp" && mv -f "$d/.$name.yaml.tmp" "$d/$name.yaml"
+}
+
+: "${E2E_PAUSE_IMAGE:=localhost/usernsctl-e2e-pause:e2e}"
+: "${E2E_POD_IMAGE:=localhost/usernsctl-e2e-pod:e2e}"
+
+# make_kubelet_images: the pause image ($E2E_PAUSE_IMAGE, busybox-static: a shell that
+# waits until SIGTERM or SIGINT) and the pods' image ($E2E_POD_IMAGE, busybox-static
+# sleeping, SIGTERM trapped) as OCI archives under $E2E_RUN/images, then imported into the
+# running containerd's CRI namespace (k8s.io). No registry.
+make_kubelet_images() {
+	local d=$E2E_RUN/images cli=/usr/bin/ctr t
+	make_oci_image "$E2E_PAUSE_IMAGE" "$d/pause.tar" \
+		'["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 86400 & wait; done"]' || return 1
+	make_oci_image "$E2E_POD_IMAGE" "$d/pod.tar" \
+		'["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 86400 & wait; done"]' || return 1
+	_e2e_state_load containerd && cli=$E2E_S_CLI
+	for t in "$d/pause.tar" "$d/pod.tar"; do
+		"$cli" -a "$E2E_CONTAINERD_SOCK" -n k8s.io images import "$t" >/dev/null || return 1
+	done
+	local names
+	names=$("$cli" -a "$E2E_CONTAINERD_SOCK" -n k8s.io images ls -q) || return 1
+	if ! grep -qxF "$E2E_PAUSE_IMAGE" <<<"$names" || ! grep -qxF "$E2E_POD_IMAGE" <<<"$names"; then
+		_e2e_err "ctr import did not yield $E2E_PAUSE_IMAGE and $E2E_POD_IMAGE: $names"
+	fi
+}
+
+# _e2e_kubelet_cgroups: the kubelet's cgroupRoot in every cgroup hierarchy (with cgroupfs on
+# cgroup v1 the kubelet refuses a root missing from one), cpuset's with the parent's cpus
+# and mems.
+_e2e_kubelet_cgroups() {
+	local root line mp d
+	local -a f
+	root=$(kubelet_cgroup_root)
+	while read -r line; do
+		[[ $line == *" - cgroup "* || $line == *" - cgroup2 "* ]] || continue
+		read -r -a f <<<"$line"
+		printf -v mp '%b' "${f[4]}"
+		d=$mp$root
+		[[ -d $d ]] || mkdir "$d" || return 1
+		if [[ -f $d/cpuset.cpus && -z $(<"$d/cpuset.cpus") ]]; then
+			cat "$mp/cpuset.cpus" >"$d/cpuset.cpus" && cat "$mp/cpuset.mems" >"$d/cpuset.mems" || return 1
+		fi
+	done </proc/self/mountinfo
+}
+
+# kubelet_healthz: the kubelet's healthz answers ok.
+kubelet_healthz() { [[ $(curl -sf --max-time 5 http://127.0.0.1:10248/healthz 2>/dev/null) == ok ]]; }
+
+# start_kubelet CONFIG [KUBELET-ARG...]: the kubelet (E2E_KUBELET_BIN, default the built
+# one) with --config CONFIG, --hostname-override $E2E_KUBELET_NODE, -v $E2E_KUBELET_V, as a
+# standalone node on the running containerd; its PATH is E2E_KUBELET_PATH (default
+# $E2E_RUN/bin and the system's: where it looks for getsubids). Waits until its healthz
+# answers. Output in $E2E_RUN/logs/kubelet.log.
+#
+# The kubelet runs in a mount namespace of its own, a copy of the caller's, in which a file
+# holding the host's current value is bound over each of /proc/sys/{vm,kernel}/... of
+# E2E_KUBELET_SYSCTLS: the kubelet reads and "rewrites" those files, the kernel's values
+# stay. Containers are not started there: containerd and its shims and runc stay in the
+# caller's namespace, whose /proc has nothing mounted over it (a file mounted over /proc
+# there would make every user-namespaced container fail: see e2e/README.md, "The kubelet").
+# /var/lib/kubelet is a shared mount, so that the volumes the kubelet mounts for its pods
+# reach containerd's namespace.
+start_kubelet() {
+	local config=${1:?start_kubelet CONFIG [KUBELET-ARG...]}
+	shift
+	_e2e_init || return 1
+	if _e2e_state_load kubelet && _e2e_alive "$E2E_S_PID" "$E2E_S_START"; then
+		_e2e_err "kubelet already running (pid $E2E_S_PID); stop_kubelet first"
+		return 1
+	fi
+	_e2e_track_side_paths || return 1
+	local bin=${E2E_KUBELET_BIN:-$(kubelet_path)} path=${E2E_KUBELET_PATH:-$E2E_RUN/bin:$E2E_SYS_PATH} s sd
+	[[ -x $bin ]] || _e2e_err "no kubelet at $bin (install_kubelet)" || return 1
+	[[ -f $config ]] || _e2e_err "start_kubelet: no config $config" || return 1
+	_e2e_kubelet_cgroups || return 1
+	sd=$E2E_RUN/kubelet/sysctl
+	mkdir -p "$sd" /var/lib/kubelet || return 1
+	local binds=()
+	for s in "${E2E_KUBELET_SYSCTLS[@]}"; do
+		[[ -e /proc/sys/$s ]] || continue
+		cat "/proc/sys/$s" >"$sd/${s//\//.}" || return 1
+		binds+=("$sd/${s//\//.}" "/proc/sys/$s")
+	done
+	if ! mountpoint -q /var/lib/kubelet; then mount --bind /var/lib/kubelet /var/lib/kubelet || return 1; fi
+	mount --make-rshared /var/lib/kubelet || return 1
+	local args=(--config "$config" --hostname-override "$E2E_KUBELET_NODE" "--v=$E2E_KUBELET_V" "$@")
+	E2E_S_LOG=$E2E_RUN/logs/kubelet.log
+	printf '\n==== %(%F %T)T start: %s %s (PATH %s)\n' -1 "$bin" "${args[*]}" "$path" >>"$E2E_S_LOG"
+	# unshare without --fork execs in place: the pid recorded is the kubelet's.
+	# shellcheck disable=SC2016 # expanded by that bash
+	E2E_S_PID=$(_e2e_spawn "$E2E_S_LOG" "$path" "$(command -v unshare)" --mount --propagation unchanged \
+		/bin/bash -c 'while (($# > 1)) && [[ $1 != -- ]]; do mount --bind "$1" "$2" || exit 125; shift 2; done
+			shift; exec "$@"' kubelet-ns "${binds[@]}" -- "$bin" "${args[@]}") || return 1
+	E2E_S_START=$(_e2e_stat "$E2E_S_PID" | cut -d' ' -f3)
+	E2E_S_BIN=$bin E2E_S_CLI=$(crictl_path) E2E_S_SRC=$path E2E_S_RUNC='' E2E_S_CTRD=
+	E2E_S_ROOTS=/var/lib/kubelet
+	E2E_S_CALL=(start_kubelet "$config" "$@")
+	_e2e_state_save kubelet || return 1
+	_e2e_link_bins kubelet="$bin" crictl="$(crictl_path)" || return 1
+	_e2e_wait_ready kubelet curl -sf --max-time 5 http://127.0.0.1:10248/healthz || return 1
+	e2e_log "kubelet $("$bin" --version 2>/dev/null | awk '{ print $2 }') up (pid $E2E_S_PID, $bin)"
+}
+
+# kubelet_exit PID START: how the kubelet that was PID ended: "exit N" or "signal N" (read
+# from the zombie's /proc/PID/stat: PID 1 here does not reap), "running", or "gone".
+kubelet_exit() {
+	local s st code
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || {
+		echo gone
+		return 0
+	}
+	local -a f
+	read -r -a f <<<"${s##*) }"
+	st=${f[0]} code=${f[49]:-}
+	if [[ $st != Z && $st != X ]]; then
+		[[ ${f[19]} == "$2" ]] && echo running || echo gone
+		return 0
+	fi
+	[[ -n $code ]] || {
+		echo exited
+		return 0
+	}
+	if ((code & 0x7f)); then echo "signal $((code & 0x7f))"; else echo "exit $((code >> 8))"; fi
+}
+
+# stop_kubelet: stop the kubelet (SIGTERM, then SIGKILL), as a node's kubelet stops: its
+# pods stay with containerd (stop_containerd removes them); then unmount what it mounted
+# under /var/lib/kubelet, and /var/lib/kubelet itself. Safe when nothing runs.
+stop_kubelet() {
+	local rc=0
+	if _e2e_state_load kubelet; then
+		_e2e_stop_pid "$E2E_S_PID" "$E2E_S_START" kubelet || rc=1
+	fi
+	if [[ -d /var/lib/kubelet ]] && _e2e_state_load kubelet; then
+		_e2e_umount_under /var/lib/kubelet || rc=1
+	fi
+	((rc)) || rm -f "$(_e2e_state_file kubelet)"
+	return "$rc"
+}
+
+# restart_daemon [dockerd|containerd|kubelet]: stop the daemon (process only: shims,
+# containers and pods stay, as in a real restart) and start it again with the arguments it
+# was started with (the kubelet: the same binary; its PATH is E2E_KUBELET_PATH's, else the
+# default, at each start).
 # Without an argument, the one daemon that has a state file. Used by e2e/restart.sh.
 restart_daemon() {
 	local kind=${1:-} f
@@ -707,13 +1090,15 @@ restart_daemon() {
 		((${#found[@]} == 1)) || _e2e_err "restart_daemon: say which daemon (state files: ${found[*]:-none})" || return 1
 		kind=${found[0]}
 	fi
-	case $kind in dockerd | containerd) ;; *) _e2e_err "restart_daemon: unknown daemon '$kind'" || return 1 ;; esac
+	case $kind in dockerd | containerd | kubelet) ;; *) _e2e_err "restart_daemon: unknown daemon '$kind'" || return 1 ;; esac
 	_e2e_state_load "$kind" || _e2e_err "restart_daemon: no $kind started by lib.sh (no $(_e2e_state_file "$kind"))" || return 1
 	local call=("${E2E_S_CALL[@]}")
 	_e2e_stop_pid "$E2E_S_PID" "$E2E_S_START" "$kind" || return 1
 	# The runc and containerd chosen at first start, whatever the caller's environment.
 	if [[ $kind == dockerd ]]; then
 		E2E_DOCKER_RUNC=$E2E_S_RUNC E2E_DOCKER_CONTAINERD=$E2E_S_CTRD "${call[@]}"
+	elif [[ $kind == kubelet ]]; then
+		E2E_KUBELET_BIN=$E2E_S_BIN "${call[@]}"
 	else
 		"${call[@]}"
 	fi
@@ -732,19 +1117,21 @@ _e2e_link_bins() {
 
 # e2e_env: export lines for a shell (eval "$(e2e_env)") or a test that drives usernsctl
 # and the CLIs against the daemons lib.sh started: PATH starts with $E2E_RUN/bin (links to
-# the running daemons' dockerd, docker, containerd, ctr, shim and runc), DOCKER_HOST,
-# DOCKER_CONFIG, CONTAINERD_ADDRESS, CONTAINERD_NAMESPACE, and the E2E_* paths (so that
-# e2e/restart.sh, run by usernsctl, finds the same state).
+# the running daemons' dockerd, docker, containerd, ctr, shim and runc, and the kubelet and
+# crictl), DOCKER_HOST, DOCKER_CONFIG, CONTAINERD_ADDRESS, CONTAINERD_NAMESPACE,
+# CONTAINER_RUNTIME_ENDPOINT and IMAGE_SERVICE_ENDPOINT (crictl), and the E2E_* paths (so
+# that e2e/restart.sh, run by usernsctl, finds the same state).
 e2e_env() {
 	printf 'export %s=%q\n' PATH "$E2E_RUN/bin:$PATH" DOCKER_HOST "unix://$E2E_DOCKER_SOCK" \
 		DOCKER_CONFIG "$E2E_RUN/docker-cli" CONTAINERD_ADDRESS "$E2E_CONTAINERD_SOCK" \
+		CONTAINER_RUNTIME_ENDPOINT "unix://$E2E_CONTAINERD_SOCK" IMAGE_SERVICE_ENDPOINT "unix://$E2E_CONTAINERD_SOCK" \
 		CONTAINERD_NAMESPACE "$E2E_CTR_NS" E2E_CACHE "$E2E_CACHE" E2E_OPT "$E2E_OPT" \
 		E2E_RUN "$E2E_RUN" E2E_LIB "$E2E_LIB"
 }
 
-# daemon_pid dockerd|containerd: the running daemon's pid (for /proc/PID/ns/user).
+# daemon_pid dockerd|containerd|kubelet: the running daemon's pid (for /proc/PID/ns/user).
 daemon_pid() {
-	_e2e_state_load "${1:?daemon_pid dockerd|containerd}" && _e2e_alive "$E2E_S_PID" "$E2E_S_START" ||
+	_e2e_state_load "${1:?daemon_pid dockerd|containerd|kubelet}" && _e2e_alive "$E2E_S_PID" "$E2E_S_START" ||
 		_e2e_err "no running $1 started by lib.sh" || return 1
 	echo "$E2E_S_PID"
 }
@@ -778,8 +1165,13 @@ containerd_version() {
 # _e2e_probe_rootfs [BINARY...]: $E2E_RUN/probe/rootfs.tar, a root holding the static
 # BINARYs in /bin (default: busybox-static's /bin/busybox with sh, sleep, cat, id, touch,
 # ls and stat links). Sets E2E_PROBE_CMDLINE to the image's default command (JSON array).
-_e2e_probe_rootfs() {
-	local bins=("$@") b l dir=$E2E_RUN/probe
+_e2e_probe_rootfs() { _e2e_rootfs "$E2E_RUN/probe" "$@"; }
+
+# _e2e_rootfs DIR [BINARY...]: DIR/rootfs.tar as _e2e_probe_rootfs describes.
+_e2e_rootfs() {
+	local dir=$1 b l
+	shift
+	local bins=("$@")
 	((${#bins[@]})) || bins=(/bin/busybox)
 	rm -rf "$dir" && mkdir -p "$dir/root/bin" "$dir/root/proc" "$dir/root/sys" "$dir/root/dev" \
 		"$dir/root/etc" "$dir/root/tmp" || return 1
@@ -829,8 +1221,25 @@ _e2e_oci_blob() { # LAYOUT FILE: store FILE as a blob; print its "digest" and "s
 # archive at $E2E_RUN/probe/image.tar named $E2E_PROBE_IMAGE, made without any daemon
 # (for a containerd with no dockerd around): import it with import_image_containerd.
 make_probe_oci() {
-	local dir=$E2E_RUN/probe oci arch layer cfg man
-	_e2e_probe_rootfs "$@" || return 1
+	_e2e_probe_rootfs "$@" && _e2e_oci "$E2E_RUN/probe" "$E2E_PROBE_IMAGE"
+}
+
+# make_oci_image NAME TAR CMD [BINARY...]: an OCI image archive TAR named NAME whose one
+# layer is the root of _e2e_rootfs (the static BINARYs, default busybox-static) and whose
+# default command is CMD (a JSON array). Made without any daemon or registry: the
+# kubelet's pause image and its pods' image.
+make_oci_image() {
+	local name=${1:?make_oci_image NAME TAR CMD [BINARY...]} tar=${2:?} cmd=${3:?} dir
+	shift 3
+	dir=$E2E_RUN/images/${name//[^A-Za-z0-9._-]/_}
+	E2E_PROBE_CMD=$cmd _e2e_rootfs "$dir" "$@" && _e2e_oci "$dir" "$name" &&
+		mkdir -p "${tar%/*}" && mv -f "$dir/image.tar" "$tar" && rm -rf "$dir"
+}
+
+# _e2e_oci DIR NAME: DIR/image.tar, an OCI image archive named NAME of DIR/rootfs.tar with
+# the command $E2E_PROBE_CMDLINE.
+_e2e_oci() {
+	local dir=$1 name=$2 oci arch layer cfg man
 	command -v jq >/dev/null || _e2e_err "make_probe_oci: needs jq (install_bookworm)" || return 1
 	oci=$dir/oci
 	mkdir -p "$oci/blobs/sha256" || return 1
@@ -844,7 +1253,7 @@ make_probe_oci() {
 	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json",%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",%s}]}' \
 		"$cfg" "$layer" >"$dir/manifest.json" || return 1
 	man=$(_e2e_oci_blob "$oci" "$dir/manifest.json") || return 1
-	jq -nc --arg name "$E2E_PROBE_IMAGE" --arg arch "$arch" --argjson m "{$man}" \
+	jq -nc --arg name "$name" --arg arch "$arch" --argjson m "{$man}" \
 		'{schemaVersion: 2, manifests: [$m + {mediaType: "application/vnd.oci.image.manifest.v1+json",
 		  platform: {architecture: $arch, os: "linux"},
 		  annotations: {"io.containerd.image.name": $name, "org.opencontainers.image.ref.name": ($name | sub(".*:"; ""))}}]}' \
@@ -931,7 +1340,7 @@ restore_host_files() {
 # nothing when clean.
 e2e_leftovers() {
 	local p
-	for p in $(_e2e_pids_with "$E2E_RUN/" "$E2E_LIB/" "$E2E_OPT/" "$E2E_DOCKER_SOCK" "$E2E_CONTAINERD_SOCK"); do
+	for p in $(_e2e_pids_with "$E2E_RUN/" "$E2E_LIB/" "$E2E_OPT/" "$E2E_DOCKER_SOCK" "$E2E_CONTAINERD_SOCK" "$E2E_KUBELET_MARK"); do
 		printf 'process %s: %s\n' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
 	done
 	for p in $(_e2e_cgroup_pids); do
@@ -965,15 +1374,16 @@ _e2e_cgroup_pids() { # processes inside our cgroups
 	_e2e_cgroup_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null || true; done | sort -un
 }
 
-# cleanup_all: stop both daemons, kill anything still running from our roots or cgroups,
+# cleanup_all: stop the daemons, kill anything still running from our roots or cgroups,
 # unmount what is left, restore the backed-up host files, remove the paths our daemons
 # created outside their roots and the run and data roots. Caches ($E2E_CACHE, $E2E_OPT)
 # stay. Idempotent; safe from a trap. Fails (after doing all it can) if something stays.
 cleanup_all() {
 	local rc=0 p pids
+	stop_kubelet || rc=1
 	stop_dockerd || rc=1
 	stop_containerd || rc=1
-	mapfile -t pids < <(_e2e_pids_with "$E2E_RUN/" "$E2E_LIB/" "$E2E_OPT/" "$E2E_DOCKER_SOCK" "$E2E_CONTAINERD_SOCK"; _e2e_cgroup_pids)
+	mapfile -t pids < <(_e2e_pids_with "$E2E_RUN/" "$E2E_LIB/" "$E2E_OPT/" "$E2E_DOCKER_SOCK" "$E2E_CONTAINERD_SOCK" "$E2E_KUBELET_MARK"; _e2e_cgroup_pids)
 	_e2e_kill_tree "${pids[@]}" || rc=1
 	_e2e_umount_under "$E2E_RUN" "$E2E_LIB" || rc=1
 	_e2e_rmdir_cgroups

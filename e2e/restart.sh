@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# restart.sh [dockerd|containerd]: restart a daemon started by e2e/lib.sh with the arguments
-# it was started with (read from its state file under $E2E_RUN/state). Meant as usernsctl's
-# --restart-command. Without an argument it restarts the daemons usernsctl names in
-# USERNSCTL_DAEMONS (docker, containerd) and fails, after restarting the others, for one
-# lib.sh did not start (such as a kubelet that is not installed), as `systemctl restart`
-# fails for a unit that does not exist; with neither, the only daemon running. Each call is
-# logged in $E2E_RUN/logs/restart.log.
+# restart.sh [dockerd|containerd|kubelet]: restart a daemon started by e2e/lib.sh with the
+# arguments it was started with (read from its state file under $E2E_RUN/state). Meant as
+# usernsctl's --restart-command. Without an argument it restarts the daemons usernsctl names
+# in USERNSCTL_DAEMONS (docker, containerd, kubelet; in that order of the list) and fails,
+# after restarting the others, for one lib.sh did not start (such as a kubelet that is not
+# installed), as `systemctl restart` fails for a unit that does not exist; with neither, the
+# only daemon running. Each call is logged in $E2E_RUN/logs/restart.log.
 set -euo pipefail
 # shellcheck source=e2e/lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -21,7 +21,7 @@ fi
 for d in $USERNSCTL_DAEMONS; do
 	kind=$d
 	[[ $d == docker ]] && kind=dockerd
-	if [[ $kind != dockerd && $kind != containerd ]] || ! _e2e_state_load "$kind"; then
+	if [[ $kind != dockerd && $kind != containerd && $kind != kubelet ]] || ! _e2e_state_load "$kind"; then
 		echo "restart.sh: $d is not running here (not started by e2e/lib.sh): not restarted" >&2
 		log "$d: not running here"
 		rc=1
