@@ -769,13 +769,14 @@ scenario_kubelet() {
 	expect "verify --container (both, through crictl): exit, nothing fails" "0 " "$RC $(failing)"
 	# The lead's verify --pod (issue 12): pods by name, through the CRI.
 	u verify-pod verify --target kubernetes --pod "default/userns-a-$NODE" -o json
-	expect_known P1 "verify --pod default/userns-a (needs verify --pod): exit, nothing fails" "0 " "$RC $(failing)" "2 $(failing)"
-	expect_known P1 "verify --pod default/userns-a (needs verify --pod): its container's pid verified" yes \
-		"$(yesno grep -qx -- "$pa" <<<"$(subjects_pids | tr , '\n')")" no
+	expect "verify --pod default/userns-a: exit, nothing fails" "0 " "$RC $(failing)"
+	expect "verify --pod default/userns-a: the pod's own user namespace, its containers in it" pass "$(status_of verify.kubernetes.pod)"
+	expect "verify --pod default/userns-a: its container's pid verified" yes \
+		"$(yesno grep -qx -- "$pa" <<<"$(subjects_pids | tr , '\n')")"
 	u ns-pod ns --pod "default/userns-a-$NODE" -o json
-	expect_known P2 "ns --pod default/userns-a (needs ns --pod): exit" 0 "$RC" 2
-	expect_known P2 "ns --pod default/userns-a (needs ns --pod): its container, user namespace not the host's" "false" \
-		"$(jqr "[.processes[]? | select(.pid == ${pa:-0}) | .namespaces[] | select(.type == \"user\") | .shared_with_host] | first // \"absent\"")" ""
+	expect "ns --pod default/userns-a: exit" 0 "$RC"
+	expect "ns --pod default/userns-a: its container, user namespace not the host's" "false" \
+		"$(jqr "[.processes[]? | select(.pid == ${pa:-0}) | .namespaces[] | select(.type == \"user\") | .shared_with_host | tostring] | first // \"absent\"")"
 	ROW_VERIFY="userns-a 0 $xa 65536, userns-b 0 $xb 65536: pass"
 
 	# 4. A pod without hostUsers: false: the identity map; verify fails for it.
@@ -783,8 +784,10 @@ scenario_kubelet() {
 	u verify-hostns verify --target kubernetes --container "$h" -o json
 	expect "verify --container hostns-a: exit, verify.kubernetes.userns" "1 fail" "$RC $(status_of verify.kubernetes.userns)"
 	u verify-pod-hostns verify --target kubernetes --pod "default/hostns-a-$NODE" -o json
-	expect_known P1 "verify --pod default/hostns-a (needs verify --pod): exit, verify.kubernetes.userns" "1 fail" \
-		"$RC $(status_of verify.kubernetes.userns)" "2 $(status_of verify.kubernetes.userns)"
+	expect "verify --pod default/hostns-a: exit, verify.kubernetes.userns" "1 fail" \
+		"$RC $(status_of verify.kubernetes.userns)"
+	expect "verify --pod default/hostns-a: verify.kubernetes.pod names hostUsers" "fail yes" \
+		"$(status_of verify.kubernetes.pod) $(yesno grep -q 'hostUsers: false is not set' "$J")"
 	ROW_VERIFY+="; hostns-a identity: fail"
 
 	# 5. Failure modes: check predicts, apply refuses, the kubelet shows it.
@@ -802,10 +805,10 @@ scenario_kubelet() {
 	done
 	local NOGS_PATH=$E2E_RUN/bin:$nogs
 	PATH=$NOGS_PATH u check-nogetsubids check --target kubernetes -o json
-	expect_known F5 "no getsubids: check is not ready, subid.kubelet fails" "false fail" \
-		"$(jqr .ready) $(status_of subid.kubelet)" "true warn"
+	expect "no getsubids: check is not ready, subid.kubelet fails" "false fail" \
+		"$(jqr .ready) $(status_of subid.kubelet)"
 	PATH=$NOGS_PATH u apply-nogetsubids apply --target kubernetes -o json
-	expect_known F5 "no getsubids: apply refuses" "1 true" "$RC $(jqr .failed)" "0 false"
+	expect "no getsubids: apply refuses" "1 true" "$RC $(jqr .failed)"
 	kubelet_restart_fails no-getsubids E2E_KUBELET_PATH="$NOGS_PATH"
 	expect "no getsubids: the kubelet names getsubids" yes "$(yesno grep -q 'getsubids' <<<"$KFAIL_LINE")"
 	kubelet_back "getsubids back on the PATH"
