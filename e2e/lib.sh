@@ -14,6 +14,7 @@
 : "${E2E_RUNC_VERSION:=1.2.6}"
 : "${E2E_KUBELET_VERSION:=1.34.4}"
 : "${E2E_CRICTL_VERSION:=1.34.0}"
+: "${E2E_NFD_VERSION:=0.17.3}"
 : "${E2E_CGROUP:=usernsctl-e2e}"            # top cgroup name prefix for every container we run
 : "${E2E_CTR_NS:=usernsctl-e2e}"            # containerd namespace used by e2e_ctr
 : "${E2E_PROBE_IMAGE:=localhost/usernsctl-probe:e2e}"
@@ -271,6 +272,37 @@ install_crictl() {
 	e2e_log "crictl v$v built in ${E2E_CRICTL_BUILD_SECONDS}s"
 	[[ $("$bin" --version 2>/dev/null) == "crictl version v$v" ]] ||
 		_e2e_err "built $bin but it says '$("$bin" --version 2>&1)', not crictl version v$v"
+}
+
+nfd_worker_path() { printf '%s/nfd-worker-v%s/nfd-worker\n' "$E2E_CACHE" "${1:-$E2E_NFD_VERSION}"; }
+
+# install_nfd_worker [VERSION]: node-feature-discovery's worker, built from the Go module proxy
+# into $E2E_CACHE/nfd-worker-vVERSION/. Its go.mod points its api/nfd module at a directory
+# the module's zip does not carry, so the source is built as the main module with that one
+# replace pointed at the published api/nfd of the same version.
+install_nfd_worker() {
+	_e2e_init || return 1
+	local v=${1:-$E2E_NFD_VERSION} bin go src dir rc=0
+	bin=$(nfd_worker_path "$v")
+	[[ -x $bin ]] && "$bin" -version >/dev/null 2>&1 && return 0
+	go=$(_e2e_go) || return 1
+	local -a goenv
+	mapfile -t goenv < <(_e2e_goenv)
+	mkdir -p "${bin%/*}" && src=$(mktemp -d "$E2E_CACHE/nfd-build.XXXXXX") || return 1
+	local t0=$EPOCHREALTIME
+	e2e_log "building nfd-worker v$v (module source, api/nfd from the proxy)"
+	dir=$(cd "$src" && env "${goenv[@]}" GOFLAGS=-mod=mod "$go" mod download -json "sigs.k8s.io/node-feature-discovery@v$v" | jq -r .Dir) || rc=$?
+	if ((rc == 0)); then
+		cp -r "$dir/." "$src/mod" 2>/dev/null || { mkdir -p "$src/mod" && cp -r "$dir/." "$src/mod"; }
+		chmod -R u+w "$src/mod"
+		sed -i "s#sigs.k8s.io/node-feature-discovery/api/nfd => ./api/nfd#sigs.k8s.io/node-feature-discovery/api/nfd => sigs.k8s.io/node-feature-discovery/api/nfd v$v#" "$src/mod/go.mod"
+		(cd "$src/mod" && _e2e_quiet "${bin%/*}/build.log" env "${goenv[@]}" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+			"$go" build -trimpath -ldflags "-s -w -X sigs.k8s.io/node-feature-discovery/pkg/version.version=v$v" \
+			-o "$bin" ./cmd/nfd-worker) || rc=$?
+	fi
+	rm -rf "$src"
+	((rc == 0)) || return "$rc"
+	e2e_log "nfd-worker v$v built in $(_e2e_since "$t0")s"
 }
 
 # _e2e_apt_stanza SUITE [ETC_APT [CODENAME]]: a deb822 stanza for SUITE on the mirror that serves this machine's

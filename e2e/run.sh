@@ -37,7 +37,7 @@ REPO=$(cd "$HERE/.." && pwd)
 # shellcheck source=e2e/ansible.sh
 . "$HERE/ansible.sh"
 
-ALL_SCENARIOS="docker-20.10 docker-26 docker-28 containerd-2 containerd-1.7 safety kubelet"
+ALL_SCENARIOS="docker-20.10 docker-26 docker-28 containerd-2 containerd-1.7 safety kubelet nfd"
 : "${E2E_SCENARIOS:=$ALL_SCENARIOS}"
 : "${E2E_CACHE:=/var/cache/usernsctl-e2e}"
 : "${E2E_OPT:=/opt/usernsctl-e2e}"
@@ -468,6 +468,37 @@ scenario_containerd17() {
 
 # scenario_safety: apply --restart on dockerd 20.10 with restart commands that fail: apply
 # reports failed, the previous files are back and dockerd runs with them.
+# scenario_nfd: `check --output nfd` of this host, read by node-feature-discovery's real worker
+# (its local source, --oneshot --no-publish: labels logged, nothing sent; the kubeconfig it
+# insists on points at a closed port).
+scenario_nfd() {
+	local dir=/etc/kubernetes/node-feature-discovery/features.d worker kc
+	worker=$(nfd_worker_path)
+	ROW_DAEMON=nfd-worker ROW_VERSION="$("$worker" -version 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)"
+	mkdir -p "$dir"
+	u check-nfd check --target docker -o nfd
+	expect "check -o nfd: exit 0 or 1 (an answer either way)" yes "$(yesno test "$RC" -le 1)"
+	cp "$RES/check-nfd.out" "$dir/usernsctl"
+	kc=$RES/kubeconfig
+	printf '%s\n' 'apiVersion: v1' 'kind: Config' 'clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]' \
+		'users: [{name: none, user: {token: none}}]' 'contexts: [{name: none, context: {cluster: none, user: none}}]' \
+		'current-context: none' >"$kc"
+	step "nfd-worker -oneshot" env NODE_NAME=usernsctl-e2e timeout 120 "$worker" -oneshot -no-publish \
+		-feature-sources=local -label-sources=local -kubeconfig "$kc" -v 3 >"$RES/nfd-worker.log" 2>&1
+	expect "nfd-worker -oneshot: exit" 0 "$RC"
+	local line name value missing=""
+	while IFS= read -r line; do
+		[[ $line == \#* || -z $line ]] && continue
+		name=${line%%=*} value=${line#*=}
+		grep -Eq "^[[:space:]]+${name//./\\.}: \"?${value//./\\.}\"?\$" "$RES/nfd-worker.log" || missing+=" $name"
+	done <"$dir/usernsctl"
+	expect "nfd-worker labels the node with every line of the file" "" "${missing# }"
+	expect "nfd-worker: usernsctl.io/userns-ready is a label" yes "$(yesno grep -Eq 'usernsctl.io/userns-ready: "(true|false)"' "$RES/nfd-worker.log")"
+	ROW_CHECK="nfd file $(grep -c '=' "$dir/usernsctl") labels"
+	ROW_VERIFY="nfd-worker read them all"
+	rm -f "$dir/usernsctl"
+}
+
 scenario_safety() {
 	local pid0 pid calls
 	step "start dockerd (system)" start_dockerd system "$E2E_LIB/docker" /etc/docker/daemon.json
@@ -995,6 +1026,7 @@ inner() {
 	containerd-1.7) fn=(scenario_containerd17 trixie) ;;
 	safety) fn=(scenario_safety) ;;
 	kubelet) fn=(scenario_kubelet sid) ;;
+	nfd) fn=(scenario_nfd) ;;
 	*)
 		echo "run.sh: unknown scenario $SCEN (known: $ALL_SCENARIOS)" >&2
 		exit 2
@@ -1117,6 +1149,7 @@ installs() { # in a subshell: lib.sh's run and data roots in WORK, not on the ho
 		done+="$s "
 		phase "install_suite $s" install_suite "$s"
 	done
+	if [[ " $E2E_SCENARIOS " == *" nfd "* ]]; then phase "install_nfd_worker v$E2E_NFD_VERSION" install_nfd_worker; fi
 	if ((kube)); then
 		phase "install_kubelet v$E2E_KUBELET_VERSION" install_kubelet
 		phase "install_crictl v$E2E_CRICTL_VERSION" install_crictl
