@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 // oneJSON decodes stdout as exactly one JSON object.
@@ -23,42 +25,10 @@ func oneJSON(t *testing.T, stdout string) map[string]any {
 	return v
 }
 
-// copyTree copies a fixture so a test may write to it.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "host")
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case fi.IsDir():
-			return os.MkdirAll(to, fi.Mode().Perm()|0o700)
-		case fi.Mode()&os.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, to)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, fi.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // Every outcome with --output json is one JSON object on stdout with the
 // command's schema, the version, failed, changed and msg, errors included.
 func TestJSONOnEveryPath(t *testing.T) {
-	tree := copyTree(t, notReady)
+	tree := hosttree.Copy(t, notReady)
 	for _, c := range []struct {
 		name   string
 		args   []string
@@ -165,7 +135,7 @@ func TestApplyRefusesUnusableValues(t *testing.T) {
 		{[]string{"--target", "docker", "--user", ""}, `--user ""`},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			tree := copyTree(t, notReady)
+			tree := hosttree.Copy(t, notReady)
 			before := fingerprint(t, tree)
 			code, _, stderr := runCLI(append([]string{"apply", "--root", tree}, c.args...)...)
 			if code != 2 || !strings.Contains(stderr, c.msg) {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
 const k8sReady = "../fixtures/hosts/fedora-kubernetes-ready"
@@ -33,7 +35,7 @@ func TestApplyBadInputIsExit2(t *testing.T) {
 	} {
 		for _, dry := range []bool{false, true} {
 			t.Run(c.name+map[bool]string{true: " dry run"}[dry], func(t *testing.T) {
-				tree := copyTree(t, c.tree)
+				tree := hosttree.Copy(t, c.tree)
 				p := filepath.Join(tree, c.file)
 				os.Remove(p)
 				if c.dir {
@@ -69,7 +71,7 @@ func TestApplyBadInputIsExit2(t *testing.T) {
 // check and apply give one verdict on the same input.
 func TestCheckAndApplyAgree(t *testing.T) {
 	t.Run("daemon.json symlink: both follow it, the link stays", func(t *testing.T) {
-		tree := copyTree(t, notReady)
+		tree := hosttree.Copy(t, notReady)
 		d := filepath.Join(tree, "etc/docker")
 		os.MkdirAll(d, 0o755)
 		os.WriteFile(filepath.Join(d, "real.json"), []byte("{\"log-level\": \"info\"}\n"), 0o644)
@@ -88,7 +90,7 @@ func TestCheckAndApplyAgree(t *testing.T) {
 		}
 	})
 	t.Run("whitespace-only subuid line: check fails it, apply refuses it", func(t *testing.T) {
-		tree := copyTree(t, ready)
+		tree := hosttree.Copy(t, ready)
 		f, _ := os.OpenFile(filepath.Join(tree, "etc/subuid"), os.O_APPEND|os.O_WRONLY, 0)
 		f.WriteString("   \n")
 		f.Close()
@@ -107,7 +109,7 @@ func TestCheckAndApplyAgree(t *testing.T) {
 		}
 	})
 	t.Run("duplicate userns-remap keys: both use the last", func(t *testing.T) {
-		tree := copyTree(t, notReady)
+		tree := hosttree.Copy(t, notReady)
 		os.MkdirAll(filepath.Join(tree, "etc/docker"), 0o755)
 		os.WriteFile(filepath.Join(tree, "etc/docker/daemon.json"), []byte("{\"userns-remap\": \"alice\", \"userns-remap\": \"default\"}\n"), 0o644)
 		code, out, errOut := runCLI("apply", "--root", tree, "--target", "docker", "-o", "json")
@@ -124,7 +126,7 @@ func TestCheckAndApplyAgree(t *testing.T) {
 func TestApplyNamesFollowUseradd(t *testing.T) {
 	for _, name := range []string{"Admin", "1abc", "a b", "-x", "dock.remap", strings.Repeat("a", 33)} {
 		t.Run(name, func(t *testing.T) {
-			tree := copyTree(t, notReady)
+			tree := hosttree.Copy(t, notReady)
 			before := fingerprint(t, tree)
 			code, _, stderr := runCLI("apply", "--root", tree, "--target", "docker", "--user", name)
 			if code != 2 || fingerprint(t, tree) != before {
@@ -132,7 +134,7 @@ func TestApplyNamesFollowUseradd(t *testing.T) {
 			}
 		})
 	}
-	tree := copyTree(t, notReady)
+	tree := hosttree.Copy(t, notReady)
 	if code, _, stderr := runCLI("apply", "--root", tree, "--target", "docker", "--user", "remap_user-1"); code != 0 {
 		t.Errorf("a useradd name: exit %d: %s", code, stderr)
 	}
@@ -155,7 +157,7 @@ func TestSnapshotTarKinds(t *testing.T) {
 
 // revert --dry-run shows the diffs a revert would apply and writes nothing.
 func TestRevertDryRun(t *testing.T) {
-	tree := copyTree(t, notReady)
+	tree := hosttree.Copy(t, notReady)
 	if code, _, stderr := runCLI("apply", "--root", tree, "--target", "docker"); code != 0 {
 		t.Fatal(stderr)
 	}

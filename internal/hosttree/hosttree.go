@@ -66,3 +66,36 @@ func Host(t testing.TB, files map[string]string) *host.Host {
 	}
 	return h
 }
+
+// Copy copies the tree at src (a fixture) into a fresh temporary
+// directory, links kept as links, so that a test may write to it.
+func Copy(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "host")
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		switch {
+		case fi.IsDir():
+			return os.MkdirAll(to, fi.Mode().Perm()|0o700)
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, to)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
