@@ -414,3 +414,14 @@ func PodRecordError(v PodViolation, namesPod bool) string {
 	}
 	return "failed to create kubelet: create user namespace manager: record pod mappings: " + v.Kubelet
 }
+
+// PodMapping is the host range a pod's record holds (its uid mapping),
+// false when the record is empty or not the kubelet's JSON.
+func PodMapping(data []byte) (ids.Range, bool) {
+	var u userNamespace
+	if len(data) == 0 || json.Unmarshal(data, &u) != nil || len(u.UIDMappings) == 0 {
+		return ids.Range{}, false
+	}
+	m := u.UIDMappings[0]
+	return ids.Range{Start: uint64(m.HostId), Count: uint64(m.Length)}, true
+}

@@ -44,8 +44,10 @@ type KubeletConfig struct {
 	IDsPerPod    int64
 	FeatureGates map[string]bool
 	// Err is why the config in effect cannot be read or does not parse
-	// (with line): the kubelet will not start with it.
-	Err error
+	// (with line): the kubelet will not start with it. ErrFix, when set,
+	// is the exact fix.
+	Err    error
+	ErrFix string
 
 	// Source says how Path was found ("default", "--config in
 	// /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf line 6
@@ -158,7 +160,7 @@ func loadKubelet(env *checks.Env) *KubeletConfig {
 	if f, ok := lastFlag(flags, "max-pods"); ok && k.Err == nil {
 		n, err := strconv.ParseInt(f.Value, 10, 32)
 		if err != nil || n < 0 {
-			k.Err = fmt.Errorf("%s: --max-pods %q is not a number of pods: the kubelet will not start", f.Where(), f.Value)
+			k.Err = fmt.Errorf("%s: --max-pods %q is not a number of pods", f.Where(), f.Value)
 		} else {
 			k.MaxPods, k.MaxPodsFrom = int(n), "--max-pods in "+f.Where()
 		}
@@ -172,7 +174,7 @@ func loadKubelet(env *checks.Env) *KubeletConfig {
 		}
 		gates, err := kubeletconfig.ParseFeatureGates(f.Value)
 		if err != nil {
-			k.Err = fmt.Errorf("%s: %v: the kubelet will not start", f.Where(), err)
+			k.Err = fmt.Errorf("%s: %v", f.Where(), err)
 			break
 		}
 		for g, v := range gates {
@@ -286,7 +288,8 @@ func (k *KubeletConfig) loadDropIns(env *checks.Env, dir, where string) {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("lstat %s: no such file or directory", dir) // filepath.WalkDir's first step
 		}
-		k.Err = fmt.Errorf("--config-dir %s (%s) cannot be walked: the kubelet will not start (`failed to merge kubelet configs: failed to walk through kubelet dropin directory %q: %v`)", dir, where, dir, err)
+		k.Err = fmt.Errorf("--config-dir %s (%s) cannot be walked (`failed to merge kubelet configs: failed to walk through kubelet dropin directory %q: %v`)", dir, where, dir, err)
+		k.ErrFix = fmt.Sprintf("create the directory (`mkdir -p %s`) or remove --config-dir from %s, then restart the kubelet", dir, where)
 	}
 }
 
@@ -567,6 +570,12 @@ func passwdSources(env *checks.Env) ([]string, int) {
 		}
 	}
 	return []string{"files"}, 0
+}
+
+// KubeletGetsubids is where the kubelet finds getsubids on its PATH ("" when
+// it does not) and, then, why not.
+func KubeletGetsubids(env *checks.Env) (where, why string) {
+	return findGetsubids(env, KubeletConfigOf(env))
 }
 
 // findGetsubids is exec.LookPath("getsubids") with the kubelet's PATH. On
