@@ -6,6 +6,8 @@ package rules
 var (
 	KubeletUserNSMin = def("kubelet.userns_min", "1.25",
 		"pods can ask for a user namespace (`hostUsers: false`, gate UserNamespacesStatelessPodsSupport)", "pkg/features kube_features.go, v1.25")
+	KubeletUserNSStateful = def("kubelet.userns_stateful", "1.27",
+		"pods with hostUsers: false may mount volumes (the kubelet asks the runtime for idmapped mounts); before, only stateless pods", "pkg/kubelet/kuberuntime, KEP-127, v1.27")
 	KubeletGateRenamed = def("kubelet.userns_gate_renamed", "1.28",
 		"the gate is UserNamespacesSupport; UserNamespacesStatelessPodsSupport is unknown and the kubelet refuses to start with it (`unrecognized feature gate`)", "component-base featuregate SetFromMap; pkg/features, v1.28")
 	KubeletUserNSBeta = def("kubelet.userns_beta", "1.30",
