@@ -24,11 +24,19 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	}
 	x := facts.KubeletIDsOf(ctx, p.env)
 	maxPods, from := k.MaxPods, k.MaxPodsFrom
-	if a.opts.MaxPods > 0 {
-		maxPods, from = a.opts.MaxPods, "--max-pods"
-	}
 	if maxPods <= 0 {
 		maxPods, from = facts.DefaultMaxPods, "the kubelet's default"
+	}
+	if a.opts.MaxPods > 0 {
+		// The kubelet refuses a range of fewer blocks than its own
+		// maxPods: --max-pods can size for more pods, never fewer.
+		if a.opts.MaxPods < maxPods {
+			return &errs.Refusal{
+				Reason: fmt.Sprintf("--max-pods %d is below the kubelet's maxPods %d (%s): a range for %d pods stops the kubelet (`kubelet user assigned IDs are not enough to support %d pods`)", a.opts.MaxPods, maxPods, from, a.opts.MaxPods, maxPods),
+				Fix:    fmt.Sprintf("set maxPods: %d in the kubelet config first, or run apply without --max-pods", a.opts.MaxPods),
+			}
+		}
+		maxPods, from = a.opts.MaxPods, "--max-pods"
 	}
 	// The per-pod block as the kubelet of this version uses it (idsPerPod
 	// from 1.35, 65536 before), the same as subid.kubelet judges.

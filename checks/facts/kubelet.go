@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -485,7 +486,17 @@ func lookupKubeletUser(ctx context.Context, env *checks.Env, k *KubeletConfig) K
 	srcs, line := passwdSources(env)
 	var others []string
 	for _, s := range srcs {
-		if s != "files" && s != "compat" {
+		switch s {
+		case "files", "compat":
+		case "systemd":
+			// nss-systemd serves dynamic users (never "kubelet") and
+			// userdb records, which are files a snapshot holds.
+			if uid, where, ok := userdbRecord(env); ok {
+				return KubeletUserLookup{Found: true, UID: uid, Where: where + " (nss-systemd)"}
+			}
+		case "mymachines", "myhostname", "resolve":
+			// users of containers (vu-*), not of this host
+		default:
 			others = append(others, s)
 		}
 	}
@@ -506,6 +517,27 @@ func lookupKubeletUser(ctx context.Context, env *checks.Env, k *KubeletConfig) K
 		return KubeletUserLookup{Where: fmt.Sprintf("%s and `getent passwd %s` (%s)", PasswdFile, remap.KubeletUser, ns)}
 	}
 	return KubeletUserLookup{Where: PasswdFile, Unsure: fmt.Sprintf("%s also names %s, which a kubelet built with cgo asks too (%s); `getent passwd %s` tells", ns, strings.Join(others, ", "), build, remap.KubeletUser)}
+}
+
+// userdbDirs are where systemd-userdbd and nss-systemd read JSON user
+// records (userdb(5)'s drop-in directories).
+var userdbDirs = []string{"/etc/userdb", "/run/userdb", "/run/host/userdb", "/usr/local/lib/userdb", "/usr/lib/userdb"}
+
+// userdbRecord finds a userdb record for the kubelet user.
+func userdbRecord(env *checks.Env) (uid int, where string, ok bool) {
+	for _, d := range userdbDirs {
+		p := path.Join(d, remap.KubeletUser+".user")
+		data, err := env.Host.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			UID int `json:"uid"`
+		}
+		_ = json.Unmarshal(data, &rec)
+		return rec.UID, p, true
+	}
+	return 0, "", false
 }
 
 // kubeletBuild reads the kubelet binary's Go build info (live hosts

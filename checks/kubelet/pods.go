@@ -65,20 +65,22 @@ func checkPodMappings(ctx context.Context, env *checks.Env) checks.Result {
 	if len(vs) > 0 {
 		namesPod := env.KubeAtLeast(rules.KubeletPodRecordNamesPod.Value)
 		var bad, paths []string
-		lengthChanged := false
+		var oldLength uint64
 		for _, v := range vs {
 			bad = append(bad, fmt.Sprintf("pod %s: %s (`%s`)", v.Pod, v.Reason, v.Kubelet))
 			paths = append(paths, v.Path)
-			lengthChanged = lengthChanged || strings.HasPrefix(v.Kubelet, "wrong user namespace length")
+			if strings.HasPrefix(v.Kubelet, "wrong user namespace length") && oldLength == 0 {
+				oldLength = v.Mapping.Count
+			}
 		}
 		sort.Strings(paths)
 		fix := "put back the kubelet range and idsPerPod the pods were started under, drain the node (`kubectl drain NODE --ignore-daemonsets`), then make the change; on a node already drained, delete the leftover records: `rm -f " + strings.Join(paths, " ") + "`, then restart the kubelet"
-		if lengthChanged {
-			fix = fmt.Sprintf("set userNamespaces.idsPerPod back to the pods' length until the node is drained (`kubectl drain NODE --ignore-daemonsets`), or, on a node already drained, delete the leftover records: `rm -f %s`, then restart the kubelet", strings.Join(paths, " "))
+		if oldLength != 0 {
+			fix = fmt.Sprintf("set userNamespaces.idsPerPod back to %d (the pods' records) in %s until the node is drained (`kubectl drain NODE --ignore-daemonsets`), or, on a node already drained, delete the leftover records: `rm -f %s`, then restart the kubelet", oldLength, k.IDsPerPodFrom, strings.Join(paths, " "))
 		}
 		return ev(checks.Failf(fix,
-			"the kubelet does not start (`%s`): %s of %s in %s break the range it will use, %s: %s",
-			remap.PodRecordError(vs[0], namesPod), checks.Count(len(vs), "record"), checks.Count(n, "record"), p.Dir, rangeDesc, list(bad, 5)))
+			"the kubelet does not start (`%s`): %d of %s in %s break the range it will use, %s: %s",
+			remap.PodRecordError(vs[0], namesPod), len(vs), checks.Count(n, "pod record"), p.Dir, rangeDesc, list(bad, 5)))
 	}
 	// Records the kubelet takes back but the kernel never maps: the block
 	// ending at 2^32 (chosen at random, kept on every retry).
