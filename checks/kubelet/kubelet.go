@@ -20,7 +20,8 @@ func Checkers() []checks.Checker {
 	return []checks.Checker{
 		checks.New(checks.Info{
 			ID: "kubelet.config", Title: "kubelet config",
-			Doc:     "The kubelet config in effect (--config in the unit, else /var/lib/kubelet/config.yaml, with the --config-dir drop-ins walked recursively and the unit's flags over them) parses; its user-namespace feature gates are ones the kubelet of that version starts with (gone gates, ProcMountType's dependency, the locked GA gate) and turn user namespaces on; userNamespaces.idsPerPod is ignored (before 1.33), valid (1.33+) and honoured (1.35+); maxPods is reported.",
+			Doc: "The kubelet config in effect (--config in the unit, else /var/lib/kubelet/config.yaml, with the --config-dir drop-ins walked recursively and the unit's flags over them) parses; its user-namespace feature gates are ones the kubelet of that version starts with (gone gates, ProcMountType's dependency, the locked GA gate) and turn user namespaces on; userNamespaces.idsPerPod is ignored (before " +
+				rules.KubeletIDsPerPodValidated.Value + "), valid (" + rules.KubeletIDsPerPodValidated.Value + "+) and honoured (" + rules.KubeletIDsPerPodHonoured.Value + "+); maxPods is reported.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkConfig),
 		checks.New(podMappingsInfo, checkPodMappings),
