@@ -50,7 +50,9 @@ func checkConfig(_ context.Context, env *checks.Env) checks.Result {
 		r = r.With("path", k.Path).With("source", k.Source).With("exists", k.Exists).
 			With("max_pods", k.MaxPods).With("max_pods_from", k.MaxPodsFrom).
 			With("ids_per_pod", k.IDsPerPod).With("ids_per_pod_from", k.IDsPerPodFrom).
-			With("feature_gates", k.FeatureGates)
+			With("feature_gates", k.FeatureGates).
+			With("runtime_endpoint", k.RuntimeEndpoint).With("runtime_endpoint_from", k.RuntimeEndpointFrom).
+			With("root_dir", k.RootDir).With("root_dir_from", k.RootDirFrom)
 		if env.Kube != nil {
 			r = r.With("kubernetes", env.Kube.String())
 		}

@@ -91,9 +91,15 @@ func checkPodMappings(ctx context.Context, env *checks.Env) checks.Result {
 		}
 	}
 	if len(stuck) > 0 {
-		return ev(checks.Failf("delete those pods (`kubectl delete pod` by the uids named; the kubelet gives a new pod another block) and give the kubelet a range ending at or below 2^32 − idsPerPod ("+"`usernsctl apply --target kubernetes`)",
-			"%s hold the top block of %s, which ends at 2^32: the kernel refuses to write its uid_map (extents end at or below %s), so those pods never start: %s",
-			checks.Count(len(stuck), "pod"), rangeDesc, rules.KernelMapEnd, list(stuck, 5)))
+		var uids []string
+		for _, r := range p.Records {
+			if m, ok := remap.PodMapping(r.Data); ok && m.End() > rules.KernelMapEndID {
+				uids = append(uids, r.Pod)
+			}
+		}
+		return ev(checks.Failf(fmt.Sprintf("delete those pods (find them with `kubectl get pods -A -o custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,UID:.metadata.uid | grep -E '%s'`; a new pod gets another block), and give the kubelet a range ending at or below 2^32 − idsPerPod: `usernsctl apply --target kubernetes`", strings.Join(uids, "|")),
+			"the top block of %s ends at 2^32, and the kernel refuses to write a uid_map extent that ends past %s, so a pod holding it never starts; %s on it: %s",
+			rangeDesc, rules.KernelMapEnd, checks.Count(len(stuck), "pod record"), list(stuck, 5)))
 	}
 	return ev(checks.Passf("%s in %s fit the range the kubelet will use, %s: it takes them back at start", checks.Count(n, "pod record"), p.Dir, rangeDesc))
 }

@@ -65,7 +65,7 @@ func TestPodMappings(t *testing.T) {
 		{"P4 taken twice", "1.33", "16777216", "7208960", map[string]string{pod1: record(16777216, 65536), pod2: record(16777216, 65536)}, checks.Fail,
 			[]string{`range picked for pod "2b3c7d1e-0000-4000-8000-000000000002" already taken`}},
 		{"P5 not JSON", "1.33", "16777216", "7208960", map[string]string{pod1: "x"}, checks.Fail, []string{"invalid user namespace mappings file: invalid character 'x'"}},
-		{"top block", "1.33", "", "", map[string]string{pod1: record(4294901760, 65536)}, checks.Fail, []string{"hold the top block", "never start"}},
+		{"top block", "1.33", "", "", map[string]string{pod1: record(4294901760, 65536)}, checks.Fail, []string{"1 pod record on it", "never starts", "grep -E '2b3c7d1e-0000-4000-8000-000000000001'"}},
 		{"gate off", "1.32", "16777216", "7208960", map[string]string{pod1: record(2818048, 65536)}, checks.Skip, []string{"while UserNamespacesSupport is off"}},
 		{"range refused first", "1.33", "100000", "65536", map[string]string{pod1: record(2818048, 65536)}, checks.Skip, []string{"stops before it reads"}},
 		{"--root-dir", "1.33", "16777216", "7208960", with(kubeadm(cfg), cfg, header, defaultEnv, "KUBELET_EXTRA_ARGS=--root-dir=/data/kubelet\n",

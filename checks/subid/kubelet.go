@@ -50,7 +50,7 @@ func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
 		for _, v := range remap.CheckKubeletRange(remap.KubeletDefault, x.MaxPods, remap.KubeletUnit) {
 			if v.Rule == "count-pods" {
 				return checks.Failf(fmt.Sprintf("lower maxPods to at most %d (%s), then restart the kubelet", remap.KubeletDefault.Count/remap.KubeletUnit, x.MaxPodsWhy),
-					"with %s the kubelet still checks its default range: %s; it does not start (`%s%s`)", x.GateWhy, v.Reason, managerPrefix, v.Kubelet).
+					"the gate is off (%s), but the kubelet still checks its default range: %s; it does not start (`%s%s`)", x.GateWhy, v.Reason, managerPrefix, v.Kubelet).
 					With("max_pods", x.MaxPods).With("gate", false)
 			}
 		}
