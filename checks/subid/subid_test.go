@@ -365,6 +365,8 @@ func TestKubelet(t *testing.T) {
 		{name: "U1 kubelet user from sss", nss: "passwd: files sss\ngroup: files sss\n", kube: "1.33", subuid: "kubelet:65536:7208960\n",
 			commands: `{"getent passwd kubelet": "kubelet:*:990:990::/var/lib/kubelet:/sbin/nologin\n", "getsubids kubelet": "` + strings.TrimSuffix(docs, "\n") + `\n", "getsubids -g kubelet": "` + strings.TrimSuffix(docs, "\n") + `\n"}`,
 			st:       checks.Pass, msg: []string{"`getent passwd kubelet` (/etc/nsswitch.conf:1 `passwd: files sss`)", "one range 65536:7208960"}},
+		{name: "U1 kubelet user from a systemd userdb record", nss: "passwd: files systemd\ngroup: files systemd\n", kube: "1.33", subuid: "kubelet:65536:7208960\n",
+			commands: getsubids(docs, docs), st: checks.Pass, msg: []string{"/etc/userdb/kubelet.user (nss-systemd)", "one range 65536:7208960"}},
 		{name: "U1 getent says no", nss: "passwd: files sss\ngroup: files sss\n", kube: "1.33",
 			commands: `{"getent passwd kubelet": {"stdout": "", "exit": 2}}`, st: checks.Warn,
 			msg: []string{`no "kubelet" user (/etc/passwd and ` + "`getent passwd kubelet`"}},
@@ -429,6 +431,9 @@ func TestKubelet(t *testing.T) {
 			files["/etc/passwd"] += c.pw
 			if c.nss != "" {
 				files["/etc/nsswitch.conf"] = c.nss
+			}
+			if strings.Contains(c.name, "userdb") {
+				files["/etc/userdb/kubelet.user"] = `{"userName": "kubelet", "uid": 61000, "gid": 61000}`
 			}
 			if c.config != "" {
 				files["/var/lib/kubelet/config.yaml"] = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n" + c.config
