@@ -2,9 +2,7 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,24 +14,33 @@ import (
 )
 
 // planKubernetes gives the kubelet its own ranges (a `kubelet` user with
-// one 65536-aligned range, identical in both files, for maxPods pods) and
-// the containerd settings the host needs.
+// one range aligned to the per-pod block, identical in both files, for
+// maxPods pods, ending below the kernel's bound) and the containerd
+// settings the host needs.
 func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	k := facts.KubeletConfigOf(p.env)
 	if k.Err != nil {
 		return inputErr(fmt.Errorf("%w\nnothing was written: fix the kubelet config, then run apply again", k.Err))
 	}
+	x := facts.KubeletIDsOf(ctx, p.env)
 	maxPods, from := k.MaxPods, k.MaxPodsFrom
-	if a.opts.MaxPods > 0 {
-		maxPods, from = a.opts.MaxPods, "--max-pods"
-	}
 	if maxPods <= 0 {
 		maxPods, from = facts.DefaultMaxPods, "the kubelet's default"
 	}
-	idsPerPod := uint64(facts.DefaultIDsPerPod)
-	if k.IDsPerPodSet && p.env.KubeAtLeast("1.35") {
-		idsPerPod = uint64(k.IDsPerPod)
+	if a.opts.MaxPods > 0 {
+		// The kubelet refuses a range of fewer blocks than its own
+		// maxPods: --max-pods can size for more pods, never fewer.
+		if a.opts.MaxPods < maxPods {
+			return &errs.Refusal{
+				Reason: fmt.Sprintf("--max-pods %d is below the kubelet's maxPods %d (%s): a range for %d pods stops the kubelet (`kubelet user assigned IDs are not enough to support %d pods`)", a.opts.MaxPods, maxPods, from, a.opts.MaxPods, maxPods),
+				Fix:    fmt.Sprintf("set maxPods: %d in the kubelet config first, or run apply without --max-pods", a.opts.MaxPods),
+			}
+		}
+		maxPods, from = a.opts.MaxPods, "--max-pods"
 	}
+	// The per-pod block as the kubelet of this version uses it (idsPerPod
+	// from 1.35, 65536 before), the same as subid.kubelet judges.
+	idsPerPod := x.Unit
 	// The kubelet reads its range only through getsubids: writing the
 	// files helps only where getsubids reads them, and a kubelet user with
 	// no getsubids stops the kubelet.
@@ -45,9 +52,15 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 				remap.KubeletUser, idsPerPod, remap.KubeletCount(maxPods, idsPerPod), facts.NSSwitchFile),
 		}
 	}
-	if !p.env.Run.Installed("getsubids") {
+	if u := x.User; u.Found && !u.Files {
 		return &errs.Refusal{
-			Reason: "getsubids is not installed: with a kubelet user and no getsubids the kubelet does not start (`kubelet mappings: exec: \"getsubids\": executable file not found in $PATH`)",
+			Reason: fmt.Sprintf("user %q comes from %s, not %s: apply manages local accounts only", remap.KubeletUser, u.Where, facts.PasswdFile),
+			Fix:    fmt.Sprintf("give user %q its range where the account lives, or remove it there and run apply again", remap.KubeletUser),
+		}
+	}
+	if where, why := facts.KubeletGetsubids(p.env); where == "" {
+		return &errs.Refusal{
+			Reason: "getsubids is not found (" + why + "): with a kubelet user and no getsubids the kubelet does not start (`kubelet mappings: exec: \"getsubids\": executable file not found in $PATH`)",
 			Fix:    "install getsubids (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install shadow-utils-subid`) on the kubelet's PATH, then run apply again",
 		}
 	}
@@ -77,8 +90,8 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	}
 	if len(uidF.Ranges()) != before {
 		r := uidF.Ranges()[len(uidF.Ranges())-1].Range
-		p.note("kubelet range sized for maxPods %d (%s) × %d ids per pod", maxPods, from, idsPerPod)
-		if err := podsFit(p, r.Range); err != nil {
+		p.note("kubelet range sized for maxPods %d (%s) × %d ids per pod (%s)", maxPods, from, idsPerPod, x.UnitWhy)
+		if err := podsFit(p, r.Range, idsPerPod); err != nil {
 			return err
 		}
 		p.restart("kubelet")
@@ -86,56 +99,30 @@ func (a *applier) planKubernetes(ctx context.Context, p *plan) error {
 	return a.planContainerd(ctx, p)
 }
 
-// podsFit refuses a new range while pods on the node still hold mappings
-// outside it: the kubelet persists each pod's mapping and refuses to start
-// (`record pod mappings: id N is out of range`) when one no longer fits.
-func podsFit(p *plan, r ids.Range) error {
-	files, _ := p.env.Host.Glob("/var/lib/kubelet/pods/*/userns")
-	var outside []string
-	for _, f := range files {
-		b, err := p.env.Host.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, m := range hostMappings(b) {
-			if m.Start < r.Start || m.End() > r.End() {
-				outside = append(outside, fmt.Sprintf("%s (%s)", path.Base(path.Dir(f)), m))
-			}
+// podsFit refuses a new range while pods on the node still hold records
+// the kubelet would not take back with it: it persists each pod's mapping
+// in <root-dir>/pods/<uid>/userns and refuses to start on one outside its
+// range or of another length (kubelet.pod_mappings judges the same
+// records through remap.CheckPodRecords).
+func podsFit(p *plan, r ids.Range, unit uint64) error {
+	pods := facts.KubeletPodsOf(p.env)
+	if pods.Err != nil {
+		return &errs.Refusal{
+			Reason: fmt.Sprintf("the pods' user namespace records under %s cannot be read (%v): a new kubelet range could strand them", pods.Dir, pods.Err),
+			Fix:    "make them readable (kubelet.pod_mappings names the failure), then run apply again",
 		}
 	}
-	if len(outside) == 0 {
+	vs := remap.CheckPodRecords(pods.Records, r, unit)
+	if len(vs) == 0 {
 		return nil
 	}
-	sort.Strings(outside)
+	var bad []string
+	for _, v := range vs {
+		bad = append(bad, fmt.Sprintf("%s (%s: `%s`)", v.Pod, v.Reason, v.Kubelet))
+	}
+	sort.Strings(bad)
 	return &errs.Refusal{
-		Reason: fmt.Sprintf("pods on this node hold user namespace mappings outside the new kubelet range %s: %s; the kubelet would not start (`record pod mappings: id N is out of range`)", r, strings.Join(outside, ", ")),
-		Fix:    "drain the node (`kubectl drain NODE`) so that no user-namespaced pod remains, then run apply again",
+		Reason: fmt.Sprintf("pods on this node hold user namespace records the kubelet would refuse with the new range %s (%d ids per pod): %s; the kubelet would not start (`record pod mappings: …`)", r, unit, strings.Join(bad, ", ")),
+		Fix:    "drain the node (`kubectl drain NODE --ignore-daemonsets`) so that no user-namespaced pod remains, then run apply again",
 	}
-}
-
-// hostMappings reads the host side of a pod's persisted mapping
-// (/var/lib/kubelet/pods/UID/userns: {"uidMappings":[{"hostId":N,
-// "containerId":0,"length":L}], "gidMappings":[...]}).
-func hostMappings(b []byte) []ids.Range {
-	var doc struct {
-		UID []struct {
-			HostID uint64 `json:"hostId"`
-			Length uint64 `json:"length"`
-		} `json:"uidMappings"`
-		GID []struct {
-			HostID uint64 `json:"hostId"`
-			Length uint64 `json:"length"`
-		} `json:"gidMappings"`
-	}
-	if json.Unmarshal(b, &doc) != nil {
-		return nil
-	}
-	var out []ids.Range
-	for _, m := range doc.UID {
-		out = append(out, ids.Range{Start: m.HostID, Count: m.Length})
-	}
-	for _, m := range doc.GID {
-		out = append(out, ids.Range{Start: m.HostID, Count: m.Length})
-	}
-	return out
 }

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,5 +249,45 @@ func TestFixSysctlRefusesUnreadableFile(t *testing.T) {
 	}
 	if d := diffStates(before, state(t, dir)); len(d) > 0 {
 		t.Errorf("wrote %v", d)
+	}
+}
+
+// podsFit (P1, P2): a new kubelet range is refused while a pod's record
+// would stop the kubelet with it, by the same rules kubelet.pod_mappings
+// applies.
+func TestKubernetesRefusesRangeThatStrandsPods(t *testing.T) {
+	rec := func(host, length int) string {
+		return fmt.Sprintf(`{"uidMappings":[{"hostId":%d,"containerId":0,"length":%d}],"gidMappings":[{"hostId":%d,"containerId":0,"length":%d}]}`, host, length, host, length)
+	}
+	for _, tc := range []struct {
+		name, kube, config, record, want string
+	}{
+		{"P1 a record outside the new range", "1.33", "", rec(65536, 65536), "id 65536 is out of range"},
+		{"P2 a record of the old length", "1.35", "userNamespaces:\n  idsPerPod: 131072\n", rec(1048576, 65536), "wrong user namespace length 65536"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tree(t, kubeReady)
+			for _, f := range []string{"etc/subuid", "etc/subgid"} {
+				var kept []string
+				for _, l := range strings.SplitAfter(read(t, dir, f), "\n") {
+					if !strings.HasPrefix(l, "kubelet:") {
+						kept = append(kept, l)
+					}
+				}
+				write(t, dir, f, strings.Join(kept, ""))
+			}
+			if tc.config != "" {
+				write(t, dir, "var/lib/kubelet/config.yaml", read(t, dir, "var/lib/kubelet/config.yaml")+tc.config)
+			}
+			write(t, dir, "var/lib/kubelet/pods/0b7c1d2e-1111-4000-8000-000000000001/userns", tc.record)
+			before := state(t, dir)
+			r, code := run(t, "apply", "--target", "kubernetes", "--root", dir, "--kubernetes-version", tc.kube)
+			if code != 1 || !strings.Contains(r.Msg, tc.want) || !strings.Contains(r.Fix, "kubectl drain") {
+				t.Fatalf("exit %d %+v", code, r)
+			}
+			if d := diffStates(before, state(t, dir)); len(d) > 0 {
+				t.Errorf("refused apply wrote %v", d)
+			}
+		})
 	}
 }

@@ -1,5 +1,6 @@
 // Package kubelet holds the kubelet area's checks: the kubelet config in
-// effect against the Kubernetes version planned for.
+// effect against the Kubernetes version planned for, and the pods' user
+// namespace records the kubelet takes back at start.
 package kubelet
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/errs"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Checkers returns the kubelet area's checks.
@@ -18,16 +20,22 @@ func Checkers() []checks.Checker {
 	return []checks.Checker{
 		checks.New(checks.Info{
 			ID: "kubelet.config", Title: "kubelet config",
-			Doc:     "The kubelet config in effect (--config in the unit, else /var/lib/kubelet/config.yaml) parses; its user-namespace feature gate suits the Kubernetes version; userNamespaces.idsPerPod is valid and honoured (1.35+); maxPods is reported.",
+			Doc: "The kubelet config in effect (--config in the unit, else /var/lib/kubelet/config.yaml, with the --config-dir drop-ins walked recursively and the unit's flags over them) parses; its user-namespace feature gates are ones the kubelet of that version starts with (gone gates, ProcMountType's dependency, the locked GA gate) and turn user namespaces on; userNamespaces.idsPerPod is ignored (before " +
+				rules.KubeletIDsPerPodValidated.Value + "), valid (" + rules.KubeletIDsPerPodValidated.Value + "+) and honoured (" + rules.KubeletIDsPerPodHonoured.Value + "+); maxPods is reported.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkConfig),
+		checks.New(podMappingsInfo, checkPodMappings),
 	}
 }
 
 // Feature gates.
 const (
-	gateStateless = "UserNamespacesStatelessPodsSupport" // 1.25–1.27
-	gateSupport   = "UserNamespacesSupport"              // 1.28+
+	gateStateless    = "UserNamespacesStatelessPodsSupport" // 1.25–1.27
+	gateSupport      = "UserNamespacesSupport"              // 1.28+
+	gatePSS          = "UserNamespacesPodSecurityStandards" // alpha until 1.34, gone in 1.35
+	gateHostNetwork  = "UserNamespacesHostNetworkSupport"   // 1.35+
+	gateProcMount    = "ProcMountType"                      // depends on gateSupport from 1.35
+	gateNodeDeclared = "NodeDeclaredFeatures"               // gateHostNetwork depends on it in 1.36
 )
 
 // finding is one thing wrong or worth saying.
@@ -42,7 +50,9 @@ func checkConfig(_ context.Context, env *checks.Env) checks.Result {
 		r = r.With("path", k.Path).With("source", k.Source).With("exists", k.Exists).
 			With("max_pods", k.MaxPods).With("max_pods_from", k.MaxPodsFrom).
 			With("ids_per_pod", k.IDsPerPod).With("ids_per_pod_from", k.IDsPerPodFrom).
-			With("feature_gates", k.FeatureGates)
+			With("feature_gates", k.FeatureGates).
+			With("runtime_endpoint", k.RuntimeEndpoint).With("runtime_endpoint_from", k.RuntimeEndpointFrom).
+			With("root_dir", k.RootDir).With("root_dir_from", k.RootDirFrom)
 		if env.Kube != nil {
 			r = r.With("kubernetes", env.Kube.String())
 		}
@@ -62,8 +72,11 @@ func checkConfig(_ context.Context, env *checks.Env) checks.Result {
 	fs = append(fs, gateFindings(env, k)...)
 	fs = append(fs, idsPerPodFindings(env, k)...)
 	if !k.Exists {
-		fs = append(fs, finding{checks.Warn,
-			fmt.Sprintf("no kubelet config at %s (%s): defaults assumed (maxPods %d, idsPerPod %d)", k.Path, k.Source, facts.DefaultMaxPods, facts.DefaultIDsPerPod),
+		msg := fmt.Sprintf("no kubelet config at %s (%s): defaults assumed (maxPods %d, idsPerPod %d)", k.Path, k.Source, facts.DefaultMaxPods, facts.DefaultIDsPerPod)
+		if k.ConfigFlag {
+			msg += fmt.Sprintf("; the kubelet does not start until it exists (`failed to load kubelet config file, path: %s`): kubeadm writes it at init or join", k.Path)
+		}
+		fs = append(fs, finding{checks.Warn, msg,
 			"run this check after `kubeadm init`/`kubeadm join` has written the config, or point the kubelet at its config file with --config"})
 	}
 
@@ -123,6 +136,9 @@ func parseRemedy(k *facts.KubeletConfig) string {
 	if errors.As(k.Err, &se) {
 		return fmt.Sprintf("fix %s (format: kubelet.config.k8s.io/v1beta1 KubeletConfiguration), then restart the kubelet", se.File)
 	}
+	if k.ErrFix != "" {
+		return k.ErrFix
+	}
 	return fmt.Sprintf("fix the setting named above (%s), then restart the kubelet", k.Path)
 }
 
@@ -143,9 +159,20 @@ func where(k *facts.KubeletConfig, gate string) string {
 	return k.Path
 }
 
+// kubeletLog is the kubelet's text for a pod with hostUsers: false while
+// its gate is off (GetOrCreateUserNamespaceMappings, v1.30–v1.35).
+const podRefused = "the feature gate \"UserNamespacesSupport\" is disabled: can't set spec.HostUsers"
+
+// gateOffPods says what happens to pods with hostUsers: false while the
+// kubelet's gate is off (G5, G6): the API server decides, and this node
+// cannot see it.
+func gateOffPods() string {
+	return "so the kubelet gives no pod a user namespace: where the API server has the gate on, a pod with hostUsers: false fails to start (`" + podRefused + "`); where it has it off, the API server drops hostUsers and the pod runs in the host user namespace, silently"
+}
+
 func gateFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 	kube := env.Kube
-	if kube == nil || !env.KubeAtLeast("1.25") {
+	if kube == nil || !env.KubeAtLeast(rules.KubeletUserNSMin.Value) {
 		return nil // runtime.kubelet reports a Kubernetes without user namespaces
 	}
 	var out []finding
@@ -156,9 +183,9 @@ func gateFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 			fmt.Sprintf("%s (%s) is not a feature gate of Kubernetes %s (%s): the kubelet refuses to start (`unrecognized feature gate: %s`)", gate, k.GateFrom[gate], kube, why, gate),
 			fmt.Sprintf("remove %s from %s", gate, k.GateFrom[gate])}
 	}
-	if !env.KubeAtLeast("1.28") {
+	if !env.KubeAtLeast(rules.KubeletGateRenamed.Value) {
 		if supportSet {
-			out = append(out, unknownGate(gateSupport, "it arrived in 1.28; 1.25–1.27 use "+gateStateless))
+			out = append(out, unknownGate(gateSupport, fmt.Sprintf("it arrived in %s; earlier releases use %s", rules.KubeletGateRenamed, gateStateless)))
 		}
 		if !stateless {
 			out = append(out, finding{checks.Fail,
@@ -168,54 +195,102 @@ func gateFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 		return out
 	}
 	if statelessSet {
-		out = append(out, unknownGate(gateStateless, "it was renamed "+gateSupport+" in 1.28"))
+		out = append(out, unknownGate(gateStateless, fmt.Sprintf("it was renamed %s in %s", gateSupport, rules.KubeletGateRenamed)))
+	}
+	if _, set := k.GateSet(gatePSS); set && env.KubeAtLeast(rules.KubeletPSSGateRemoved.Value) {
+		out = append(out, unknownGate(gatePSS, fmt.Sprintf("it was removed in %s", rules.KubeletPSSGateRemoved)))
+	}
+	hostNet, hostNetSet := k.GateSet(gateHostNetwork)
+	if hostNetSet && !env.KubeAtLeast(rules.KubeletGateDependencies.Value) {
+		out = append(out, unknownGate(gateHostNetwork, fmt.Sprintf("it arrived in %s", rules.KubeletGateDependencies)))
 	}
 	switch {
-	case !env.KubeAtLeast("1.33"):
+	case !env.KubeAtLeast(rules.KubeletUserNSDefaultOn.Value):
 		if !support {
 			maturity := "alpha"
-			if env.KubeAtLeast("1.30") {
+			if env.KubeAtLeast(rules.KubeletUserNSBeta.Value) {
 				maturity = "beta"
 			}
 			out = append(out, finding{checks.Fail,
-				fmt.Sprintf("%s: user namespaces are %s and off by default in Kubernetes %s, so pods with hostUsers: false are rejected", gateState(k, gateSupport, "off by default"), maturity, kube),
-				fmt.Sprintf("set `featureGates: {%s: true}` in %s and --feature-gates=%s=true on the API server, then restart both (or upgrade to 1.33+, where it is on by default)", gateSupport, where(k, gateSupport), gateSupport)})
+				fmt.Sprintf("%s: user namespaces are %s and off by default in Kubernetes %s, %s", gateState(k, gateSupport, "off by default"), maturity, kube, gateOffPods()),
+				fmt.Sprintf("set `featureGates: {%s: true}` in %s and --feature-gates=%s=true on the API server, then restart both (or upgrade to %s+, where it is on by default)", gateSupport, where(k, gateSupport), gateSupport, rules.KubeletUserNSDefaultOn)})
 		} else {
 			out = append(out, finding{checks.Pass, fmt.Sprintf("%s is on (%s); the API server needs it too", gateSupport, k.GateFrom[gateSupport]), ""})
 		}
-	case !env.KubeAtLeast("1.36"):
-		if supportSet && !support {
+	case !env.KubeAtLeast(rules.KubeletUserNSGA.Value):
+		if !supportSet || support {
+			break
+		}
+		fix := fmt.Sprintf("remove `%s: false` from %s and restart the kubelet", gateSupport, k.GateFrom[gateSupport])
+		procMount, procMountSet := k.GateSet(gateProcMount)
+		switch {
+		case !env.KubeAtLeast(rules.KubeletGateDependencies.Value):
 			out = append(out, finding{checks.Fail,
-				fmt.Sprintf("%s is false (%s): it turns off user namespaces, which Kubernetes %s has on by default; pods with hostUsers: false are rejected", gateSupport, k.GateFrom[gateSupport], kube),
-				fmt.Sprintf("remove `%s: false` from %s and restart the kubelet", gateSupport, k.GateFrom[gateSupport])})
+				fmt.Sprintf("%s is false (%s): it turns off user namespaces, which Kubernetes %s has on by default, %s", gateSupport, k.GateFrom[gateSupport], kube, gateOffPods()), fix})
+		case !procMountSet || procMount:
+			out = append(out, finding{checks.Fail,
+				fmt.Sprintf("%s is false (%s), but %s (on by default) depends on it in Kubernetes %s: the kubelet refuses to start (`%s is enabled, but depends on features that are disabled: [%s]`)", gateSupport, k.GateFrom[gateSupport], gateProcMount, kube, gateProcMount, gateSupport), fix})
+		default:
+			out = append(out, finding{checks.Fail,
+				fmt.Sprintf("%s is false (%s) with %s false (%s): the kubelet starts, %s", gateSupport, k.GateFrom[gateSupport], gateProcMount, k.GateFrom[gateProcMount], gateOffPods()), fix})
+		}
+		if hostNetSet && hostNet && env.KubeAtLeast(rules.KubeletGateDependencies.Value) {
+			out = append(out, finding{checks.Fail,
+				fmt.Sprintf("%s is true (%s) while %s is false: the kubelet refuses to start (`%s is enabled, but depends on features that are disabled: [%s]`)", gateHostNetwork, k.GateFrom[gateHostNetwork], gateSupport, gateHostNetwork, gateSupport),
+				fmt.Sprintf("remove %s from %s, or %s", gateHostNetwork, k.GateFrom[gateHostNetwork], fix)})
 		}
 	default:
 		switch {
 		case supportSet && !support:
 			out = append(out, finding{checks.Fail,
-				fmt.Sprintf("%s is false (%s), but the gate is GA and locked on in Kubernetes %s: the kubelet refuses to start", gateSupport, k.GateFrom[gateSupport], kube),
+				fmt.Sprintf("%s is false (%s), but the gate is GA and locked on in Kubernetes %s: the kubelet refuses to start (`cannot set feature gate %s to false, feature is locked to true`)", gateSupport, k.GateFrom[gateSupport], kube, gateSupport),
 				fmt.Sprintf("remove %s from %s and restart the kubelet", gateSupport, k.GateFrom[gateSupport])})
 		case supportSet:
 			out = append(out, finding{checks.Pass, fmt.Sprintf("%s is set (%s) although it is GA and always on in Kubernetes %s; the kubelet warns about it, remove it at leisure", gateSupport, k.GateFrom[gateSupport], kube), ""})
+		}
+		if ndf, set := k.GateSet(gateNodeDeclared); hostNetSet && hostNet && set && !ndf {
+			out = append(out, finding{checks.Fail,
+				fmt.Sprintf("%s is true (%s) while %s is false (%s): the kubelet refuses to start (`%s is enabled, but depends on features that are disabled: [%s]`)", gateHostNetwork, k.GateFrom[gateHostNetwork], gateNodeDeclared, k.GateFrom[gateNodeDeclared], gateHostNetwork, gateNodeDeclared),
+				fmt.Sprintf("remove %s from %s, or `%s: false` from %s", gateHostNetwork, k.GateFrom[gateHostNetwork], gateNodeDeclared, k.GateFrom[gateNodeDeclared])})
 		}
 	}
 	return out
 }
 
+// idsPerPodFindings: the field is unknown before 1.33 (the kubelet's
+// lenient decoding drops it), validated from 1.33 and honoured from 1.35
+// (validateKubeletOSConfiguration; NewMainKubelet).
 func idsPerPodFindings(env *checks.Env, k *facts.KubeletConfig) []finding {
 	if !k.IDsPerPodSet {
 		return nil
 	}
-	v := k.IDsPerPod
-	if v < 65536 || v%65536 != 0 || v >= 1<<32 {
-		return []finding{{checks.Fail,
-			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) must be a multiple of 65536, at least 65536 and below 2^32: the kubelet refuses it", v, k.IDsPerPodFrom),
-			fmt.Sprintf("set userNamespaces.idsPerPod to 65536 (the default) or another multiple of 65536 in %s", k.IDsPerPodFrom)}}
-	}
-	if v != facts.DefaultIDsPerPod && !env.KubeAtLeast("1.35") {
+	v, unit := k.IDsPerPod, int64(rules.KubeletUnitIDs)
+	if !env.KubeAtLeast(rules.KubeletIDsPerPodValidated.Value) {
+		if v == unit {
+			return []finding{{checks.Pass, fmt.Sprintf("userNamespaces.idsPerPod (%s) is unknown to Kubernetes %s, which ignores it and gives every pod %d ids anyway", k.IDsPerPodFrom, env.Kube, unit), ""}}
+		}
 		return []finding{{checks.Warn,
-			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) is ignored before Kubernetes 1.35 (planned: %s): every pod gets 65536 IDs", v, k.IDsPerPodFrom, env.Kube),
-			fmt.Sprintf("remove userNamespaces.idsPerPod from %s, or plan for Kubernetes 1.35+", k.IDsPerPodFrom)}}
+			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) is not a field of Kubernetes %s: the kubelet ignores it (`Using lenient decoding as strict decoding failed`) and gives every pod %d ids", v, k.IDsPerPodFrom, env.Kube, unit),
+			fmt.Sprintf("remove userNamespaces.idsPerPod from %s, or plan for Kubernetes %s+ (validated from %s)", k.IDsPerPodFrom, rules.KubeletIDsPerPodHonoured, rules.KubeletIDsPerPodValidated)}}
+	}
+	var bad string
+	switch {
+	case v < unit:
+		bad = fmt.Sprintf("must not be less than %d", unit)
+	case v%unit != 0:
+		bad = fmt.Sprintf("must be a multiple of %d", unit)
+	case v > rules.KubeletIDsPerPodMaxN:
+		bad = fmt.Sprintf("must not be more than %s", rules.KubeletIDsPerPodMax)
+	}
+	if bad != "" {
+		return []finding{{checks.Fail,
+			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) %s: the kubelet refuses to start (`failed to validate kubelet configuration, error: invalid configuration: userNamespaces.idsPerPod %s, path: %s`)", v, k.IDsPerPodFrom, bad, bad, k.Path),
+			fmt.Sprintf("set userNamespaces.idsPerPod to %d (the default) or another multiple of %d in %s", unit, unit, k.IDsPerPodFrom)}}
+	}
+	if v != unit && !env.KubeAtLeast(rules.KubeletIDsPerPodHonoured.Value) {
+		return []finding{{checks.Warn,
+			fmt.Sprintf("userNamespaces.idsPerPod %d (%s) is ignored before Kubernetes %s (planned: %s): every pod gets %d IDs", v, k.IDsPerPodFrom, rules.KubeletIDsPerPodHonoured, env.Kube, unit),
+			fmt.Sprintf("remove userNamespaces.idsPerPod from %s, or plan for Kubernetes %s+", k.IDsPerPodFrom, rules.KubeletIDsPerPodHonoured)}}
 	}
 	return nil
 }

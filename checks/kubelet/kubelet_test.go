@@ -95,6 +95,49 @@ func TestConfigDirDropIns(t *testing.T) {
 	checkstest.Expect(t, check(t, env), checks.Pass, "maxPods 300 (/etc/kubernetes/kubelet.conf.d/20-pods.conf line 4)")
 }
 
+// C2: --config-dir is walked recursively; a missing one stops the kubelet.
+func TestConfigDirNestedAndMissing(t *testing.T) {
+	const cfg = "/var/lib/kubelet/config.yaml"
+	files := kubeadm(cfg)
+	files[kubeadmConf] = strings.Replace(files[kubeadmConf], "--config="+cfg, "--config="+cfg+" --config-dir=/etc/kubernetes/kubelet.conf.d", 1)
+	files[cfg] = header
+	files["/etc/kubernetes/kubelet.conf.d/10-pods.conf"] = header + "maxPods: 300\n"
+	files["/etc/kubernetes/kubelet.conf.d/sub/50-ids.conf"] = header + "maxPods: 64\n"
+	files["/etc/kubernetes/kubelet.conf.d/zz.conf"] = header + "featureGates:\n  UserNamespacesSupport: true\n"
+	env := newEnv(t, "1.33", files)
+	k := facts.KubeletConfigOf(env)
+	if k.MaxPods != 64 || strings.Join(k.DropIns, " ") != "/etc/kubernetes/kubelet.conf.d/10-pods.conf /etc/kubernetes/kubelet.conf.d/sub/50-ids.conf /etc/kubernetes/kubelet.conf.d/zz.conf" {
+		t.Errorf("maxPods %d drop-ins %v", k.MaxPods, k.DropIns)
+	}
+	files = kubeadm(cfg)
+	files[kubeadmConf] = strings.Replace(files[kubeadmConf], "--config="+cfg, "--config="+cfg+" --config-dir=/etc/kubernetes/gone.d", 1)
+	files[cfg] = header
+	checkstest.Expect(t, check(t, newEnv(t, "1.33", files)), checks.Fail,
+		`failed to merge kubelet configs: failed to walk through kubelet dropin directory "/etc/kubernetes/gone.d": lstat /etc/kubernetes/gone.d: no such file or directory`,
+		"mkdir -p /etc/kubernetes/gone.d")
+}
+
+// C6, C7: the CRI endpoint and the root dir the kubelet uses.
+func TestEndpointAndRootDir(t *testing.T) {
+	const cfg = "/var/lib/kubelet/config.yaml"
+	files := kubeadm(cfg)
+	files[cfg] = header + "containerRuntimeEndpoint: unix:///run/k3s/containerd/containerd.sock\n"
+	k := facts.KubeletConfigOf(newEnv(t, "1.33", files))
+	if k.RuntimeEndpoint != "unix:///var/run/containerd/containerd.sock" || !strings.HasPrefix(k.RuntimeEndpointFrom, "--container-runtime-endpoint in "+flagsEnv) {
+		t.Errorf("flag must win: %q from %q", k.RuntimeEndpoint, k.RuntimeEndpointFrom)
+	}
+	delete(files, flagsEnv)
+	files[defaultEnv] = "KUBELET_EXTRA_ARGS=--root-dir=/data/kubelet\n"
+	k = facts.KubeletConfigOf(newEnv(t, "1.33", files))
+	if k.RuntimeEndpoint != "unix:///run/k3s/containerd/containerd.sock" || k.RootDir != "/data/kubelet" || !strings.HasPrefix(k.RootDirFrom, "--root-dir in "+defaultEnv) {
+		t.Errorf("endpoint %q from %q, root %q from %q", k.RuntimeEndpoint, k.RuntimeEndpointFrom, k.RootDir, k.RootDirFrom)
+	}
+	k = facts.KubeletConfigOf(newEnv(t, "1.33", nil))
+	if k.RuntimeEndpoint != "unix:///run/containerd/containerd.sock" || k.RootDir != "/var/lib/kubelet" || k.ExecPath != facts.SystemdPath {
+		t.Errorf("defaults: %q %q %q", k.RuntimeEndpoint, k.RootDir, k.ExecPath)
+	}
+}
+
 func TestFeatureGatesByVersion(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
 	gates := func(g string) string { return header + "featureGates:\n" + g }
@@ -113,6 +156,19 @@ func TestFeatureGatesByVersion(t *testing.T) {
 		{"1.32", gates("  UserNamespacesSupport: true\n"), checks.Pass, []string{"UserNamespacesSupport is on (" + cfg + " line 5); the API server needs it too"}},
 		{"1.33", header, checks.Pass, nil},
 		{"1.34", gates("  UserNamespacesSupport: false\n"), checks.Fail, []string{"turns off user namespaces, which Kubernetes 1.34.0 has on by default", "remove `UserNamespacesSupport: false` from " + cfg + " line 5"}},
+		{"1.31", header, checks.Fail, []string{"the API server drops hostUsers and the pod runs in the host user namespace, silently", `the feature gate "UserNamespacesSupport" is disabled: can't set spec.HostUsers`}},
+		// G2: gone in 1.35.
+		{"1.34", gates("  UserNamespacesPodSecurityStandards: true\n"), checks.Pass, nil},
+		{"1.35", gates("  UserNamespacesPodSecurityStandards: true\n"), checks.Fail, []string{"unrecognized feature gate: UserNamespacesPodSecurityStandards", "removed in 1.35"}},
+		// G3: in 1.35 ProcMountType depends on the gate.
+		{"1.35", gates("  UserNamespacesSupport: false\n"), checks.Fail, []string{"the kubelet refuses to start (`ProcMountType is enabled, but depends on features that are disabled: [UserNamespacesSupport]`)"}},
+		{"1.35", gates("  UserNamespacesSupport: false\n  ProcMountType: false\n"), checks.Fail, []string{"the kubelet starts, so the kubelet gives no pod a user namespace"}},
+		// G7.
+		{"1.34", gates("  UserNamespacesHostNetworkSupport: true\n"), checks.Fail, []string{"unrecognized feature gate: UserNamespacesHostNetworkSupport"}},
+		{"1.35", gates("  UserNamespacesHostNetworkSupport: true\n"), checks.Pass, nil},
+		{"1.35", gates("  UserNamespacesSupport: false\n  ProcMountType: false\n  UserNamespacesHostNetworkSupport: true\n"), checks.Fail, []string{"`UserNamespacesHostNetworkSupport is enabled, but depends on features that are disabled: [UserNamespacesSupport]`"}},
+		{"1.36", gates("  NodeDeclaredFeatures: false\n  UserNamespacesHostNetworkSupport: true\n"), checks.Fail, []string{"depends on features that are disabled: [NodeDeclaredFeatures]"}},
+		{"1.36", gates("  UserNamespacesSupport: false\n"), checks.Fail, []string{"cannot set feature gate UserNamespacesSupport to false, feature is locked to true"}},
 		{"1.36", gates("  UserNamespacesSupport: false\n"), checks.Fail, []string{"GA and locked on", "refuses to start"}},
 		{"1.36", gates("  UserNamespacesSupport: true\n"), checks.Pass, []string{"GA and always on"}},
 	} {
@@ -125,15 +181,22 @@ func TestFeatureGatesByVersion(t *testing.T) {
 
 func TestIDsPerPod(t *testing.T) {
 	const cfg = "/var/lib/kubelet/config.yaml"
-	ids := func(n string) string { return header + "userNamespaces:\n  idsPerPod: " + n + "\n" }
+	ids := func(n string) string {
+		return header + "userNamespaces:\n  idsPerPod: " + n + "\nfeatureGates:\n  UserNamespacesSupport: true\n"
+	}
 	for _, tc := range []struct {
 		kube, ids string
 		status    checks.Status
 		want      []string
 	}{
-		{"1.35", "100000", checks.Fail, []string{"idsPerPod 100000 (" + cfg + " line 5) must be a multiple of 65536", "refuses it"}},
-		{"1.35", "0", checks.Fail, []string{"at least 65536"}},
-		{"1.35", "4294967296", checks.Fail, []string{"below 2^32"}},
+		{"1.35", "100000", checks.Fail, []string{"idsPerPod 100000 (" + cfg + " line 5) must be a multiple of 65536", "failed to validate kubelet configuration, error: invalid configuration: userNamespaces.idsPerPod must be a multiple of 65536, path: " + cfg}},
+		{"1.35", "0", checks.Fail, []string{"userNamespaces.idsPerPod must not be less than 65536"}},
+		{"1.35", "4294967296", checks.Fail, []string{"userNamespaces.idsPerPod must not be more than 4294967295"}},
+		{"1.33", "100000", checks.Fail, []string{"must be a multiple of 65536", "the kubelet refuses to start"}},
+		// C4: before 1.33 the field is unknown and dropped, whatever it holds.
+		{"1.31", "1000", checks.Warn, []string{"idsPerPod 1000 (" + cfg + " line 5) is not a field of Kubernetes 1.31.0", "lenient decoding"}},
+		{"1.32", "131072", checks.Warn, []string{"the kubelet ignores it"}},
+		{"1.32", "65536", checks.Pass, []string{"unknown to Kubernetes 1.32.0"}},
 		{"1.33", "131072", checks.Warn, []string{"ignored before Kubernetes 1.35 (planned: 1.33.0)"}},
 		{"1.35", "131072", checks.Pass, []string{"idsPerPod 131072 (" + cfg + " line 5)"}},
 		{"1.33", "65536", checks.Pass, nil},
@@ -155,7 +218,8 @@ func TestMissingAndBrokenConfig(t *testing.T) {
 	})
 	t.Run("unit names a missing file", func(t *testing.T) {
 		r := check(t, newEnv(t, "1.33", kubeadm("/etc/kubernetes/gone.yaml")))
-		checkstest.Expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf)
+		checkstest.Expect(t, r, checks.Warn, "no kubelet config at /etc/kubernetes/gone.yaml (--config in "+kubeadmConf,
+			"the kubelet does not start until it exists (`failed to load kubelet config file, path: /etc/kubernetes/gone.yaml`)")
 	})
 	for name, tc := range map[string]struct {
 		files map[string]string

@@ -38,7 +38,7 @@ func Checkers() []checks.Checker {
 		}, checkTmpfsIdmap),
 		checks.New(checks.Info{
 			ID: "probe.kubelet_pods_idmap", Title: "idmapped mounts for pod volumes",
-			Doc:     "The filesystem of /var/lib/kubelet/pods and every volume filesystem mounted under it supports idmapped mounts (Kubernetes 1.27+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.",
+			Doc:     "The filesystem of the kubelet's pods directory (<root-dir>/pods: --root-dir from its unit, default /var/lib/kubelet) and every volume filesystem mounted under it supports idmapped mounts (Kubernetes 1.27+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubeletPods),
 	}
@@ -252,10 +252,11 @@ func checkTmpfsIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	return ev(checks.Warnf(remedy, "%s; Kubernetes %s does not need it yet, but 1.27 and later do (secrets, configmaps, emptyDir are tmpfs)", what, orUnknown(fmt.Sprint(env.Kube))))
 }
 
-// PodsDir is the kubelet's pods directory (default --root-dir).
+// PodsDir is the kubelet's pods directory with the default --root-dir;
+// the check probes the one its unit's --root-dir names.
 const PodsDir = "/var/lib/kubelet/pods"
 
-// volumeFS is one distinct volume filesystem under PodsDir.
+// volumeFS is one distinct volume filesystem under the pods directory.
 type volumeFS struct {
 	key     string // fstype, plus the source for FUSE
 	fstype  string
@@ -277,7 +278,9 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 	if !env.KubeAtLeast("1.27") {
 		return checks.Skipf("Kubernetes %s does not mount pod volumes idmapped (1.27 and later do)", orUnknown(fmt.Sprint(env.Kube)))
 	}
-	podsSpec := probe.Spec{Kind: probe.Idmap, Path: PodsDir}
+	// The kubelet's own pods directory: --root-dir from its unit.
+	podsDir := facts.KubeletPodsOf(env).Dir
+	podsSpec := probe.Spec{Kind: probe.Idmap, Path: podsDir}
 	pods := env.Probes.Probe(ctx, podsSpec)
 	if !pods.Ran {
 		return checks.ProbeNotRun(pods)
@@ -295,13 +298,13 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 	byKey := map[string]*volumeFS{}
 	best := -1
 	for _, m := range mounts.List {
-		if m.Mountpoint == PodsDir || strings.HasPrefix(PodsDir, strings.TrimSuffix(m.Mountpoint, "/")+"/") {
+		if m.Mountpoint == podsDir || strings.HasPrefix(podsDir, strings.TrimSuffix(m.Mountpoint, "/")+"/") {
 			if len(m.Mountpoint) > best { // the mount holding the pods directory
 				best, podsKey = len(m.Mountpoint), fsKey(m.FSType, m.Source)
 			}
 			continue
 		}
-		if !strings.HasPrefix(m.Mountpoint, PodsDir+"/") {
+		if !strings.HasPrefix(m.Mountpoint, podsDir+"/") {
 			continue
 		}
 		k := fsKey(m.FSType, m.Source)
@@ -349,7 +352,7 @@ func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
 		}
 	}
 	res := func(r checks.Result) checks.Result {
-		return r.With("probes", probed).With("volume_filesystems", len(outcomes)-1)
+		return r.With("probes", probed).With("volume_filesystems", len(outcomes)-1).With("pods_dir", podsDir)
 	}
 	tail := mountsNote
 	if len(skipped) > 0 {

@@ -223,3 +223,17 @@ func TestLiveChecks(t *testing.T) {
 		}
 	}
 }
+
+// C7: the kubelet's --root-dir moves the pods directory; the probe goes
+// where the kubelet keeps its pods.
+func TestKubeletPodsFollowsRootDir(t *testing.T) {
+	probes := `{"idmap:/data/kubelet/pods": {"ran": true, "ok": false, "step": "mount_setattr", "errno": "EINVAL", "error": "invalid argument", "detail": {"fstype": "nfs4", "dir": "/data/kubelet/pods", "path": "/data/kubelet/pods"}}}`
+	files := map[string]string{
+		"/usr/lib/systemd/system/kubelet.service": "[Service]\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml --root-dir=/data/kubelet\n",
+	}
+	r := run1(t, "probe.kubelet_pods_idmap", setup{probes: probes, kube: "1.33", files: files})
+	checkstest.Expect(t, r, checks.Fail, "nfs4 at /data/kubelet/pods")
+	if r.Evidence["pods_dir"] != "/data/kubelet/pods" {
+		t.Errorf("pods_dir %v", r.Evidence["pods_dir"])
+	}
+}

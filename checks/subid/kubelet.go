@@ -11,139 +11,207 @@ import (
 	"github.com/usernsctl/usernsctl/config/subid"
 	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 const applyKube = "`usernsctl apply --target kubernetes`"
 
-// kubeletLimits are maxPods and idsPerPod as the kubelet will use them, and
-// where they came from.
-func kubeletLimits(env *checks.Env) (maxPods int, idsPerPod uint64, src string) {
-	maxPods, idsPerPod = facts.DefaultMaxPods, remap.KubeletUnit
-	kc := facts.KubeletConfigOf(env)
-	if kc.Err != nil {
-		return maxPods, idsPerPod, fmt.Sprintf("maxPods %d assumed: %s does not load (%v)", maxPods, kc.Path, kc.Err)
-	}
-	if kc.MaxPods > 0 {
-		maxPods = kc.MaxPods
-	}
-	from := kc.MaxPodsFrom
-	if from == "" || from == "default" {
-		from = "the default"
-		if !kc.Exists {
-			from += fmt.Sprintf("; no kubelet config at %s", kc.Path)
-		}
-	}
-	src = fmt.Sprintf("maxPods %d from %s", maxPods, from)
-	if kc.IDsPerPodSet && kc.IDsPerPod > 0 {
-		// userNamespaces.idsPerPod is honoured from Kubernetes 1.35.
-		if env.KubeAtLeast("1.35") {
-			idsPerPod = uint64(kc.IDsPerPod)
-			src += fmt.Sprintf(", idsPerPod %d from %s", idsPerPod, kc.IDsPerPodFrom)
-		} else {
-			src += fmt.Sprintf(", idsPerPod %d (%s) ignored before Kubernetes 1.35", kc.IDsPerPod, kc.IDsPerPodFrom)
-		}
-	}
-	return maxPods, idsPerPod, src
+const installGetsubids = "install getsubids on the kubelet's PATH (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install shadow-utils-subid`)"
+
+// Where the kubelet wraps what it stops on (cmd/kubelet/app/server.go
+// RunKubelet, pkg/kubelet/kubelet.go NewMainKubelet, MakeUserNsManager).
+const (
+	managerPrefix  = "failed to create kubelet: create user namespace manager: "
+	mappingsPrefix = managerPrefix + "kubelet mappings: "
+)
+
+// limits says where maxPods and the per-pod block come from.
+func limits(x *facts.KubeletIDs) string {
+	return fmt.Sprintf("maxPods %d from %s; %d ids per pod: %s", x.MaxPods, x.MaxPodsWhy, x.Unit, x.UnitWhy)
 }
 
+// checkKubelet judges the range the kubelet will come by at start
+// (facts.KubeletIDs). With UserNamespacesSupport off the kubelet looks at
+// none of it: what would go wrong once it is on is said, as a warning.
 func checkKubelet(ctx context.Context, env *checks.Env) checks.Result {
-	maxPods, idsPerPod, limits := kubeletLimits(env)
-	ev := func(r checks.Result) checks.Result {
-		return r.With("max_pods", maxPods).With("ids_per_pod", idsPerPod)
+	x := facts.KubeletIDsOf(ctx, env)
+	r := gateOn(ctx, env, x)
+	r = r.With("max_pods", x.MaxPods).With("ids_per_pod", x.Unit).With("gate", x.Gate).With("gate_from", x.GateWhy)
+	if x.Derived != "" {
+		r = r.With("derived", x.Derived)
+		r.Message += "; " + x.Derived
 	}
-	acc := facts.AccountsOf(env)
-	if acc.Err != nil {
-		return ev(checks.Warnf("make /etc/passwd readable", "cannot tell whether a %q user exists: %v", remap.KubeletUser, acc.Err))
-	}
-	u, userOK := acc.UserByName(remap.KubeletUser)
-	keys := []string{remap.KubeletUser}
-	if userOK {
-		keys = append(keys, strconv.Itoa(u.Uid))
-	}
-
-	// What the files say, for messages and for hosts without getsubids.
-	s := facts.SubIDsOf(env)
-	fileUID, fileGID := fileRange(s.UID.File, keys), fileRange(s.GID.File, keys)
-	fileNote := ""
-	if len(fileUID.Ranges)+len(fileGID.Ranges) > 0 {
-		if vs := remap.CheckKubelet(fileUID, fileGID, maxPods, idsPerPod); len(vs) > 0 {
-			fileNote = "; the kubelet lines in the files would be refused too: " + violations(vs)
-		}
-	}
-
-	def := fmt.Sprintf("%d-%d", remap.KubeletDefault.Start, remap.KubeletDefault.End()-1)
-	if !userOK {
-		return ev(checks.Warnf(applyKube+" (creates the kubelet user and one 65536-aligned range in both files)",
-			"no %q user in %s: the kubelet silently uses its default range %s, every id above 65535, overlapping any range in %s and %s%s",
-			remap.KubeletUser, facts.PasswdFile, def, s.UID.Path, s.GID.Path, fileNote))
-	}
-	gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
-	if !gu.Installed {
-		install := "install getsubids on the kubelet's PATH (Debian/Ubuntu: `apt-get install uidmap`; Fedora/RHEL: `dnf install shadow-utils-subid`)"
-		if !userNSGateOn(env) {
-			return ev(checks.Warnf(install+" before turning UserNamespacesSupport on",
-				"getsubids is not installed and user %q exists: with the UserNamespacesSupport gate off (the default before 1.33) the kubelet ignores both, but once it is on the kubelet does not start%s",
-				remap.KubeletUser, fileNote).With("getsubids", false))
-		}
-		// getKubeletMappings tests os.IsNotExist on exec.LookPath's error,
-		// which exec.ErrNotFound never is (v1.30–v1.36).
-		return ev(checks.Failf(install+", or remove the kubelet user",
-			"getsubids is not installed while user %q exists: the kubelet does not start (`failed to create kubelet: create user namespace manager: kubelet mappings: exec: \"getsubids\": executable file not found in $PATH`)%s",
-			remap.KubeletUser, fileNote).With("getsubids", false))
-	}
-	gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
-
-	// The kubelet runs getsubids; judge what it prints.
-	for _, g := range []*facts.Getsubids{gu, gg} {
-		switch {
-		case g.NoRanges:
-			ids := "ids"
-			if g == gg {
-				ids = "gids"
-			}
-			return ev(checks.Failf(directoryRemedy(env, maxPods, idsPerPod, applyKube),
-				"`%s` prints %q: with user %q and getsubids present the kubelet fails to start with `error retrieving additional %s for user %q`%s",
-				g.Command, g.Output, remap.KubeletUser, ids, remap.KubeletUser, sourceHint(env)).With("getsubids", true))
-		case g.Err != nil:
-			return ev(checks.Failf(fmt.Sprintf("run `%s` by hand and fix what it reports", g.Command),
-				"`%s` failed: %v; the kubelet would fail to start", g.Command, g.Err).With("getsubids", true))
-		}
-	}
-	uid, gid := getsubidsRange(gu), getsubidsRange(gg)
-	r := ev(checks.Result{}).With("getsubids", true).
-		With("subuid", remap.GetsubidsOutput(remap.KubeletUser, uid.Ranges)).
-		With("subgid", remap.GetsubidsOutput(remap.KubeletUser, gid.Ranges))
-	if vs := remap.CheckKubelet(uid, gid, maxPods, idsPerPod); len(vs) > 0 {
-		r.Status = checks.Fail
-		r.Message = fmt.Sprintf("the kubelet refuses the range getsubids reports (`%s`: %q; %s): %s%s", gu.Command, gu.Output, limits, violations(vs), sourceHint(env))
-		if ns := facts.NSSwitchOf(env); !ns.Subid.Files() {
-			r.Remedy = directoryRemedy(env, maxPods, idsPerPod, "")
-			return r
-		}
-		r.Remedy = fmt.Sprintf("replace the kubelet's lines with one range, start and count multiples of %d, count ≥ %d: delete them and run %s",
-			idsPerPod, remap.KubeletCount(maxPods, idsPerPod), applyKube)
-		sg := newSuggester(env)
-		sg.load()
-		if sug, ok := sg.nextAligned(remap.KubeletRequest(sg.req.Min, maxPods, idsPerPod)); ok {
-			r.Remedy += fmt.Sprintf(" (a free range now: %s:%d:%d in both files)", remap.KubeletUser, sug.Start, sug.Count)
-		}
+	if x.Gate {
 		return r
 	}
-	k := uid.Ranges[0]
-	r.Status = checks.Pass
-	r.Message = fmt.Sprintf("getsubids gives user %q one range %d:%d for uids and gids: %s of %d ids (%s)",
-		remap.KubeletUser, k.Start, k.Count, checks.Count(int(k.Count/idsPerPod), "pod"), idsPerPod, limits)
+	// 1.30–1.34 build the manager with the default range even with the
+	// gate off, and refuse one too small for maxPods.
+	if !env.KubeAtLeast(rules.KubeletIDsPerPodHonoured.Value) {
+		for _, v := range remap.CheckKubeletRange(remap.KubeletDefault, x.MaxPods, remap.KubeletUnit) {
+			if v.Rule == "count-pods" {
+				return checks.Failf(fmt.Sprintf("lower maxPods to at most %d (%s), then restart the kubelet", remap.KubeletDefault.Count/remap.KubeletUnit, x.MaxPodsWhy),
+					"the gate is off (%s), but the kubelet still checks its default range: %s; it does not start (`%s%s`)", x.GateWhy, v.Reason, managerPrefix, v.Kubelet).
+					With("max_pods", x.MaxPods).With("gate", false)
+			}
+		}
+	}
+	ignored := fmt.Sprintf("ignored until the gate is on (%s): the kubelet reads no kubelet user, getsubids or ID files while it is off", x.GateWhy)
+	switch r.Status {
+	case checks.Fail:
+		r.Status = checks.Warn
+		r.Message = ignored + "; once it is on: " + r.Message
+		r.Remedy += ", before turning UserNamespacesSupport on"
+	default:
+		r.Status = checks.Pass
+		r.Message = ignored + "; once it is on: " + r.Message
+		r.Remedy = ""
+	}
 	return r
 }
 
-// userNSGateOn reports whether the kubelet reads its mappings at all: the
-// UserNamespacesSupport gate, on by default from 1.33, else as the
-// kubelet config sets it.
-func userNSGateOn(env *checks.Env) bool {
-	if v, set := facts.KubeletConfigOf(env).GateSet("UserNamespacesSupport"); set {
-		return v
+// gateOn is the verdict with the gate on.
+func gateOn(ctx context.Context, env *checks.Env, x *facts.KubeletIDs) checks.Result {
+	u := x.User
+	switch {
+	case u.Err != nil:
+		return checks.Failf(fmt.Sprintf("make %s a readable file again (root:root, mode 0644), then restart the kubelet", facts.PasswdFile),
+			"user.Lookup(%q) fails: %v: the kubelet only falls back to its default range when the user is unknown, so it does not start (a kubelet built without cgo: `%s%v`)",
+			remap.KubeletUser, u.Err, mappingsPrefix, u.Err)
+	case !u.Found:
+		return defaultRange(env, x)
 	}
-	return env.KubeAtLeast("1.33")
+	if x.Getsubids == "" {
+		return checks.Failf(installGetsubids+", or remove the kubelet user",
+			"getsubids is not found (%s) while user %q exists (%s): the kubelet does not start (`%sexec: \"getsubids\": executable file not found in $PATH`); it falls back to its default range only when the user is missing%s",
+			x.GetsubidsWhy, remap.KubeletUser, u.Where, mappingsPrefix, filesNote(env, x)).With("getsubids", false)
+	}
+	r := checks.Result{}.With("getsubids", true).With("subuid", x.UIDOut).With("subgid", x.GIDOut)
+	if x.RunErr != nil {
+		r.Status, r.Remedy = checks.Fail, "run `getsubids kubelet` and `getsubids -g kubelet` by hand and fix what they report"
+		r.Message = fmt.Sprintf("getsubids could not be run for user %q: %v; the kubelet would not start", remap.KubeletUser, x.RunErr)
+		return r
+	}
+	if v := x.Refusal; v != nil {
+		r.Status = checks.Fail
+		r.Message = fmt.Sprintf("%s: the kubelet does not start (`%s%s`)%s", v.Reason, mappingsPrefix, v.Kubelet, sourceHint(env))
+		r.Remedy = rangeRemedy(env, x)
+		if vs := fileViolations(env, x); vs != "" && facts.NSSwitchOf(env).Subid.Files() {
+			r.Message += "; the kubelet lines in the files break more: " + vs
+		}
+		return r
+	}
+	if vs := remap.CheckKubeletRange(x.Range, x.MaxPods, x.Unit); len(vs) > 0 {
+		r.Status = checks.Fail
+		r.Message = fmt.Sprintf("the kubelet's range as getsubids reports it (`getsubids %s`: %q; %s) is refused: %s%s",
+			remap.KubeletUser, strings.TrimSuffix(x.UIDOut, "\n"), limits(x), rangeViolations(vs), sourceHint(env))
+		r.Remedy = rangeRemedy(env, x)
+		return r
+	}
+	k := x.Range
+	r.Status = checks.Pass
+	r.Message = fmt.Sprintf("getsubids gives user %q (%s) one range %d:%d for uids and gids: %s of %d ids, ending at or below %d (%s)",
+		remap.KubeletUser, u.Where, k.Start, k.Count, checks.Count(int(k.Count/x.Unit), "pod"), x.Unit, rules.KernelMapEndID-x.Unit+1, limits(x))
+	return r
+}
+
+// rangeViolations renders the kubelet's refusals with its full text; the
+// top-of-range rules have no kubelet text (the kubelet starts).
+func rangeViolations(vs []remap.Violation) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		if v.Kubelet != "" {
+			parts[i] = fmt.Sprintf("%s (the kubelet does not start: `%s%s`)", v.Reason, managerPrefix, v.Kubelet)
+		} else {
+			parts[i] = v.Reason
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// defaultRange judges the kubelet's default range (no kubelet user): from
+// 1.35 it starts at idsPerPod and runs to 2^32, so an idsPerPod that is
+// not a power of two or leaves fewer than maxPods blocks stops the
+// kubelet; in every version its top block ends at 2^32, which the kernel
+// refuses to map.
+func defaultRange(env *checks.Env, x *facts.KubeletIDs) checks.Result {
+	d := x.Range
+	s := facts.SubIDsOf(env)
+	var hard, top []remap.Violation
+	for _, v := range remap.CheckKubeletRange(d, x.MaxPods, x.Unit) {
+		if v.Rule == remap.RuleTopBlock {
+			top = append(top, v)
+		} else {
+			hard = append(hard, v)
+		}
+	}
+	if len(hard) > 0 {
+		fix := fmt.Sprintf("set userNamespaces.idsPerPod to a power of two of at most %d ids (%s), or give the kubelet its own range: %s", maxPow2(x.MaxPods), x.UnitWhy, applyKube)
+		if x.Unit == remap.KubeletUnit {
+			fix = fmt.Sprintf("lower maxPods to at most %d (%s), then restart the kubelet", d.Count/x.Unit, x.MaxPodsWhy)
+		}
+		return checks.Failf(fix,
+			"no %q user (%s): the kubelet uses its default range %d-%d (%s), and refuses it: %s",
+			remap.KubeletUser, x.User.Where, d.Start, d.End()-1, limits(x), rangeViolations(hard))
+	}
+	msg := fmt.Sprintf("no %q user (%s): the kubelet silently uses its default range %d-%d (%s), every id from %d up, overlapping any range in %s and %s",
+		remap.KubeletUser, x.User.Where, d.Start, d.End()-1, limits(x), d.Start, s.UID.Path, s.GID.Path)
+	if len(top) > 0 {
+		msg += fmt.Sprintf("; its top block %d-%d ends at 2^32, which the kernel refuses to map (an extent must end at or below %s): 1 pod in %d gets it, at random, and never starts until it is deleted",
+			d.End()-x.Unit, d.End()-1, rules.KernelMapEnd, d.Count/x.Unit)
+	}
+	remedy := applyKube + " (creates the kubelet user and one range in both files, aligned to the per-pod block and ending below the kernel's bound)"
+	if x.User.Unsure != "" {
+		msg += "; but " + x.User.Unsure
+		remedy = fmt.Sprintf("run `getent passwd %s`: if it prints the user, the kubelet runs getsubids for it; otherwise %s", remap.KubeletUser, remedy)
+	}
+	return checks.Warnf(remedy, "%s%s", msg, filesNote(env, x))
+}
+
+// maxPow2 is the largest idsPerPod whose default range holds maxPods
+// pods: 2^32/idsPerPod − 1 ≥ maxPods.
+func maxPow2(maxPods int) uint64 {
+	u := uint64(1) << 31
+	for u > remap.KubeletUnit && subid.Space/u-1 < uint64(max(maxPods, 0)) {
+		u >>= 1
+	}
+	return u
+}
+
+// fileViolations judges the kubelet user's lines in the files (which
+// getsubids prints with `subid: files`).
+func fileViolations(env *checks.Env, x *facts.KubeletIDs) string {
+	s := facts.SubIDsOf(env)
+	keys := []string{remap.KubeletUser}
+	if x.User.Found {
+		keys = append(keys, strconv.Itoa(x.User.UID))
+	}
+	fu, fg := fileRange(s.UID.File, keys), fileRange(s.GID.File, keys)
+	if len(fu.Ranges)+len(fg.Ranges) == 0 {
+		return ""
+	}
+	return violations(remap.CheckKubelet(fu, fg, x.MaxPods, x.Unit))
+}
+
+func filesNote(env *checks.Env, x *facts.KubeletIDs) string {
+	if vs := fileViolations(env, x); vs != "" {
+		return "; the kubelet lines in the files would be refused too: " + vs
+	}
+	return ""
+}
+
+// rangeRemedy is the fix for a range the kubelet refuses.
+func rangeRemedy(env *checks.Env, x *facts.KubeletIDs) string {
+	if ns := facts.NSSwitchOf(env); !ns.Subid.Files() {
+		return directoryRemedy(env, x.MaxPods, x.Unit, "")
+	}
+	r := fmt.Sprintf("replace the kubelet's lines with one range in both files, start and count multiples of %d, count ≥ %d, ending at or below %d: delete them and run %s",
+		x.Unit, remap.KubeletCount(x.MaxPods, x.Unit), rules.KernelMapEndID-x.Unit+1, applyKube)
+	sg := newSuggester(env)
+	sg.load()
+	if sug, ok := sg.nextAligned(remap.KubeletRequest(sg.req.Min, x.MaxPods, x.Unit)); ok {
+		r += fmt.Sprintf(" (a free range now: %s:%d:%d in both files)", remap.KubeletUser, sug.Start, sug.Count)
+	}
+	return r
 }
 
 // nextAligned is next for a request with its own bounds and alignment.
@@ -165,8 +233,8 @@ func directoryRemedy(env *checks.Env, maxPods int, idsPerPod uint64, filesFix st
 	if ns.Subid.Files() {
 		return filesFix
 	}
-	return fmt.Sprintf("give user %q one range in the directory %s serves (%s:%d `subid: %s`), start and count multiples of %d, count ≥ %d; or set `subid: files` in %s and run %s, which writes /etc/subuid and /etc/subgid",
-		remap.KubeletUser, ns.Subid.Library(), facts.NSSwitchFile, ns.Subid.Line, ns.Subid.Service, idsPerPod, remap.KubeletCount(maxPods, idsPerPod), facts.NSSwitchFile, applyKube)
+	return fmt.Sprintf("give user %q one range in the directory %s serves (%s:%d `subid: %s`), start and count multiples of %d, count ≥ %d, ending at or below %d; or set `subid: files` in %s and run %s, which writes /etc/subuid and /etc/subgid",
+		remap.KubeletUser, ns.Subid.Library(), facts.NSSwitchFile, ns.Subid.Line, ns.Subid.Service, idsPerPod, remap.KubeletCount(maxPods, idsPerPod), rules.KernelMapEndID-idsPerPod+1, facts.NSSwitchFile, applyKube)
 }
 
 // sourceHint says where getsubids looked, for a "no ranges" finding.
@@ -183,15 +251,6 @@ func fileRange(f *subid.File, keys []string) remap.KubeletRange {
 	for _, l := range linesFor(f, keys) {
 		k.Ranges = append(k.Ranges, l.Range.Range)
 		k.Where = append(k.Where, where(f, l.No))
-	}
-	return k
-}
-
-func getsubidsRange(g *facts.Getsubids) remap.KubeletRange {
-	var k remap.KubeletRange
-	for i, r := range g.Ranges {
-		k.Ranges = append(k.Ranges, r.Range)
-		k.Where = append(k.Where, fmt.Sprintf("`%s` line %d", g.Command, i+1))
 	}
 	return k
 }

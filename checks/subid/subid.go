@@ -13,6 +13,7 @@ import (
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/ids"
 	"github.com/usernsctl/usernsctl/remap"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Checkers returns the subid area's checks.
@@ -37,7 +38,7 @@ func Checkers() []checks.Checker {
 		}, checkRemapUser),
 		checks.New(checks.Info{
 			ID: "subid.kubelet", Title: "kubelet's id range",
-			Doc:     "The kubelet user's range, as getsubids reports it, is one line identical for uids and gids, 65536-aligned, at least 65536 × maxPods ids and below 2^32; without a kubelet user or getsubids the kubelet silently uses 65536..2^32.",
+			Doc:     "With UserNamespacesSupport on (" + rules.KubeletUserNSDefaultOn.Value + "+ by default), user.Lookup(\"kubelet\") answers as the kubelet's does (/etc/passwd, or NSS for a cgo kubelet) and, when the user exists, getsubids is on the kubelet's PATH and prints for uids and gids the same one line, a range aligned to the per-pod block (idsPerPod from " + rules.KubeletIDsPerPodHonoured.Value + ", else 65536), at least maxPods blocks, ending at or below 2^32 − the block (the kernel never maps a block ending at 2^32); without the user the kubelet silently uses its default range (idsPerPod..2^32), which from " + rules.KubeletIDsPerPodHonoured.Value + " must hold maxPods blocks of a power-of-two idsPerPod. With the gate off the kubelet reads none of it: problems are warnings.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubelet),
 		checks.New(checks.Info{

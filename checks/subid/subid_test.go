@@ -342,46 +342,117 @@ const kubeletPW = "kubelet:x:998:998::/var/lib/kubelet:/usr/sbin/nologin\n"
 
 func TestKubelet(t *testing.T) {
 	docs := "0: kubelet 65536 7208960\n"
+	sss := "passwd: files\ngroup: files\nsubid: sss\n"
 	cases := []struct {
-		name     string
-		pw       string
-		subuid   string
-		commands string
-		kube     string
-		st       checks.Status
-		msg      []string
-		remedy   []string
+		name           string
+		pw             string
+		subuid, subgid string // the kubelet's lines; subgid "" = as subuid
+		nss            string
+		commands       string
+		kube           string
+		config         string
+		st             checks.Status
+		msg            []string
+		remedy         []string
 	}{
-		{name: "no kubelet user", subuid: "kubelet:65536:7208960\n", st: checks.Warn,
-			msg:    []string{`no "kubelet" user in /etc/passwd`, "silently uses its default range 65536-4294967295"},
+		{name: "U1 no kubelet user", subuid: "kubelet:65536:7208960\n", kube: "1.33", st: checks.Warn,
+			msg: []string{`no "kubelet" user (/etc/passwd)`, "silently uses its default range 65536-4294967295",
+				"top block 4294901760-4294967295 ends at 2^32", "1 pod in 65535"},
 			remedy: []string{"usernsctl apply --target kubernetes"}},
-		{name: "no getsubids, gate off", pw: kubeletPW, subuid: "kubelet:100000:65536\n", kube: "1.32", st: checks.Warn,
-			msg: []string{"getsubids is not installed", "gate off", "once it is on the kubelet does not start",
+		{name: "U1 no kubelet user, NSS names sss", nss: "passwd: files sss\ngroup: files sss\n", kube: "1.33", st: checks.Warn,
+			msg:    []string{"/etc/nsswitch.conf:1 `passwd: files sss` also names sss", "`getent passwd kubelet` tells"},
+			remedy: []string{"run `getent passwd kubelet`"}},
+		{name: "U1 kubelet user from sss", nss: "passwd: files sss\ngroup: files sss\n", kube: "1.33", subuid: "kubelet:65536:7208960\n",
+			commands: `{"getent passwd kubelet": "kubelet:*:990:990::/var/lib/kubelet:/sbin/nologin\n", "getsubids kubelet": "` + strings.TrimSuffix(docs, "\n") + `\n", "getsubids -g kubelet": "` + strings.TrimSuffix(docs, "\n") + `\n"}`,
+			st:       checks.Pass, msg: []string{"`getent passwd kubelet` (/etc/nsswitch.conf:1 `passwd: files sss`)", "one range 65536:7208960"}},
+		{name: "U1 kubelet user from a systemd userdb record", nss: "passwd: files systemd\ngroup: files systemd\n", kube: "1.33", subuid: "kubelet:65536:7208960\n",
+			commands: getsubids(docs, docs), st: checks.Pass, msg: []string{"/etc/userdb/kubelet.user (nss-systemd)", "one range 65536:7208960"}},
+		{name: "U1 getent says no", nss: "passwd: files sss\ngroup: files sss\n", kube: "1.33",
+			commands: `{"getent passwd kubelet": {"stdout": "", "exit": 2}}`, st: checks.Warn,
+			msg: []string{`no "kubelet" user (/etc/passwd and ` + "`getent passwd kubelet`"}},
+		{name: "U3 no getsubids, gate off (1.32)", pw: kubeletPW, subuid: "kubelet:100000:65536\n", kube: "1.32", st: checks.Warn,
+			msg: []string{"ignored until the gate is on (UserNamespacesSupport is off by default in Kubernetes 1.32.0)", "once it is on: getsubids is not found",
 				"would be refused too", "kubelet user assigned ID 100000 is not a multiple of 65536"},
-			remedy: []string{"apt-get install uidmap"}},
-		{name: "no getsubids: the kubelet does not start", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", kube: "1.33", st: checks.Fail,
-			msg:    []string{"getsubids is not installed", `exec: "getsubids": executable file not found in $PATH`},
+			remedy: []string{"apt-get install uidmap", "before turning UserNamespacesSupport on"}},
+		{name: "U3 no getsubids, gate on in 1.32", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", kube: "1.32",
+			config: "featureGates:\n  UserNamespacesSupport: true\n", st: checks.Fail,
+			msg: []string{`exec: "getsubids": executable file not found in $PATH`}},
+		{name: "U3 no getsubids: the kubelet does not start", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", kube: "1.33", st: checks.Fail,
+			msg:    []string{"getsubids is not found (not installed; PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin, systemd's default)", `failed to create kubelet: create user namespace manager: kubelet mappings: exec: "getsubids": executable file not found in $PATH`},
 			remedy: []string{"apt-get install uidmap", "remove the kubelet user"}},
-		{name: "docs example", pw: kubeletPW, commands: getsubids(docs, docs), st: checks.Pass,
-			msg: []string{`one range 65536:7208960`, "110 pods of 65536 ids", "maxPods 110"}},
-		{name: "no ranges: the kubelet does not start", pw: kubeletPW, commands: getsubids("none", "none"), st: checks.Fail,
-			msg: []string{"`getsubids kubelet` prints \"Error fetching ranges\"", `error retrieving additional ids for user "kubelet"`}},
-		{name: "field case 21", pw: kubeletPW, commands: getsubids("0: kubelet 100000 65536\n", "0: kubelet 100000 65536\n"), st: checks.Fail,
+		{name: "docs example", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", commands: getsubids(docs, docs), st: checks.Pass,
+			msg: []string{`one range 65536:7208960`, "110 pods of 65536 ids", "maxPods 110", "ending at or below 4294901760"}},
+		{name: "gate off, range fine", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", commands: getsubids(docs, docs), kube: "1.31", st: checks.Pass,
+			msg: []string{"ignored until the gate is on", "once it is on: getsubids gives"}},
+		{name: "U4 no ranges: the kubelet does not start", pw: kubeletPW, commands: getsubids("none", "none"), st: checks.Fail,
+			msg: []string{"`getsubids kubelet` exits 1", `kubelet mappings: error retrieving additional uids for user "kubelet": exit status 1`}},
+		{name: "U5 no gid range", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", subgid: "\n", commands: getsubids(docs, "none"), st: checks.Fail,
+			msg: []string{`error retrieving additional gids for user "kubelet"`}},
+		{name: "field case 21", pw: kubeletPW, subuid: "kubelet:100000:65536\n", commands: getsubids("0: kubelet 100000 65536\n", "0: kubelet 100000 65536\n"), st: checks.Fail,
 			msg:    []string{"kubelet user assigned ID 100000 is not a multiple of 65536", "kubelet user assigned IDs are not enough to support 110 pods"},
 			remedy: []string{"usernsctl apply --target kubernetes", "kubelet:196608:7208960"}},
-		{name: "mismatch", pw: kubeletPW, commands: getsubids(docs, "0: kubelet 131072 7208960\n"), st: checks.Fail,
+		{name: "U6 mismatch", pw: kubeletPW, subuid: "kubelet:65536:7208960\n", subgid: "kubelet:131072:7208960\n", commands: getsubids(docs, "0: kubelet 131072 7208960\n"), st: checks.Fail,
 			msg: []string{`mismatched subuids and subgids for user "kubelet"`}},
-		{name: "two lines", pw: kubeletPW, commands: getsubids(docs+"1: kubelet 8000000 65536\n", docs), st: checks.Fail,
+		{name: "U6 before U7: two lines on one side", pw: kubeletPW, subuid: "kubelet:65536:7208960\nkubelet:8000000:65536\n", subgid: "kubelet:65536:7208960\n",
+			commands: getsubids(docs+"1: kubelet 8000000 65536\n", docs), st: checks.Fail,
+			msg: []string{`mismatched subuids and subgids for user "kubelet"`}},
+		{name: "U7 two lines", pw: kubeletPW, subuid: "kubelet:65536:7208960\nkubelet:8000000:65536\n",
+			commands: getsubids(docs+"1: kubelet 8000000 65536\n", docs+"1: kubelet 8000000 65536\n"), st: checks.Fail,
 			msg: []string{"it must contain only one line"}},
-		{name: "garbage output", pw: kubeletPW, commands: getsubids("hello\n", docs), st: checks.Fail,
-			msg: []string{"`getsubids kubelet` failed"}},
+		{name: "U8 a plugin prints nothing", pw: kubeletPW, nss: sss, commands: getsubids("", ""), st: checks.Fail,
+			msg: []string{"getsubids printed nothing and exited 0", `kubelet mappings: invalid line ""`}},
+		{name: "U8 garbage output", pw: kubeletPW, nss: sss, commands: getsubids("hello\n", "hello\n"), st: checks.Fail,
+			msg: []string{`invalid line "hello\n"`}},
+		{name: "U9 past 32 bits", pw: kubeletPW, nss: sss, commands: getsubids("0: kubelet 4294967296 65536\n", "0: kubelet 4294967296 65536\n"), st: checks.Fail,
+			msg: []string{`error parsing line "0: kubelet 4294967296 65536\n": strconv.ParseUint: parsing "4294967296": value out of range`}},
+		{name: "R7 ends at 2^32", pw: kubeletPW, subuid: "kubelet:4287758336:7208960\n", commands: getsubids("0: kubelet 4287758336 7208960\n", "0: kubelet 4287758336 7208960\n"), st: checks.Fail,
+			msg: []string{"the top block 4294901760-4294967295 ends at 4294967296", "the kernel refuses", "1 in 110"}},
+		{name: "R6 past 2^32", pw: kubeletPW, subuid: "kubelet:4287823872:7208960\n", nss: sss, commands: getsubids("0: kubelet 4287823872 7208960\n", "0: kubelet 4287823872 7208960\n"), st: checks.Fail,
+			msg: []string{"passes 2^32", "wrap to host id 0"}},
+		{name: "R4 1.35 default range, idsPerPod not a power of two", kube: "1.35", config: "userNamespaces:\n  idsPerPod: 196608\n", st: checks.Fail,
+			msg:    []string{"kubelet user assigned IDs length 4294770688 is not a multiple of 196608"},
+			remedy: []string{"a power of two of at most 33554432 ids"}},
+		{name: "R5 1.35 default range, idsPerPod too big for maxPods", kube: "1.35", config: "userNamespaces:\n  idsPerPod: 67108864\n", st: checks.Fail,
+			msg: []string{"kubelet user assigned IDs are not enough to support 110 pods"}},
+		{name: "1.35 default range, idsPerPod 2^25", kube: "1.35", config: "userNamespaces:\n  idsPerPod: 33554432\n", st: checks.Warn,
+			msg: []string{"default range 33554432-4294967295", "1 pod in 127"}},
+		{name: "C4 1.31 ignores idsPerPod", kube: "1.31", config: "featureGates:\n  UserNamespacesSupport: true\nuserNamespaces:\n  idsPerPod: 196608\n", st: checks.Warn,
+			msg: []string{"default range 65536-4294967295", "idsPerPod 196608 (/var/lib/kubelet/config.yaml line 6) is ignored before Kubernetes 1.35"}},
+		{name: "R5 gate off still checks the default (1.32)", kube: "1.32", config: "maxPods: 70000\n", st: checks.Fail,
+			msg: []string{"kubelet user assigned IDs are not enough to support 70000 pods"}},
 	}
 	for _, c := range cases {
-		files := with(tree{"/etc/subuid": c.subuid + "alice:100000:65536\n", "/etc/subgid": c.subuid + "alice:100000:65536\n"})
-		files["/etc/passwd"] += c.pw
-		env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, files, c.commands, nil), c.kube)
-		expect(t, c.name, run1(t, "subid.kubelet", env), c.st, c.msg, c.remedy...)
+		t.Run(c.name, func(t *testing.T) {
+			gid := c.subgid
+			if gid == "" {
+				gid = c.subuid
+			}
+			files := with(tree{"/etc/subuid": c.subuid + "alice:100000:65536\n", "/etc/subgid": strings.TrimPrefix(gid, "\n") + "alice:100000:65536\n"})
+			files["/etc/passwd"] += c.pw
+			if c.nss != "" {
+				files["/etc/nsswitch.conf"] = c.nss
+			}
+			if strings.Contains(c.name, "userdb") {
+				files["/etc/userdb/kubelet.user"] = `{"userName": "kubelet", "uid": 61000, "gid": 61000}`
+			}
+			if c.config != "" {
+				files["/var/lib/kubelet/config.yaml"] = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n" + c.config
+			}
+			env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, files, c.commands, nil), c.kube)
+			expect(t, c.name, run1(t, "subid.kubelet", env), c.st, c.msg, c.remedy...)
+		})
 	}
+}
+
+// A tree that apply --root wrote after the snapshot: the files now give
+// the kubelet a range, the recorded getsubids still says none; getsubids
+// with `subid: files` would print the files' range.
+func TestKubeletJudgesFilesWrittenSinceTheSnapshot(t *testing.T) {
+	files := with(tree{"/etc/subuid": "kubelet:65536:7208960\n", "/etc/subgid": "kubelet:65536:7208960\n"})
+	files["/etc/passwd"] += kubeletPW
+	env := checkstest.Kube(t, checkstest.Env(t, checks.Kubernetes, files, getsubids("none", "none"), nil), "1.33")
+	r := run1(t, "subid.kubelet", env)
+	expect(t, "derived", r, checks.Pass, []string{"one range 65536:7208960", "no longer match /etc/subuid and /etc/subgid"})
 }
 
 func TestNSSwitch(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package kubelet reads the kubelet's config file (KubeletConfiguration,
 // YAML or JSON) as far as user namespaces care: maxPods,
-// userNamespaces.idsPerPod and featureGates, each with the line it is set
-// on, plus the `--feature-gates` flag syntax.
+// userNamespaces.idsPerPod, featureGates and containerRuntimeEndpoint,
+// each with the line it is set on, plus the `--feature-gates` flag syntax.
 package kubelet
 
 import (
@@ -25,6 +25,11 @@ const (
 	DefaultIDsPerPod = 65536
 	// DefaultPath is where kubeadm writes the kubelet config.
 	DefaultPath = "/var/lib/kubelet/config.yaml"
+	// DefaultRootDir is --root-dir's default (KubeletFlags.RootDirectory).
+	DefaultRootDir = "/var/lib/kubelet"
+	// DefaultRuntimeEndpoint is containerRuntimeEndpoint's default
+	// (v1beta1 SetDefaults_KubeletConfiguration, 1.27+).
+	DefaultRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
 	// Kind and Group identify a KubeletConfiguration document.
 	Kind  = "KubeletConfiguration"
 	Group = "kubelet.config.k8s.io"
@@ -46,6 +51,11 @@ type Config struct {
 
 	FeatureGates     map[string]bool
 	FeatureGateLines map[string]int
+
+	// ContainerRuntimeEndpoint is the CRI socket (v1beta1 since 1.27); ""
+	// when unset.
+	ContainerRuntimeEndpoint     string
+	ContainerRuntimeEndpointLine int
 
 	// Notes are things the kubelet accepts with a warning (a key given
 	// twice: the kubelet falls back to lenient decoding and the last one
@@ -98,6 +108,12 @@ func Parse(r io.Reader, name string) (*Config, error) {
 			return nil, at(name, n, fmt.Sprintf("maxPods %s: want a whole number of pods", show(n)))
 		}
 		c.MaxPods, c.MaxPodsLine = int(v), n.Line
+	}
+	if n := fields["containerRuntimeEndpoint"]; n != nil && !isNull(n) {
+		if n.Kind != yaml.ScalarNode {
+			return nil, at(name, n, "containerRuntimeEndpoint: want a socket such as unix:///run/containerd/containerd.sock, not a "+kindName(n))
+		}
+		c.ContainerRuntimeEndpoint, c.ContainerRuntimeEndpointLine = n.Value, n.Line
 	}
 	if un := fields["userNamespaces"]; un != nil {
 		if un.Kind != yaml.MappingNode {

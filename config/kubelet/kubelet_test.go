@@ -141,3 +141,18 @@ func TestParseFeatureGates(t *testing.T) {
 		}
 	}
 }
+
+// C6: the CRI socket the kubelet talks to, when the file names one.
+func TestParseRuntimeEndpoint(t *testing.T) {
+	in := kubeadm(t) + "containerRuntimeEndpoint: unix:///run/crio/crio.sock\n"
+	c, err := Parse(strings.NewReader(in), DefaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ContainerRuntimeEndpoint != "unix:///run/crio/crio.sock" || c.ContainerRuntimeEndpointLine != strings.Count(kubeadm(t), "\n")+1 {
+		t.Errorf("endpoint %q line %d", c.ContainerRuntimeEndpoint, c.ContainerRuntimeEndpointLine)
+	}
+	if _, err := Parse(strings.NewReader(kubeadm(t)+"containerRuntimeEndpoint: [a]\n"), DefaultPath); err == nil {
+		t.Error("a list accepted as the endpoint")
+	}
+}
