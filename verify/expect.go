@@ -180,43 +180,29 @@ func KubeletExpect(ctx context.Context, env *checks.Env, user string) *Expect {
 			e.fromFiles(env, keys)
 			return e, nil
 		}
+		// What the kubelet itself will use: the facts the checks judge.
 		e.Owner, e.Source = remap.KubeletUser, "default"
-		def := func(why string) *Expect {
-			d := Range{Range: remap.KubeletDefault, Where: "the kubelet's default"}
-			e.UID, e.GID, e.Default, e.Note = []Range{d}, []Range{d}, true, why
-			return e
-		}
-		acc := facts.AccountsOf(env)
-		if acc.Err != nil {
-			e.Err = acc.Err
-			return e, nil
-		}
-		if _, ok := acc.UserByName(remap.KubeletUser); !ok {
-			return def(fmt.Sprintf("no %q user in %s", remap.KubeletUser, facts.PasswdFile)), nil
-		}
-		gu := facts.GetsubidsOf(ctx, env, remap.KubeletUser, false)
-		if !gu.Installed {
-			return def("getsubids is not installed"), nil
-		}
-		gg := facts.GetsubidsOf(ctx, env, remap.KubeletUser, true)
-		for _, g := range []*facts.Getsubids{gu, gg} {
-			switch {
-			case g.NoRanges:
-				e.Err = fmt.Errorf("`%s` prints %q: the kubelet would not start", g.Command, g.Output)
-				return e, nil
-			case g.Err != nil:
-				e.Err = g.Err
-				return e, nil
+		k := facts.KubeletIDsOf(ctx, env)
+		switch {
+		case k.Refusal != nil:
+			e.Err = fmt.Errorf("the kubelet does not start: %s", k.Refusal)
+		case !k.Known:
+			e.Err = fmt.Errorf("the kubelet's range cannot be told")
+		case k.Default:
+			d := Range{Range: k.Range, Where: "the kubelet's default"}
+			e.UID, e.GID, e.Default = []Range{d}, []Range{d}, true
+			e.Note = "the kubelet uses its default range"
+			if k.User.Where != "" && !k.User.Found {
+				e.Note = fmt.Sprintf("no %q user (%s)", remap.KubeletUser, k.User.Where)
 			}
-		}
-		conv := func(g *facts.Getsubids) []Range {
-			var out []Range
-			for i, r := range g.Ranges {
-				out = append(out, Range{Range: r.Range, Where: fmt.Sprintf("`%s` line %d", g.Command, i+1)})
+		default:
+			where := "`getsubids kubelet`"
+			if k.Derived != "" {
+				where += " (" + k.Derived + ")"
 			}
-			return out
+			e.UID = []Range{{Range: k.Range, Where: where}}
+			e.GID = []Range{{Range: k.Range, Where: strings.Replace(where, "getsubids", "getsubids -g", 1)}}
 		}
-		e.UID, e.GID = conv(gu), conv(gg)
 		return e, nil
 	})
 	return e

@@ -352,13 +352,18 @@ func TestContainerByID(t *testing.T) {
 func TestKubeletRange(t *testing.T) {
 	dir := tree(t, "containerd")
 	edit(t, dir, "etc/passwd", func(s string) string { return s + "kubelet:x:990:990::/nonexistent:/usr/sbin/nologin\n" })
+	// The recording and the files agree, as in a real snapshot.
+	hosttree.Write(t, dir, "etc/subuid", "kubelet:1310720:7208960\n")
+	hosttree.Write(t, dir, "etc/subgid", "kubelet:1310720:7208960\n")
 	hosttree.Write(t, dir, ".usernsctl/commands.json", `{
   "getsubids kubelet": "0: kubelet 1310720 7208960\n",
   "getsubids -g kubelet": "0: kubelet 1310720 7208960\n"
 }`)
 	rep := verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
-	want(t, rep, "verify.kubernetes.uid_map", checks.Pass, "kubelet's range 1310720-8519679 (`getsubids kubelet` line 1)")
+	want(t, rep, "verify.kubernetes.uid_map", checks.Pass, "kubelet's range 1310720-8519679 (`getsubids kubelet`)")
 
+	hosttree.Write(t, dir, "etc/subuid", "kubelet:2621440:7208960\n")
+	hosttree.Write(t, dir, "etc/subgid", "kubelet:2621440:7208960\n")
 	hosttree.Write(t, dir, ".usernsctl/commands.json", `{
   "getsubids kubelet": "0: kubelet 2621440 7208960\n",
   "getsubids -g kubelet": "0: kubelet 2621440 7208960\n"
@@ -366,10 +371,11 @@ func TestKubeletRange(t *testing.T) {
 	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
 	want(t, rep, "verify.kubernetes.uid_map", checks.Fail, "`0 1310720 65536` lies outside kubelet's range 2621440-9830399")
 
-	// No getsubids: the kubelet silently uses its default range.
+	// A kubelet user without getsubids: the kubelet does not start, so
+	// there is no range a container could be judged against.
 	hosttree.Write(t, dir, ".usernsctl/commands.json", `{}`)
 	rep = verifyAt(t, checkstest.At(t, dir, checks.Kubernetes), Options{PIDs: []int{ctrUserns}})
-	want(t, rep, "verify.kubernetes.uid_map", checks.Pass, "getsubids is not installed")
+	want(t, rep, "verify.kubernetes.uid_map", checks.Fail, "the kubelet does not start", "getsubids")
 
 	// --user names another owner.
 	hosttree.Write(t, dir, "etc/subuid", "alice:200000:65536\n")
