@@ -16,7 +16,9 @@ import (
 // a version gate or range rule in their code comes from package rules,
 // never a literal (messages format the rules value too). Add a package
 // when its checks read the table.
-var ruleDirs = []string{}
+var ruleDirs = []string{
+	"checks/containerd", "checks/kernel", "config/containerd", // containerd and kernel rules
+}
 
 // notRules are version-like tokens in messages that are no rule: names of
 // distributions and examples.

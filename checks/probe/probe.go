@@ -41,6 +41,7 @@ func Checkers() []checks.Checker {
 			Doc:     "The filesystem of /var/lib/kubelet/pods and every volume filesystem mounted under it supports idmapped mounts (Kubernetes 1.27+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubeletPods),
+		ProcVisibleChecker(),
 	}
 }
 
