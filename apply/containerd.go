@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 
+	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/containerd"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/internal/errs"
@@ -60,19 +62,12 @@ func (a *applier) planContainerd(ctx context.Context, p *plan) error {
 
 // needSlowChown decides --slow-chown auto the way containerd.snapshotter
 // judges the host (facts.Overlayfs): slow_chown only where containerd
-// claims no remap-ids. Where it claims them but the idmapped overlay does
-// not mount, slow_chown would change nothing: apply refuses.
+// claims no remap-ids.
 func (a *applier) needSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig) (bool, string, error) {
 	o := facts.OverlayfsOf(ctx, p.env)
 	if cri := facts.CRIOf(ctx, p.env); cri != nil && cri.Err == nil {
 		if snap, _, err := facts.HandlerSnapshotter(c.Config, cri.Default); err == nil && snap != cdconfig.DefaultSnapshotter && a.opts.SlowChown == Auto {
 			return false, fmt.Sprintf("the CRI's default handler %q uses the %q snapshotter, not overlayfs", cri.Default.Name, snap), nil
-		}
-	}
-	if o.Outcome(false) == facts.RemapMountFails {
-		return false, "", &errs.Refusal{
-			Reason: fmt.Sprintf("%s, but an overlay on an idmapped layer does not mount on the filesystem of %s (%s): containerd never copies when it claims remap-ids, so slow_chown would not help", o.ClaimedWhy, o.Root, o.RootProbe.Error),
-			Fix:    fmt.Sprintf("put the snapshots on a filesystem with idmapped-mount support (root_path under [plugins.'%s'], or containerd's root), then run apply again", cdconfig.PluginOverlayfs),
 		}
 	}
 	switch a.opts.SlowChown {
@@ -90,7 +85,27 @@ func (a *applier) needSlowChown(ctx context.Context, p *plan, c *facts.Container
 	return true, o.ClaimedWhy + " (so the fallback is set to be safe)", nil
 }
 
+// snapshotterRefusal is containerd.snapshotter's failure when slow_chown
+// does not fix it (remap-ids claimed but the idmapped overlay does not
+// mount, a proxy snapshotter with only-remap-ids, erofs): apply would write
+// something and the check would still fail, so it refuses.
+func snapshotterRefusal(ctx context.Context, p *plan) error {
+	for _, ck := range containerd.Checkers() {
+		if ck.Info().ID != "containerd.snapshotter" {
+			continue
+		}
+		r := ck.Check(ctx, p.env)
+		if fixes, _ := r.Evidence["slow_chown_fixes"].(bool); r.Status == checks.Fail && !fixes {
+			return &errs.Refusal{Reason: "containerd.snapshotter fails for a reason slow_chown does not fix: " + r.Message, Fix: r.Remedy + "; then run apply again"}
+		}
+	}
+	return nil
+}
+
 func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig) error {
+	if err := snapshotterRefusal(ctx, p); err != nil {
+		return err
+	}
 	need, why, err := a.needSlowChown(ctx, p, c)
 	if err != nil {
 		return err

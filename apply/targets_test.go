@@ -129,7 +129,7 @@ func TestContainerd2SlowChownDropIn(t *testing.T) {
 	before = contentState(t, dir)
 	for _, flags := range [][]string{nil, {"--slow-chown", "on"}} {
 		r, code := run(t, append([]string{"apply", "--target", "containerd", "--root", dir}, flags...)...)
-		if code != 1 || !strings.Contains(r.Msg, "slow_chown would not help") {
+		if code != 1 || !strings.Contains(r.Msg, "fails for a reason slow_chown does not fix") || !strings.Contains(r.Msg, "slow_chown does not help") {
 			t.Errorf("remap-ids claimed, mount fails %v: exit %d %+v", flags, code, r)
 		}
 		if d := diffStates(contentState(t, dir), before); len(d) > 0 {

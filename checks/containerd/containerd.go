@@ -340,7 +340,7 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 		With("snapshotter", uses[0].name).With("snapshotter_from", uses[0].from)
 	var f checks.Findings
 	var passes []string
-	bad := 0
+	bad, fails, slowFixes := 0, 0, 0
 	for _, u := range uses {
 		judge := judgeSnapshotter2
 		if !v.AtLeast(rules.ContainerdIdmap.Value) {
@@ -351,7 +351,8 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 		for k, x := range ev {
 			r = r.With(k, x)
 		}
-		mergeFindings(&f, g, u)
+		n, sf := mergeFindings(&f, g, u)
+		fails, slowFixes = fails+n, slowFixes+sf
 		bad += len(g.list)
 		if pass != "" {
 			if !u.dflt {
@@ -371,6 +372,8 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 		}
 		passes = nil
 	}
+	// apply sets slow_chown only where that is the fix.
+	r = r.With("slow_chown_fixes", fails > 0 && fails == slowFixes)
 	if env.Target == checks.Containerd && v.AtLeast(rules.ContainerdIdmap.Value) {
 		f.Note("`ctr run --uidmap` without --remap-labels always chowns a copy; this is what CRI pods, nerdctl and `ctr run --remap-labels` get")
 	}
@@ -386,11 +389,15 @@ func unreadOf(cfg *cdconfig.Config) []cdconfig.Unread {
 
 // mergeFindings adds one snapshotter's findings: in full for the default
 // handler's, at most a warning for a snapshotter only other handlers use.
-func mergeFindings(f *checks.Findings, g *found, u *use) {
+func mergeFindings(f *checks.Findings, g *found, u *use) (fails, slowFixes int) {
 	for _, x := range g.list {
 		switch {
 		case x.fail && u.dflt:
 			f.Fail(x.msg, x.remedy)
+			fails++
+			if x.slowFixes {
+				slowFixes++
+			}
 		case x.fail:
 			f.Warn(fmt.Sprintf("runtime handler %s (not the default) uses the %q snapshotter: %s; pods of a RuntimeClass with that handler and hostUsers: false fail", quoteAll(u.handlers), u.name, x.msg), x.remedy)
 		case u.dflt:
@@ -399,30 +406,27 @@ func mergeFindings(f *checks.Findings, g *found, u *use) {
 			f.Warn(fmt.Sprintf("runtime handler %s (not the default) uses the %q snapshotter: %s", quoteAll(u.handlers), u.name, x.msg), x.remedy)
 		}
 	}
+	return fails, slowFixes
 }
 
 // found collects one snapshotter's findings before mergeFindings weighs
 // them by the handlers that use it.
 type found struct {
-	list []struct {
-		fail        bool
-		msg, remedy string
-	}
+	list []finding
+}
+
+type finding struct {
+	fail bool
+	// slowFixes: slow_chown = true turns this failure into the copy.
+	slowFixes   bool
+	msg, remedy string
 }
 
 func (g *found) Fail(msg, remedy string) {
-	g.list = append(g.list, struct {
-		fail        bool
-		msg, remedy string
-	}{true, msg, remedy})
+	g.list = append(g.list, finding{fail: true, msg: msg, remedy: remedy})
 }
 
-func (g *found) Warn(msg, remedy string) {
-	g.list = append(g.list, struct {
-		fail        bool
-		msg, remedy string
-	}{false, msg, remedy})
-}
+func (g *found) Warn(msg, remedy string) { g.list = append(g.list, finding{msg: msg, remedy: remedy}) }
 
 func quoteAll(s []string) string {
 	q := make([]string, len(s))
@@ -583,7 +587,8 @@ func judgeOverlayfs(ctx context.Context, env *checks.Env, c *facts.ContainerdCon
 		if res.Ran && res.OK && o.TmpProbe != nil {
 			fix = fmt.Sprintf("containerd probes in its TMPDIR %s, where it fails, while the snapshots' filesystem works: set Environment=TMPDIR=<a directory on the filesystem of %s> in containerd's unit, or %s", o.TmpDir, o.Root, slowChownRemedy)
 		}
-		f.Fail(fmt.Sprintf("%s, and %s: containerd %s refuses user-namespaced pods with `snapshotter \"overlayfs\" doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback` (%s)", o.ClaimedWhy, slowSet, v, mount), fix)
+		f.list = append(f.list, finding{fail: true, slowFixes: true, remedy: fix,
+			msg: fmt.Sprintf("%s, and %s: containerd %s refuses user-namespaced pods with `snapshotter \"overlayfs\" doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback` (%s)", o.ClaimedWhy, slowSet, v, mount)})
 	case facts.RemapChown:
 		f.Warn(fmt.Sprintf("%s; slow_chown = true (%s): containerd %s chowns a copy of every image snapshot for each user-namespaced pod (each pod has its own id range): disk space and pod start time grow with image size", o.ClaimedWhy, slowFrom, v),
 			fmt.Sprintf("to avoid the copies, boot a kernel ≥%s with the snapshots on a filesystem with idmapped mounts (then containerd claims remap-ids and slow_chown is unused)", rules.KernelOverlayIdmap))
