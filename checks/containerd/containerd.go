@@ -372,12 +372,47 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 		}
 		passes = nil
 	}
+	if v.AtLeast(rules.ContainerdIdmap.Value) && env.Target == checks.Kubernetes {
+		if n, ev := rootBinds(ctx, env, cfg, &f); n > 0 || ev != nil {
+			fails += n
+			r = r.With("root_idmap_probe", ev)
+		}
+	}
 	// apply sets slow_chown only where that is the fix.
 	r = r.With("slow_chown_fixes", fails > 0 && fails == slowFixes)
 	if env.Target == checks.Containerd && v.AtLeast(rules.ContainerdIdmap.Value) {
 		f.Note("`ctr run --uidmap` without --remap-labels always chowns a copy; this is what CRI pods, nerdctl and `ctr run --remap-labels` get")
 	}
 	return f.Result(r, strings.Join(passes, "; "))
+}
+
+// rootBinds is R16: containerd 2.x bind-mounts every hostUsers: false
+// pod's /etc/hostname, /etc/resolv.conf (and /etc/hosts when the kubelet
+// gives none) from <root>/io.containerd.grpc.v1.cri/sandboxes/<id>/ with
+// the pod's mappings, so the OCI runtime idmaps them on the filesystem of
+// containerd's root. The overlay probe covers it when the snapshots live
+// under the root; when root_path puts them elsewhere, the root is probed.
+func rootBinds(ctx context.Context, env *checks.Env, cfg *cdconfig.Config, f *checks.Findings) (int, map[string]any) {
+	root, rootFrom, err := cfg.Root()
+	if err != nil {
+		return 0, nil
+	}
+	if sp := facts.SnapshotterPathOf(ctx, env); sp.Dir == root {
+		return 0, nil
+	}
+	res := env.Probes.Probe(ctx, probe.Spec{Kind: probe.Idmap, Path: root})
+	ev := map[string]any{"path": root, "ran": res.Ran, "ok": res.OK, "errno": res.Errno, "error": res.Error}
+	if !res.Ran || res.OK || res.Errno == "ETIMEDOUT" {
+		return 0, ev
+	}
+	from := "containerd's default root"
+	if !rootFrom.IsZero() {
+		from = "set in " + rootFrom.String()
+	}
+	f.Fail(fmt.Sprintf("idmapped mounts fail on the filesystem of containerd's root %s (%s; probe failed: %s): containerd bind-mounts every hostUsers: false pod's /etc/hostname and /etc/resolv.conf from %s/io.containerd.grpc.v1.cri/sandboxes/ with the pod's mappings, so runc fails every such container (`failed to set MOUNT_ATTR_IDMAP on …`)",
+		root, from, probeFailure(res), root),
+		"put containerd's root (`root` in its config) on a filesystem with idmapped-mount support (ext4, xfs, btrfs), restart containerd")
+	return 1, ev
 }
 
 func unreadOf(cfg *cdconfig.Config) []cdconfig.Unread {
