@@ -265,7 +265,7 @@ func TestSnapshotter2x(t *testing.T) {
 	t.Run("containerd's root on NFS, snapshots elsewhere (R16)", func(t *testing.T) {
 		env := newEnv(t, hostSpec{commands: v216, target: checks.Kubernetes, kube: "1.33",
 			prober: keyed{"overlay-idmap:/mnt/snap": ok, "idmap:/srv/nfs/containerd": bad},
-			files: kernel("6.8.0-45-generic", map[string]string{cfgPath: "version = 3\nroot = '/srv/nfs/containerd'\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/mnt/snap'\n"})})
+			files:  kernel("6.8.0-45-generic", map[string]string{cfgPath: "version = 3\nroot = '/srv/nfs/containerd'\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/mnt/snap'\n"})})
 		checkstest.Expect(t, run1(t, "containerd.snapshotter", env), checks.Fail,
 			"idmapped mounts fail on the filesystem of containerd's root /srv/nfs/containerd (set in /etc/containerd/config.toml line 2", "/etc/hostname and /etc/resolv.conf", "failed to set MOUNT_ATTR_IDMAP")
 	})
