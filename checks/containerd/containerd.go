@@ -35,9 +35,10 @@ func Checkers() []checks.Checker {
 	}
 }
 
-// migrateRemedy converts a version 1 (or 2) config with containerd 2.x's
-// own tool, without touching the file in place.
-const migrateRemedy = "convert it with containerd's own tool: `containerd config migrate > /tmp/config.toml`, review the result, then move it over %s (restart containerd)"
+// v1Remedy makes a versionless file one whose CRI settings containerd 2.x
+// migrates: `containerd config migrate` of 2.0–2.2 loads it the same way
+// as the daemon and drops them too.
+const v1Remedy = "add `version = 2` at the top of %s and give its plugin tables their full names ([plugins.\"io.containerd.grpc.v1.cri\"] for [plugins.cri], [plugins.\"io.containerd.grpc.v1.cri\".containerd] for [plugins.cri.containerd], …), then restart containerd: it migrates version 2 CRI settings on every start (`containerd config migrate` of containerd before %s drops a versionless file's CRI settings, like the daemon)"
 
 func configEvidence(c *facts.ContainerdConfig, r checks.Result) checks.Result {
 	r = r.With("path", c.Path).With("source", c.Source).With("exists", c.Exists).
@@ -168,7 +169,7 @@ func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	if cfg.Rule == cdconfig.ReplacePlugins && ver < 2 {
 		f.Warn(fmt.Sprintf("%s (%s) is a version 1 config (no `version` line): %s reads it, but warns it is deprecated, and containerd from %s and before %s ignores its CRI settings", c.Path, c.Source, reader, rules.ContainerdConfigV3, rules.ContainerdConfigV4),
-			fmt.Sprintf("before upgrading to containerd 2.x, rewrite %s as version 2 (`version = 2`, full plugin URIs such as io.containerd.grpc.v1.cri); containerd 2.x's `containerd config migrate` converts it", c.Path))
+			"before upgrading to containerd 2.x, "+fmt.Sprintf(v1Remedy, c.Path, rules.ContainerdConfigV4))
 	}
 
 	imports := "no imports"
@@ -248,10 +249,7 @@ func unread(f *checks.Findings, c *facts.ContainerdConfig, u cdconfig.Unread, re
 	v3 := fmt.Sprintf("[plugins.'%s'] and [plugins.'%s']", cdconfig.PluginCRIRuntime, cdconfig.PluginCRIImages)
 	switch u.Why {
 	case cdconfig.Version1Dropped:
-		fix := fmt.Sprintf(migrateRemedy, c.Path)
-		if u.File != c.Path {
-			fix = fmt.Sprintf("rewrite %s as version %d (`version = %d`, its CRI settings under %s; `containerd config migrate` prints the whole config that way)", u.File, native, native, v3)
-		}
+		fix := fmt.Sprintf(v1Remedy, u.File, rules.ContainerdConfigV4)
 		f.Warn(fmt.Sprintf("%s has no `version` line: %s reads it as version 1, renames its plugins and ignores its CRI settings (%s at %s; containerd logs `Ignoring unknown key in TOML for plugin` for them), so the CRI runs with its defaults", u.File, reader, keys, at), fix)
 	case cdconfig.MixedVersions:
 		f.Warn(fmt.Sprintf("%s (version 2) sets %s under [plugins.%q] (%s), but %s is version 3 and loaded after it, so the merged config is version 3 and %s migrates no version 2 CRI settings: they are ignored", u.File, keys, u.Plugin, at, u.By, reader),

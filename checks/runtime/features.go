@@ -88,7 +88,9 @@ func (f *Features) IDMap() bool {
 func FeaturesChecker() checks.Checker {
 	return checks.New(checks.Info{
 		ID: "runtime.features", Title: "OCI runtime features per CRI handler",
-		Doc:     "For every CRI runtime handler of containerd ≥2.0 (the default one decides), the features the handler's OCI runtime declares (`BinaryName features`, runc from 1.1, crun from 1.8.6) as containerd reads them: \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled (runc ≥1.2, crun ≥1.9); handlers of another runtime_type are not introspected before 2.2.7/2.3.4/2.4. Without it the kubelet (≥1.30) refuses hostUsers: false pods, and containerd refuses their containers at task create.",
+		Doc: fmt.Sprintf("For every CRI runtime handler of containerd ≥%s (the default one decides), the features the handler's OCI runtime declares (`BinaryName features`, runc from %s, crun from %s) as containerd reads them: \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled (runc ≥%s, crun ≥%s); handlers of another runtime_type are not introspected before %s/%s/%s. Without it the kubelet (≥%s) refuses hostUsers: false pods, and containerd refuses their containers at task create.",
+			rules.ContainerdIdmap, rules.RuncFeatures, rules.CrunFeatures, rules.RuncIdmap, rules.CrunIdmap,
+			rules.ContainerdShimInfoAnyType22, rules.ContainerdShimInfoAnyType23, rules.ContainerdShimInfoAnyType, rules.KubeletHandlerUserns),
 		Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
 	}, checkFeatures)
 }

@@ -23,7 +23,8 @@ func Checkers() []checks.Checker {
 		}, checkDockerd),
 		checks.New(checks.Info{
 			ID: "runtime.containerd", Title: "containerd version",
-			Doc:     "containerd is new enough for the target: ≤1.6 ignores hostUsers: false (pods run in the host user namespace) and, like 1.7, reports no runtime handlers, so a kubelet ≥1.30 refuses such pods; 1.7.1+ refuses the idmapped mounts a kubelet ≥1.27 asks for (1.7.0 drops them); 2.0 idmaps.",
+			Doc: fmt.Sprintf("containerd is new enough for the target: below %s it ignores hostUsers: false (pods run in the host user namespace) and, like every release before %s, reports no runtime handlers, so a kubelet ≥%s refuses such pods; %s+ refuses the idmapped mounts a kubelet ≥%s asks for (the first %s release drops them); %s idmaps.",
+				rules.ContainerdCRIUserns, rules.ContainerdIdmap, rules.KubeletHandlerUserns, rules.ContainerdCRIMountIdmapRefused, rules.KubeletMountIdmap, rules.ContainerdCRIUserns, rules.ContainerdIdmap),
 			Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
 		}, checkContainerd),
 		checks.New(checks.Info{
@@ -33,12 +34,12 @@ func Checkers() []checks.Checker {
 		}, checkCrio),
 		checks.New(checks.Info{
 			ID: "runtime.runc", Title: "runc version",
-			Doc:     "Every runc the node's containers run (the CRI handlers' for Kubernetes, `ctr`'s runc for containerd, dockerd's) is not 1.2.0 (user-namespace regressions) and, where containerd ≥2.0 gives it idmapped mounts (Kubernetes), is ≥1.2; an installed runc no handler runs is not judged.",
+			Doc:     fmt.Sprintf("Every runc the node's containers run (the CRI handlers' for Kubernetes, `ctr`'s runc for containerd, dockerd's) is not %s (user-namespace regressions) and, where containerd ≥%s gives it idmapped mounts (Kubernetes), is ≥%s; an installed runc no handler runs is not judged.", rules.RuncIdmap, rules.ContainerdIdmap, rules.RuncIdmap),
 			Targets: []checks.Target{checks.Docker, checks.Containerd, checks.Kubernetes},
 		}, checkRunc),
 		checks.New(checks.Info{
 			ID: "runtime.crun", Title: "crun version",
-			Doc:     "Every crun a CRI handler runs (BinaryName) is ≥1.9 where containerd ≥2.0 gives it idmapped mounts; an installed crun no handler runs is not judged.",
+			Doc:     fmt.Sprintf("Every crun a CRI handler runs (BinaryName) is ≥%s where containerd ≥%s gives it idmapped mounts; an installed crun no handler runs is not judged.", rules.CrunIdmap, rules.ContainerdIdmap),
 			Targets: []checks.Target{checks.Docker, checks.Containerd, checks.Kubernetes},
 		}, checkCrun),
 		checks.New(checks.Info{
