@@ -161,6 +161,9 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 		overlay = fmt.Sprintf("below %s containerd 2.x's overlayfs snapshotter claims idmapped layers only if its own probe in $TMPDIR works, else it refuses user-namespaced containers unless slow_chown is set (a copy per container)", rules.KernelOverlayIdmap)
 	}
 	overlay += "; containerd.snapshotter judges that"
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast(rules.ContainerdIdmap.Value) {
+		overlay = fmt.Sprintf("containerd %s chowns image layers whatever the kernel", p.Version)
+	}
 	switch env.Target {
 	case checks.Docker, checks.Rootless:
 		return r(checks.Passf("kernel %s: %s needs no kernel feature beyond user namespaces (kernel.config.user_ns and the live probes check those)", rel, env.Target), rules.Threshold{})

@@ -92,6 +92,9 @@ func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map
 	ev := map[string]any{}
 	for _, o := range used {
 		who := "the default handler"
+		if env.Target == checks.Containerd {
+			who = "`ctr run`"
+		}
 		if len(via[o.bin]) > 0 {
 			who = "handler " + quoteList(via[o.bin])
 		}
