@@ -17,7 +17,7 @@ import (
 // never a literal (messages format the rules value too). Add a package
 // when its checks read the table.
 var ruleDirs = []string{
-	"checks/containerd", "checks/kernel", "config/containerd", // containerd and kernel rules
+	"checks/containerd", "checks/kernel", "checks/facts", "config/containerd", // containerd and kernel rules
 }
 
 // notRules are version-like tokens in messages that are no rule: names of

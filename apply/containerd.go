@@ -211,10 +211,10 @@ func (a *applier) planMetacopy(p *plan) error {
 		}
 	}
 	if m.Persisted == nil || !m.Persisted.On || ours != nil {
-		want := []byte("# Managed by usernsctl (containerd 1.7 chowns a copy of every image per\n# user namespace; metacopy copies inodes, not data). Removed by usernsctl revert.\noptions overlay metacopy=on\n")
+		want := []byte("# Managed by usernsctl (containerd 1.x chowns a copy of every image per\n# user namespace; metacopy copies inodes, not data). Removed by usernsctl revert.\noptions overlay metacopy=on\n")
 		if !bytes.Equal(ours, want) {
 			p.set(metacopyFile, want, 0o644)
-			p.note("persist overlay metacopy=on in %s: containerd 1.7 chowns a copy of every image per user namespace; with metacopy it copies inodes, not data. It affects every overlay mount on the host", metacopyFile)
+			p.note("persist overlay metacopy=on in %s: containerd 1.x chowns a copy of every image per user namespace; with metacopy it copies inodes, not data. It affects every overlay mount on the host", metacopyFile)
 		}
 	}
 	if m.Live == "N" {
