@@ -42,12 +42,16 @@ var (
 		"`crun features` declares linux.mountExtensions.idmap.enabled", "crun 668f5d53 (1.9)")
 
 	// The kubelet's side of the CRI contract, as containerd's rules need it.
-	KubeUserns = def("kubernetes.userns", "1.25",
-		"pods can ask for a user namespace (hostUsers: false)", "k8s.io/kubernetes pkg/kubelet/kuberuntime (1.25: UserNamespacesStatelessPodsSupport)")
-	KubeletMountIdmap = def("kubelet.mount_idmap", "1.27",
-		"the kubelet gives every CRI mount of a hostUsers: false pod the pod's uid/gid mappings (volumes, secrets, configmaps, the service-account token)",
-		"k8s.io/kubernetes pkg/kubelet/kuberuntime/kuberuntime_container_linux.go applyPlatformSpecificContainerConfig (v1.29.6)")
 	KubeletHandlerUserns = def("kubelet.handler_userns", "1.30",
 		"the kubelet refuses a hostUsers: false pod whose runtime handler does not report user namespace support (`can't set `spec.hostUsers: false`, runtime does not support user namespaces`)",
 		"k8s.io/kubernetes pkg/kubelet/userns/userns_manager.go GetOrCreateUserNamespaceMappings, pkg/kubelet/kubelet_getters.go HandlerSupportsUserNamespaces (v1.30.14, v1.34.4; absent in v1.29.6)")
+)
+
+// Defined in rules/kubernetes.go on branch rules-kubelet (the same names
+// and text): delete this block when both branches are merged.
+var (
+	KubeletUserNSMin = def("kubelet.userns_min", "1.25",
+		"pods can ask for a user namespace (`hostUsers: false`, gate UserNamespacesStatelessPodsSupport)", "pkg/features kube_features.go, v1.25")
+	KubeletUserNSStateful = def("kubelet.userns_stateful", "1.27",
+		"pods with hostUsers: false may mount volumes (the kubelet asks the runtime for idmapped mounts); before, only stateless pods", "pkg/kubelet/kuberuntime, KEP-127, v1.27")
 )

@@ -300,11 +300,11 @@ func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Skipf("containerd %s has no user namespace support for pods (runtime.containerd fails it)", v)
 	case c.Err != nil || !c.Exists && c.Explicit:
 		return checks.Skipf("the containerd config does not load (containerd.config reports it)")
-	case env.Target == checks.Kubernetes && !env.KubeAtLeast(rules.KubeUserns.Value):
+	case env.Target == checks.Kubernetes && !env.KubeAtLeast(rules.KubeletUserNSMin.Value):
 		return checks.Skipf("Kubernetes %s has no user-namespaced pods (runtime.kubelet fails it)", env.Kube)
 	}
 	if env.Target == checks.Kubernetes && !v.AtLeast(rules.ContainerdIdmap.Value) &&
-		(env.KubeAtLeast(rules.KubeletHandlerUserns.Value) || env.KubeAtLeast(rules.KubeletMountIdmap.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value)) {
+		(env.KubeAtLeast(rules.KubeletHandlerUserns.Value) || env.KubeAtLeast(rules.KubeletUserNSStateful.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value)) {
 		return checks.Skipf("containerd %s cannot run user-namespaced pods for Kubernetes %s (runtime.containerd fails it), so its snapshots are not judged", v, env.Kube)
 	}
 	cri := facts.CRIOf(ctx, env)

@@ -29,7 +29,7 @@ func Checkers() []checks.Checker {
 		checks.New(checks.Info{
 			ID: "kernel.version", Title: "kernel release for the target",
 			Doc: fmt.Sprintf("The kernel release meets what the runtime will ask of it (the kubelet itself never checks the kernel): idmapped bind mounts (%s) for containerd 2.x's /etc/hostname, /etc/hosts and /etc/resolv.conf of hostUsers: false pods, idmapped tmpfs (%s) for their volumes from Kubernetes %s; what containerd's overlayfs makes of the release (remap-ids claimed from %s) is containerd.snapshotter's.",
-				rules.KernelIdmapMounts, rules.KernelTmpfsIdmap, rules.KubeletMountIdmap, rules.KernelOverlayIdmap),
+				rules.KernelIdmapMounts, rules.KernelTmpfsIdmap, rules.KubeletUserNSStateful, rules.KernelOverlayIdmap),
 		}, checkVersion),
 		checks.New(checks.Info{
 			ID: "kernel.el7_userns", Title: "RHEL/CentOS 7 user namespace switch",
@@ -178,17 +178,17 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast(rules.ContainerdIdmap.Value) {
 		// containerd 1.x chowns; runtime.containerd judges it with the
 		// kubelet's version.
-		if !env.KubeAtLeast(rules.KubeletMountIdmap.Value) {
+		if !env.KubeAtLeast(rules.KubeletUserNSStateful.Value) {
 			return r(checks.Passf("kernel %s: containerd %s chowns image layers for user-namespaced pods whatever the kernel, and %s asks for no idmapped volume mounts", rel, p.Version, kube), rules.Threshold{})
 		}
 	}
 	const runcEINVAL = "`failed to set MOUNT_ATTR_IDMAP on …: invalid argument (maybe the filesystem used doesn't support idmap mounts on this kernel?)`"
-	if (env.Kube == nil || env.KubeAtLeast(rules.KubeUserns.Value)) && !v.AtLeast(rules.KernelIdmapMounts.Value) {
+	if (env.Kube == nil || env.KubeAtLeast(rules.KubeletUserNSMin.Value)) && !v.AtLeast(rules.KernelIdmapMounts.Value) {
 		return r(checks.Failf(upgrade(rules.KernelIdmapMounts),
 			"kernel %s is older than %s: it has no idmapped mounts (mount_setattr), and containerd 2.x bind-mounts every hostUsers: false pod's /etc/hostname, /etc/hosts and /etc/resolv.conf idmapped, so %s fails every such container (the kubelet does not check the kernel)",
 			rel, rules.KernelIdmapMounts, cri), rules.KernelIdmapMounts)
 	}
-	if env.Kube == nil || env.KubeAtLeast(rules.KubeletMountIdmap.Value) {
+	if env.Kube == nil || env.KubeAtLeast(rules.KubeletUserNSStateful.Value) {
 		if !v.AtLeast(rules.KernelTmpfsIdmap.Value) {
 			return r(checks.Failf(upgrade(rules.KernelTmpfsIdmap),
 				"kernel %s is older than %s: tmpfs has no idmapped mounts, and %s gives the mounts of hostUsers: false pods id mappings, including their tmpfs volumes (the service-account token every pod has, secrets, configmaps, emptyDir medium Memory); the kubelet does not check the kernel, and %s fails the container (runc: %s)",

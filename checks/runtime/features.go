@@ -108,7 +108,7 @@ func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
 	case !p.Version.AtLeast(rules.ContainerdIdmap.Value):
 		// 1.x chowns snapshots and never asks the runtime for features.
 		return checks.Skipf("containerd %s does not consult the OCI runtime's features (from %s its CRI requires \"user\" and idmap support there); runtime.containerd judges it", p.Version, rules.ContainerdIdmap)
-	case kube && !env.KubeAtLeast(rules.KubeUserns.Value):
+	case kube && !env.KubeAtLeast(rules.KubeletUserNSMin.Value):
 		return checks.Skipf("Kubernetes %s has no user-namespaced pods (runtime.kubelet fails it)", env.Kube)
 	}
 	hs := handlers(ctx, env, p.Version)

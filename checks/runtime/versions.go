@@ -24,7 +24,7 @@ func Checkers() []checks.Checker {
 		checks.New(checks.Info{
 			ID: "runtime.containerd", Title: "containerd version",
 			Doc: fmt.Sprintf("containerd is new enough for the target: below %s it ignores hostUsers: false (pods run in the host user namespace) and, like every release before %s, reports no runtime handlers, so a kubelet ≥%s refuses such pods; %s+ refuses the idmapped mounts a kubelet ≥%s asks for (the first %s release drops them); %s idmaps.",
-				rules.ContainerdCRIUserns, rules.ContainerdIdmap, rules.KubeletHandlerUserns, rules.ContainerdCRIMountIdmapRefused, rules.KubeletMountIdmap, rules.ContainerdCRIUserns, rules.ContainerdIdmap),
+				rules.ContainerdCRIUserns, rules.ContainerdIdmap, rules.KubeletHandlerUserns, rules.ContainerdCRIMountIdmapRefused, rules.KubeletUserNSStateful, rules.ContainerdCRIUserns, rules.ContainerdIdmap),
 			Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
 		}, checkContainerd),
 		checks.New(checks.Info{
@@ -103,10 +103,10 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 			"containerd %s has no user namespace support in its CRI; `ctr run --uidmap` works with a chowned copy of every image snapshot per mapping (disk and start-up cost)", v))
 	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletHandlerUserns.Value):
 		return found(p, checks.Failf(upgrade, "%s", refused))
-	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletMountIdmap.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value):
+	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value):
 		return found(p, checks.Failf(upgrade,
-			"containerd %s refuses the containers of every hostUsers: false pod: Kubernetes %s gives their mounts id mappings (from %s), and containerd 1.7 answers `idmap mounts not yet supported, but they were requested for: …` at CreateContainer", v, env.Kube, rules.KubeletMountIdmap))
-	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletMountIdmap.Value):
+			"containerd %s refuses the containers of every hostUsers: false pod: Kubernetes %s gives their mounts id mappings (from %s), and containerd 1.7 answers `idmap mounts not yet supported, but they were requested for: …` at CreateContainer", v, env.Kube, rules.KubeletUserNSStateful))
+	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value):
 		return found(p, checks.Warnf(upgrade,
 			"containerd %s silently drops the id mappings Kubernetes %s gives the mounts of hostUsers: false pods (%s refuses them): their volumes are mounted without idmap, so their files show up owned by nobody inside the pod; the image is chowned per pod", v, env.Kube, rules.ContainerdCRIMountIdmapRefused))
 	case !v.AtLeast(rules.ContainerdIdmap.Value):
