@@ -18,6 +18,7 @@ import (
 // when its checks read the table.
 var ruleDirs = []string{
 	"checks/kubelet", "config/kubelet", "remap", // the kubelet rows
+	"checks/containerd", "checks/kernel", "checks/facts", "config/containerd", // containerd and kernel rules
 }
 
 // notRules are version-like tokens in messages that are no rule: names of

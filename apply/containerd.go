@@ -7,11 +7,12 @@ import (
 	"path"
 
 	"github.com/usernsctl/usernsctl/checks"
+	"github.com/usernsctl/usernsctl/checks/containerd"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/internal/errs"
-	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Mode is an on/off/auto switch (--slow-chown, --metacopy).
@@ -38,53 +39,77 @@ func ParseMode(flag, s string) (Mode, error) {
 const metacopyFile = "/etc/modprobe.d/99-usernsctl-overlay.conf"
 
 // planContainerd writes only what this host needs: on containerd 2.x
-// without overlayfs idmap support, slow_chown for the overlayfs
-// snapshotter (in a drop-in usernsctl owns, imported by the main config);
-// on containerd 1.7, which always chowns, overlay metacopy.
+// whose overlayfs snapshotter would refuse user-namespaced pods, slow_chown
+// (in a drop-in usernsctl owns, imported by the main config); on
+// containerd 1.7, which always chowns, overlay metacopy.
 func (a *applier) planContainerd(ctx context.Context, p *plan) error {
 	c := facts.ContainerdConfigOf(ctx, p.env)
 	if c.Err != nil {
 		return inputErr(fmt.Errorf("%w\nnothing was written: fix the containerd config (`usernsctl check --target containerd` shows the same), then run apply again", c.Err))
 	}
-	major, minor, _, ok := c.Release()
+	if !c.Program.Known() {
+		return &errs.Refusal{Reason: "containerd's version is unknown, so usernsctl cannot tell what it needs", Fix: fmt.Sprintf("install containerd (%s or later) and run apply again", rules.ContainerdIdmap)}
+	}
+	v := c.Program.Version
 	switch {
-	case !ok:
-		return &errs.Refusal{Reason: "containerd's version is unknown, so usernsctl cannot tell what it needs", Fix: "install containerd (2.0 or later) and run apply again"}
-	case major >= 2:
-		return a.planSlowChown(ctx, p, c, major, minor)
-	case major == 1 && minor == 7:
+	case v.AtLeast(rules.ContainerdIdmap.Value):
+		return a.planSlowChown(ctx, p, c)
+	case v.AtLeast(rules.ContainerdCRIUserns.Value):
 		return a.planMetacopy(p)
 	}
 	return nil // ≤1.6 has no user namespace support for pods: the checks refuse it
 }
 
-// needSlowChown decides --slow-chown auto from the overlay-over-idmapped-
-// lower probe on the snapshotter's filesystem (the kernel release when the
-// probe could not run).
-func (a *applier) needSlowChown(ctx context.Context, p *plan) (bool, string) {
+// needSlowChown decides --slow-chown auto the way containerd.snapshotter
+// judges the host (facts.Overlayfs): slow_chown only where containerd
+// claims no remap-ids.
+func (a *applier) needSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig) (bool, string, error) {
+	o := facts.OverlayfsOf(ctx, p.env)
+	if cri := facts.CRIOf(ctx, p.env); cri != nil && cri.Err == nil {
+		if snap, _, err := facts.HandlerSnapshotter(c.Config, cri.Default); err == nil && snap != cdconfig.DefaultSnapshotter && a.opts.SlowChown == Auto {
+			return false, fmt.Sprintf("the CRI's default handler %q uses the %q snapshotter, not overlayfs", cri.Default.Name, snap), nil
+		}
+	}
 	switch a.opts.SlowChown {
 	case On:
-		return true, "--slow-chown on"
+		return true, "--slow-chown on", nil
 	case Off:
-		return false, "--slow-chown off"
+		return false, "--slow-chown off", nil
 	}
-	dir := facts.SnapshotterPathOf(ctx, p.env).Dir
-	r := p.env.Probes.Probe(ctx, probe.Spec{Kind: probe.OverlayIdmap, Path: dir})
-	if r.Ran {
-		if r.OK {
-			return false, fmt.Sprintf("overlayfs over idmapped layers works on the filesystem of %s", dir)
-		}
-		return true, fmt.Sprintf("overlayfs over idmapped layers fails on the filesystem of %s (%s)", dir, r.Error)
+	switch o.Outcome(false) {
+	case facts.RemapIdmapped:
+		return false, o.ClaimedWhy, nil
+	case facts.RemapRefused:
+		return true, o.ClaimedWhy, nil
 	}
-	rel, err := versions.Kernel(checks.KernelRelease(p.env))
-	if err == nil && rel.AtLeast("5.19") {
-		return false, fmt.Sprintf("kernel %s ≥ 5.19 (the probe did not run: %s)", rel, r.Reason)
-	}
-	return true, fmt.Sprintf("kernel %q is below 5.19 or unknown (the probe did not run: %s)", checks.KernelRelease(p.env), r.Reason)
+	return true, o.ClaimedWhy + " (so the fallback is set to be safe)", nil
 }
 
-func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig, major, minor int) error {
-	need, why := a.needSlowChown(ctx, p)
+// snapshotterRefusal is containerd.snapshotter's failure when slow_chown
+// does not fix it (remap-ids claimed but the idmapped overlay does not
+// mount, a proxy snapshotter with only-remap-ids, erofs): apply would write
+// something and the check would still fail, so it refuses.
+func snapshotterRefusal(ctx context.Context, p *plan) error {
+	for _, ck := range containerd.Checkers() {
+		if ck.Info().ID != "containerd.snapshotter" {
+			continue
+		}
+		r := ck.Check(ctx, p.env)
+		if fixes, _ := r.Evidence["slow_chown_fixes"].(bool); r.Status == checks.Fail && !fixes {
+			return &errs.Refusal{Reason: "containerd.snapshotter fails for a reason slow_chown does not fix: " + r.Message, Fix: r.Remedy + "; then run apply again"}
+		}
+	}
+	return nil
+}
+
+func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.ContainerdConfig) error {
+	if err := snapshotterRefusal(ctx, p); err != nil {
+		return err
+	}
+	need, why, err := a.needSlowChown(ctx, p, c)
+	if err != nil {
+		return err
+	}
 	var have bool
 	if c.Config != nil {
 		have, _, _ = c.Config.SlowChown()
@@ -103,7 +128,7 @@ func (a *applier) planSlowChown(ctx context.Context, p *plan, c *facts.Container
 	if err != nil {
 		return inputErr(err)
 	}
-	version := cdconfig.Native(major, minor)
+	version := facts.ContainerdConfigVersion(c.Program.Version)
 	var newMain []byte
 	if main == nil {
 		if newMain, err = cdconfig.NewMain(version, cdconfig.DropInPath); err != nil {
@@ -186,10 +211,10 @@ func (a *applier) planMetacopy(p *plan) error {
 		}
 	}
 	if m.Persisted == nil || !m.Persisted.On || ours != nil {
-		want := []byte("# Managed by usernsctl (containerd 1.7 chowns a copy of every image per\n# user namespace; metacopy copies inodes, not data). Removed by usernsctl revert.\noptions overlay metacopy=on\n")
+		want := []byte("# Managed by usernsctl (containerd 1.x chowns a copy of every image per\n# user namespace; metacopy copies inodes, not data). Removed by usernsctl revert.\noptions overlay metacopy=on\n")
 		if !bytes.Equal(ours, want) {
 			p.set(metacopyFile, want, 0o644)
-			p.note("persist overlay metacopy=on in %s: containerd 1.7 chowns a copy of every image per user namespace; with metacopy it copies inodes, not data. It affects every overlay mount on the host", metacopyFile)
+			p.note("persist overlay metacopy=on in %s: containerd 1.x chowns a copy of every image per user namespace; with metacopy it copies inodes, not data. It affects every overlay mount on the host", metacopyFile)
 		}
 	}
 	if m.Live == "N" {

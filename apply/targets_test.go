@@ -85,13 +85,14 @@ func TestKubernetesRefusesMisalignedRange(t *testing.T) {
 	}
 }
 
-// containerd 2.x on a filesystem where overlay over idmapped lower layers
-// fails: a drop-in with slow_chown, imported by the main config with only
-// bytes added; a second apply changes nothing; revert removes the drop-in
-// and restores the main file.
+// containerd 2.x on a kernel where it claims no remap-ids (below 5.19,
+// overlay over idmapped lower layers fails): a drop-in with slow_chown,
+// imported by the main config with only bytes added; a second apply
+// changes nothing; revert removes the drop-in and restores the main file.
 func TestContainerd2SlowChownDropIn(t *testing.T) {
 	dir := tree(t, kubeReady)
 	setProbe(t, dir, overlayIdKy, false, "mount_setattr: invalid argument")
+	write(t, dir, "proc/sys/kernel/osrelease", "5.15.0-122-generic\n")
 	mainBefore := read(t, dir, "etc/containerd/config.toml")
 	before := contentState(t, dir)
 	if _, code := run(t, "check", "--target", "containerd", "--root", dir); code != 1 {
@@ -103,7 +104,7 @@ func TestContainerd2SlowChownDropIn(t *testing.T) {
 	}
 	drop := read(t, dir, "etc/containerd/conf.d/99-usernsctl.toml")
 	if !strings.Contains(drop, "version = 3") || !strings.Contains(drop, "slow_chown = true") || !strings.Contains(drop, "'io.containerd.snapshotter.v1.overlayfs'") ||
-		!strings.Contains(drop, "# overlayfs over idmapped layers fails on the filesystem of /var/lib/containerd") {
+		!strings.Contains(drop, "# kernel 5.15.0-122-generic < 5.19, so containerd probes") || !strings.Contains(drop, "claims no remap-ids") {
 		t.Errorf("drop-in:\n%s", drop)
 	}
 	mainAfter := read(t, dir, "etc/containerd/config.toml")
@@ -121,6 +122,20 @@ func TestContainerd2SlowChownDropIn(t *testing.T) {
 	}
 	if d := diffStates(contentState(t, dir), before); len(d) > 0 {
 		t.Errorf("revert left %v", d)
+	}
+	// Where containerd claims remap-ids (kernel ≥5.19) but the idmapped
+	// overlay does not mount, slow_chown would change nothing: refused.
+	dir = tree(t, kubeReady)
+	setProbe(t, dir, overlayIdKy, false, "mount_setattr: invalid argument")
+	before = contentState(t, dir)
+	for _, flags := range [][]string{nil, {"--slow-chown", "on"}} {
+		r, code := run(t, append([]string{"apply", "--target", "containerd", "--root", dir}, flags...)...)
+		if code != 1 || !strings.Contains(r.Msg, "fails for a reason slow_chown does not fix") || !strings.Contains(r.Msg, "slow_chown does not help") {
+			t.Errorf("remap-ids claimed, mount fails %v: exit %d %+v", flags, code, r)
+		}
+		if d := diffStates(contentState(t, dir), before); len(d) > 0 {
+			t.Errorf("a refused apply wrote %v", d)
+		}
 	}
 	// Where idmap works, nothing is written.
 	dir = tree(t, kubeReady)

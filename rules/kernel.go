@@ -9,3 +9,13 @@ var (
 	KernelTmpfsIdmap = def("kernel.tmpfs_idmap", "6.3",
 		"tmpfs supports idmapped mounts (Kubernetes secrets, configmaps, emptyDir)", "mm/shmem.c FS_ALLOW_IDMAP, Linux 6.3")
 )
+
+// RHEL/CentOS 7 point releases (their kernels are all 3.10.0-BUILD; the
+// build numbers are versions.EL7Build74 and EL7Build76).
+var (
+	KernelEL7UsernsOn = def("kernel.el7_userns_on", "7.4",
+		"RHEL/CentOS 7.4 (3.10.0-693): user namespaces without user_namespace.enable=1 on the kernel command line; user.max_user_namespaces defaults to 0",
+		"RHEL 7.4 release notes (kernel 3.10.0-693)")
+	KernelEL7UsernsMounts = def("kernel.el7_userns_mounts", "7.6",
+		"RHEL/CentOS 7.6 (3.10.0-957): mounts inside user namespaces fully supported", "RHEL 7.6 release notes (kernel 3.10.0-957)")
+)

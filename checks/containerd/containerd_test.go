@@ -87,20 +87,51 @@ func TestConfigCheck(t *testing.T) {
 			[]string{"config.toml:1:1", "invalid character"}},
 		{"a directory", hostSpec{commands: v216, files: map[string]string{cfgPath + "/": ""}}, checks.Fail,
 			[]string{"is a directory"}},
-		{"version 1 under 2.x (field case 20)", hostSpec{commands: v216, files: map[string]string{cfgPath: "disabled_plugins = [\"cri\"]\n[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Fail,
-			[]string{"no `version` line", `invalid disabled plugin URI "cri" expect io.containerd.x.vx`, "containerd config migrate"}},
+		{"version 1 under 2.1 (field case 20), kubernetes", hostSpec{commands: v216, target: checks.Kubernetes, kube: "1.33", files: map[string]string{cfgPath: "disabled_plugins = [\"cri\"]\n[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Fail,
+			[]string{"no `version` line", "ignores its CRI settings (sandbox_image at /etc/containerd/config.toml line 2", "add `version = 2` at the top of /etc/containerd/config.toml",
+				"disables io.containerd.grpc.v1.cri", "unknown service runtime.v1.RuntimeService", "remove it from disabled_plugins"}},
+		{"version 1 under 2.1, containerd target", hostSpec{commands: v216, files: map[string]string{cfgPath: "[plugins.cri.containerd]\n  snapshotter = \"native\"\n"}}, checks.Warn,
+			[]string{"no `version` line: containerd 2.1.4 reads it as version 1", "containerd.snapshotter at /etc/containerd/config.toml line 1", "`containerd config migrate` of containerd before 2.3 drops"}},
+		{"version 1 under 2.3", hostSpec{commands: v23, files: map[string]string{cfgPath: "[plugins.cri.containerd]\n  snapshotter = \"native\"\n"}}, checks.Pass,
+			[]string{"version 1 (migrated to version 4 on every start"}},
+		{"version 1 drop-in under 2.1", hostSpec{commands: v216, files: map[string]string{cfgPath: v3main, "/etc/containerd/conf.d/10.toml": "[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Warn,
+			[]string{"/etc/containerd/conf.d/10.toml has no `version` line", "add `version = 2` at the top of /etc/containerd/conf.d/10.toml"}},
 		{"version 1 under 1.6", hostSpec{commands: v1620, files: map[string]string{cfgPath: "[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Warn,
-			[]string{"version 1 config", "containerd 2.x will not read it"}},
+			[]string{"version 1 config", "containerd from 2.0 and before 2.3 ignores its CRI settings"}},
+		{"short disabled plugin in a version 2 file", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 2\ndisabled_plugins = [\"cri\"]\n"}}, checks.Fail,
+			[]string{"line 2: disabled_plugins names \"cri\"", `invalid disabled plugin URI "cri" expect io.containerd.x.vx`, "io.containerd.grpc.v1.cri"}},
+		{"short plugin key under 1.7", hostSpec{commands: v1724, files: map[string]string{cfgPath: "version = 2\n[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Fail,
+			[]string{`invalid plugin key URI "cri" expect io.containerd.x.vx`}},
+		{"short plugin key under 2.1", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 3\n[plugins.cri]\n  sandbox_image = \"pause\"\n"}}, checks.Warn,
+			[]string{"knows no such plugin and ignores the table"}},
+		{"CRI disabled, containerd target", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 3\ndisabled_plugins = ['io.containerd.cri.v1.runtime']\n"}}, checks.Pass,
+			[]string{"only CRI clients need it"}},
+		{"default handler missing", hostSpec{commands: v216, target: checks.Kubernetes, kube: "1.33", files: map[string]string{cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd]\n  default_runtime_name = 'crun'\n"}}, checks.Fail,
+			[]string{"line 3: no corresponding runtime configured in `containerd.runtimes` for `containerd` `default_runtime_name = \"crun\"`", "the kubelet has no runtime"}},
 		{"version 3 under 1.7", hostSpec{commands: v1724, files: map[string]string{cfgPath: "version = 3\n"}}, checks.Fail,
-			[]string{"reads at most version 2", "unsupported config version"}},
+			[]string{"reads at most version 2", "failed to load TOML from /etc/containerd/config.toml: unsupported config version `3`"}},
+		{"version 3 drop-in under 1.7", hostSpec{commands: v1724, files: map[string]string{cfgPath: "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n",
+			"/etc/containerd/conf.d/10.toml": "version = 3\n"}}, checks.Fail,
+			[]string{"/etc/containerd/conf.d/10.toml has version 3", "unsupported config version `3`"}},
 		{"version 4 under 2.1", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 4\n"}}, checks.Fail,
-			[]string{"reads at most version 3"}},
+			[]string{"reads at most version 3", "expected containerd config version equal to or less than `3`, got `4`"}},
 		{"version 4 under 2.3", hostSpec{commands: v23, files: map[string]string{cfgPath: "version = 4\n"}}, checks.Pass,
 			[]string{"version 4"}},
-		{"drop-in newer than main", hostSpec{commands: v216, files: map[string]string{
+		{"drop-in newer than main, nothing lost", hostSpec{commands: v216, files: map[string]string{
 			cfgPath:                              "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n",
-			"/etc/containerd/conf.d/10-new.toml": "version = 3\n"}}, checks.Fail,
-			[]string{"10-new.toml (imported by /etc/containerd/config.toml) has version 3", "drop-in config version 3 higher than root config version 2"}},
+			"/etc/containerd/conf.d/10-new.toml": "version = 3\n"}}, checks.Pass,
+			[]string{"version 2"}},
+		{"drop-in newer than main drops the main's CRI settings (2.1)", hostSpec{commands: v216, files: map[string]string{
+			cfgPath:                              "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.10\"\n",
+			"/etc/containerd/conf.d/10-new.toml": "version = 3\n"}}, checks.Warn,
+			[]string{"/etc/containerd/config.toml (version 2) sets sandbox_image", "/etc/containerd/conf.d/10-new.toml is version 3 and loaded after it", "rewrite /etc/containerd/config.toml as version 3"}},
+		{"drop-in newer than main keeps them (2.3)", hostSpec{commands: v23, files: map[string]string{
+			cfgPath:                              "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.10\"\n",
+			"/etc/containerd/conf.d/10-new.toml": "version = 3\n"}}, checks.Pass,
+			[]string{"version 2"}},
+		{"version 3 file with version 2 keys", hostSpec{commands: v216, files: map[string]string{
+			cfgPath: "version = 3\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n"}}, checks.Warn,
+			[]string{"is version 3 but sets containerd.default_runtime_name", "move them"}},
 		{"missing import", hostSpec{commands: v216, files: map[string]string{cfgPath: "version = 3\nimports = ['/etc/containerd/gone.toml']\n"}}, checks.Fail,
 			[]string{"gone.toml (imported by /etc/containerd/config.toml)", "remove it from the imports"}},
 		{"bad import", hostSpec{commands: v216, files: map[string]string{cfgPath: v3main, "/etc/containerd/conf.d/a.toml": "version = 3\nx = \n"}}, checks.Fail,
@@ -139,81 +170,117 @@ func TestConfigEvidenceListsImports(t *testing.T) {
 	}
 }
 
+// keyed answers probes by key, so that the snapshot root and containerd's
+// TMPDIR can differ; an unknown key did not run.
+type keyed map[string]probe.Result
+
+func (k keyed) Probe(_ context.Context, s probe.Spec) probe.Result {
+	if r, ok := k[s.Key()]; ok {
+		return r
+	}
+	return probe.Result{Reason: probe.NotRecorded}
+}
+
 func TestSnapshotter2x(t *testing.T) {
-	ok := &fakeProber{res: probe.Result{Ran: true, OK: true}}
-	bad := func() *fakeProber {
-		return &fakeProber{res: probe.Result{Ran: true, OK: false, Step: "stat through overlay", Error: "owner 0, want 666"}}
+	ok := probe.Result{Ran: true, OK: true}
+	bad := probe.Result{Ran: true, OK: false, Step: "mount_setattr", Errno: "EINVAL", Error: "mount_setattr: invalid argument"}
+	kernel := func(rel string, files map[string]string) map[string]string {
+		out := map[string]string{"/proc/sys/kernel/osrelease": rel + "\n"}
+		for k, v := range files {
+			out[k] = v
+		}
+		return out
 	}
 	slowDropIn := map[string]string{
 		cfgPath: v3main,
 		"/etc/containerd/conf.d/99-usernsctl.toml": "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n",
 	}
-	t.Run("probe ok", func(t *testing.T) {
-		p := &fakeProber{res: ok.res}
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p}))
-		checkstest.Expect(t, r, checks.Pass, "works on the filesystem of /var/lib/containerd (probed)")
-		if len(p.asked) != 1 || p.asked[0] != (probe.Spec{Kind: probe.OverlayIdmap, Path: "/var/lib/containerd"}) {
-			t.Errorf("probes asked %v", p.asked)
-		}
-	})
-	t.Run("probe fails, no slow_chown (field case 19)", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{cfgPath: v3main}}))
-		checkstest.Expect(t, r, checks.Fail, "probe failed: stat through overlay: owner 0, want 666", "slow_chown is not set",
-			"doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback",
-			"usernsctl apply --target containerd --slow-chown on", "chowned per pod")
-	})
-	t.Run("probe fails, slow_chown in a drop-in", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: slowDropIn}))
-		checkstest.Expect(t, r, checks.Pass, "slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3)", "chowns a copy")
-	})
-	t.Run("probe fails, slow_chown false", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
-			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = false\n"}}))
-		checkstest.Expect(t, r, checks.Fail, "slow_chown = false (/etc/containerd/config.toml line 3)")
-	})
-	t.Run("probe did not run, new kernel", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "6.8.0-45-generic\n"}}))
-		checkstest.Expect(t, r, checks.Pass, "the probe did not run (snapshot: no probes.json)", "6.8.0-45-generic ≥ 5.19 supports")
-	})
-	t.Run("probe did not run, old kernel", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{"/proc/sys/kernel/osrelease": "5.15.0-100-generic\n"}}))
-		checkstest.Expect(t, r, checks.Fail, "5.15.0-100-generic < 5.19 does not support", "slow_chown")
-	})
-	t.Run("probe did not run, kernel unknown", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216}))
-		checkstest.Expect(t, r, checks.Warn, "kernel release is unknown")
+	root, tmp := "overlay-idmap:/var/lib/containerd", "overlay-idmap:/tmp"
+	for _, tc := range []struct {
+		name   string
+		spec   hostSpec
+		status checks.Status
+		want   []string
+	}{
+		{"remap-ids claimed, root works", hostSpec{commands: v216, prober: keyed{root: ok}, files: kernel("6.8.0-45-generic", nil)}, checks.Pass,
+			[]string{"6.8.0-45-generic ≥ 5.19, so containerd claims remap-ids without probing", "works on the filesystem of /var/lib/containerd (containerd's default root) (probed)", "without copying"}},
+		{"remap-ids claimed, root not probed", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", nil)}, checks.Pass,
+			[]string{"was not probed (snapshot: no probes.json)"}},
+		{"remap-ids claimed, root fails (NFS)", hostSpec{commands: v216, prober: keyed{root: bad}, files: kernel("6.1.0-28-amd64", nil)}, checks.Fail,
+			[]string{"claims remap-ids without probing", "fails on the filesystem of /var/lib/containerd", "failed to prepare idmapped overlay", "slow_chown does not help", "set root_path under"}},
+		{"remap-ids claimed, root fails, slow_chown set", hostSpec{commands: v216, prober: keyed{root: bad}, files: kernel("6.1.0-28-amd64", slowDropIn)}, checks.Fail,
+			[]string{"slow_chown = true, /etc/containerd/conf.d/99-usernsctl.toml line 3, is never used"}},
+		{"remap-ids claimed, slow_chown unused", hostSpec{commands: v216, prober: keyed{root: ok}, files: kernel("6.1.0-28-amd64", slowDropIn)}, checks.Pass,
+			[]string{"slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3) is never used: remap-ids wins"}},
+		{"old kernel, no slow_chown (field case 19)", hostSpec{commands: v216, prober: keyed{root: bad}, files: kernel("5.15.0-100-generic", map[string]string{cfgPath: v3main})}, checks.Fail,
+			[]string{"5.15.0-100-generic < 5.19", "in its TMPDIR /tmp", "claims no remap-ids", "slow_chown is not set",
+				"doesn't support idmap mounts on this host, configure `slow_chown` to allow a slower and expensive fallback",
+				"usernsctl apply --target containerd --slow-chown on", "chowned per pod"}},
+		{"old kernel, slow_chown false", hostSpec{commands: v216, files: kernel("5.15.0-100-generic", map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = false\n"})}, checks.Fail,
+			[]string{"slow_chown = false (/etc/containerd/config.toml line 3)"}},
+		{"old kernel, slow_chown: a cost", hostSpec{commands: v216, files: kernel("5.15.0-100-generic", slowDropIn)}, checks.Warn,
+			[]string{"slow_chown = true (/etc/containerd/conf.d/99-usernsctl.toml line 3): containerd 2.1.4 chowns a copy of every image snapshot", "to avoid the copies"}},
+		{"old kernel with a backport, TMPDIR probe works", hostSpec{commands: v216, prober: keyed{root: ok, tmp: ok}, files: kernel("5.14.0-427.13.1.el9_4.x86_64", nil)}, checks.Pass,
+			[]string{"probes an overlay over an idmapped layer in its TMPDIR /tmp: it works here (probed)"}},
+		{"TMPDIR probe fails, root works", hostSpec{commands: v216, prober: keyed{root: ok, tmp: bad}, files: kernel("5.14.0-427.13.1.el9_4.x86_64", map[string]string{
+			"/etc/systemd/system/containerd.service": "[Service]\nEnvironment=TMPDIR=/tmp\nExecStart=/usr/bin/containerd\n"})}, checks.Fail,
+			[]string{"it fails here (probed)", "set Environment=TMPDIR="}},
+		{"kernel unknown", hostSpec{commands: v216}, checks.Warn, []string{"kernel release is unknown"}},
+		{"slow_chown not a boolean", hostSpec{commands: v216, files: map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = 'yes'\n"}}, checks.Fail,
+			[]string{"must be true or false"}},
+		{"native: a copy per pod", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'native'\n"})}, checks.Warn,
+			[]string{`the "native" snapshotter (/etc/containerd/config.toml line 3) declares no remap capability`}},
+		{"per-handler snapshotter wins", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  snapshotter = 'zfs'\n"})}, checks.Warn,
+			[]string{`the "zfs" snapshotter (the "runc" handler's snapshotter, /etc/containerd/config.toml line 3)`}},
+		{"another handler's snapshotter: a warning naming it", hostSpec{commands: v216, prober: keyed{root: ok}, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.gvisor]\n  runtime_type = 'io.containerd.runsc.v1'\n  snapshotter = 'native'\n"})}, checks.Warn,
+			[]string{`runtime handler "gvisor" (not the default) uses the "native" snapshotter`, "maps image layers per pod without copying"}},
+		{"version 2 snapshotter without runtimes (R9)", hostSpec{commands: v216, prober: keyed{root: ok}, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"})}, checks.Warn,
+			[]string{`/etc/containerd/config.toml line 3 sets snapshotter = "native"`, "without a runtimes table", `the CRI uses "overlayfs"`, "io.containerd.cri.v1.images"}},
+		{"version 2 snapshotter with runtimes", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"})}, checks.Warn,
+			[]string{`the "native" snapshotter (/etc/containerd/config.toml line 3)`}},
+		{"proxy with only-remap-ids", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[proxy_plugins.stargz]\n  type = 'snapshot'\n  address = '/run/x.sock'\n  capabilities = ['only-remap-ids']\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'stargz'\n"})}, checks.Fail,
+			[]string{`proxy snapshotter "stargz" declares capabilities = [only-remap-ids]`, "refuses every user-namespaced pod"}},
+		{"proxy with remap-ids", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[proxy_plugins.stargz]\n  type = 'snapshot'\n  address = '/run/x.sock'\n  capabilities = ['remap-ids', 'only-remap-ids']\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'stargz'\n"})}, checks.Pass,
+			[]string{"trusts the declaration"}},
+		{"proxy without capabilities", hostSpec{commands: v216, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\n[proxy_plugins.stargz]\n  type = 'snapshot'\n  address = '/run/x.sock'\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'stargz'\n"})}, checks.Warn,
+			[]string{"declares no remap capability"}},
+		{"erofs on 2.3 with an old kernel", hostSpec{commands: v23, files: kernel("5.15.0-100-generic", map[string]string{
+			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'erofs'\n"})}, checks.Fail,
+			[]string{"erofs", "always declares only-remap-ids", "erofs has no slow_chown"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkstest.Expect(t, run1(t, "containerd.snapshotter", newEnv(t, tc.spec)), tc.status, tc.want...)
+		})
+	}
+	t.Run("containerd's root on NFS, snapshots elsewhere (R16)", func(t *testing.T) {
+		env := newEnv(t, hostSpec{commands: v216, target: checks.Kubernetes, kube: "1.33",
+			prober: keyed{"overlay-idmap:/mnt/snap": ok, "idmap:/srv/nfs/containerd": bad},
+			files:  kernel("6.8.0-45-generic", map[string]string{cfgPath: "version = 3\nroot = '/srv/nfs/containerd'\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/mnt/snap'\n"})})
+		checkstest.Expect(t, run1(t, "containerd.snapshotter", env), checks.Fail,
+			"idmapped mounts fail on the filesystem of containerd's root /srv/nfs/containerd (set in /etc/containerd/config.toml line 2", "/etc/hostname and /etc/resolv.conf", "failed to set MOUNT_ATTR_IDMAP")
 	})
 	t.Run("root_path is probed", func(t *testing.T) {
-		p := &fakeProber{res: ok.res}
-		run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: map[string]string{
-			cfgPath: "version = 3\nroot = '/srv/containerd'\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/mnt/snap'\n"}}))
+		p := &fakeProber{res: ok}
+		run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: kernel("6.8.0-45-generic", map[string]string{
+			cfgPath: "version = 3\nroot = '/srv/containerd'\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  root_path = '/mnt/snap'\n"})}))
 		if len(p.asked) != 1 || p.asked[0].Path != "/mnt/snap" {
 			t.Errorf("probes asked %v", p.asked)
 		}
-		p = &fakeProber{res: ok.res}
-		run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: map[string]string{cfgPath: "version = 3\nroot = '/srv/containerd'\n"}}))
+		p = &fakeProber{res: ok}
+		run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: kernel("6.8.0-45-generic", map[string]string{cfgPath: "version = 3\nroot = '/srv/containerd'\n"})}))
 		if len(p.asked) != 1 || p.asked[0].Path != "/srv/containerd" {
 			t.Errorf("probes asked %v", p.asked)
 		}
-	})
-	t.Run("another snapshotter", func(t *testing.T) {
-		p := &fakeProber{res: ok.res}
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: p, files: map[string]string{
-			cfgPath: "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'zfs'\n"}}))
-		checkstest.Expect(t, r, checks.Skip, `"zfs" snapshotter (/etc/containerd/config.toml line 3)`)
-		if len(p.asked) != 0 {
-			t.Error("probed although the snapshotter is not overlayfs")
-		}
-	})
-	t.Run("another snapshotter, version 2 key", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, files: map[string]string{
-			cfgPath: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"}}))
-		checkstest.Expect(t, r, checks.Skip, `"native" snapshotter (/etc/containerd/config.toml line 3)`, "confirm with `containerd config dump`")
-	})
-	t.Run("slow_chown not a boolean", func(t *testing.T) {
-		r := run1(t, "containerd.snapshotter", newEnv(t, hostSpec{commands: v216, prober: bad(), files: map[string]string{
-			cfgPath: "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = 'yes'\n"}}))
-		checkstest.Expect(t, r, checks.Fail, "must be true or false")
 	})
 }
 
@@ -224,6 +291,7 @@ func TestSnapshotterSkips(t *testing.T) {
 		"config does not load": {commands: v216, files: map[string]string{cfgPath: "version = \n"}},
 		"1.7 with Kubernetes 1.33": {commands: v1724, target: checks.Kubernetes, kube: "1.33",
 			files: map[string]string{facts.MetacopyPath: "N\n"}},
+		"Kubernetes 1.24": {commands: v216, target: checks.Kubernetes, kube: "1.24"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			checkstest.Expect(t, run1(t, "containerd.snapshotter", newEnv(t, spec)), checks.Skip)

@@ -12,6 +12,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/kconfig"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Checkers returns the kernel.* checks.
@@ -27,11 +28,12 @@ func Checkers() []checks.Checker {
 		}, checkNamespacesConfig),
 		checks.New(checks.Info{
 			ID: "kernel.version", Title: "kernel release for the target",
-			Doc: "The kernel release meets the target's minimum: idmapped mounts 5.12, overlayfs on idmapped layers 5.19 (containerd 2.x), tmpfs idmap 6.3 (Kubernetes ≥1.27).",
+			Doc: fmt.Sprintf("The kernel release meets what the runtime will ask of it (the kubelet itself never checks the kernel): idmapped bind mounts (%s) for containerd 2.x's /etc/hostname, /etc/hosts and /etc/resolv.conf of hostUsers: false pods, idmapped tmpfs (%s) for their volumes from Kubernetes %s; what containerd's overlayfs makes of the release (remap-ids claimed from %s) is containerd.snapshotter's.",
+				rules.KernelIdmapMounts, rules.KernelTmpfsIdmap, rules.KubeletUserNSStateful, rules.KernelOverlayIdmap),
 		}, checkVersion),
 		checks.New(checks.Info{
 			ID: "kernel.el7_userns", Title: "RHEL/CentOS 7 user namespace switch",
-			Doc: "On RHEL/CentOS 7 kernels: before 7.4 user namespaces need user_namespace.enable=1 on /proc/cmdline; mounts in user namespaces are complete from 7.6.",
+			Doc: fmt.Sprintf("On RHEL/CentOS 7 kernels: before %s user namespaces need user_namespace.enable=1 on /proc/cmdline; mounts in user namespaces are complete from %s.", rules.KernelEL7UsernsOn, rules.KernelEL7UsernsMounts),
 		}, checkEL7),
 	}
 }
@@ -131,15 +133,6 @@ func prefixed(names []string) []string {
 	return out
 }
 
-// Kernel minimums (requirements.md).
-const (
-	idmapKernel        = "5.12" // mount_setattr(2), idmapped mounts
-	overlayIdmapKernel = "5.19" // overlayfs on idmapped lower layers
-	tmpfsIdmapKernel   = "6.3"  // tmpfs idmap: Kubernetes secrets, configmaps, emptyDir
-)
-
-const slowChownCost = "containerd 2.x then refuses user-namespaced containers unless `slow_chown = true` is set for the overlayfs snapshotter, which copies and chowns every image for each container (disk space and start-up time)"
-
 func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 	rel := checks.KernelRelease(env)
 	if rel == "" {
@@ -151,52 +144,59 @@ func checkVersion(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Warnf("check /proc/sys/kernel/osrelease; `uname -r` shows the release",
 			"kernel release %q from /proc/sys/kernel/osrelease is not a version: %v", rel, err).With("release", rel)
 	}
-	r := func(res checks.Result, min string) checks.Result {
+	r := func(res checks.Result, min rules.Threshold) checks.Result {
 		res = res.With("release", rel)
-		if min != "" {
-			res = res.With("minimum", min)
+		if min.Value != "" {
+			res = res.With("minimum", min.Value).With("rule", min.Name)
 		}
 		return res
 	}
-	upgrade := func(min string) string {
+	upgrade := func(min rules.Threshold) string {
 		return fmt.Sprintf("upgrade the kernel to %s or later and reboot", min)
+	}
+	// What containerd 2.x's overlayfs snapshotter makes of this release:
+	// containerd.snapshotter judges it with the snapshots' filesystem.
+	overlay := fmt.Sprintf("containerd 2.x's overlayfs snapshotter claims idmapped layers (remap-ids) without probing from %s on", rules.KernelOverlayIdmap)
+	if !v.AtLeast(rules.KernelOverlayIdmap.Value) {
+		overlay = fmt.Sprintf("below %s containerd 2.x's overlayfs snapshotter claims idmapped layers only if its own probe in $TMPDIR works, else it refuses user-namespaced containers unless slow_chown is set (a copy per container)", rules.KernelOverlayIdmap)
+	}
+	overlay += "; containerd.snapshotter judges that"
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast(rules.ContainerdIdmap.Value) {
+		overlay = fmt.Sprintf("containerd %s chowns image layers whatever the kernel", p.Version)
 	}
 	switch env.Target {
 	case checks.Docker, checks.Rootless:
-		return r(checks.Passf("kernel %s: %s needs no kernel feature beyond user namespaces (kernel.config.user_ns and the live probes check those)", rel, env.Target), "")
-	case checks.Kubernetes:
-		kube := "Kubernetes (version unknown, so ≥1.27 rules)"
-		if env.Kube != nil {
-			kube = fmt.Sprintf("Kubernetes %s", env.Kube)
-		}
-		if env.Kube == nil || env.KubeAtLeast("1.27") {
-			if !v.AtLeast(tmpfsIdmapKernel) {
-				return r(checks.Failf(upgrade(tmpfsIdmapKernel),
-					"kernel %s is older than %s: tmpfs has no idmapped mounts, so with %s pods with hostUsers: false that mount a secret, configmap or emptyDir fail to start (the kubelet only logs a warning)",
-					rel, tmpfsIdmapKernel, kube), tmpfsIdmapKernel)
-			}
-			return r(checks.Passf("kernel %s ≥ %s: idmapped mounts on tmpfs and overlayfs, as %s needs", rel, tmpfsIdmapKernel, kube), tmpfsIdmapKernel)
-		}
-		if !v.AtLeast(overlayIdmapKernel) {
-			return r(checks.Warnf(upgrade(overlayIdmapKernel),
-				"kernel %s is older than %s: %s runs stateless user-namespaced pods, but without overlayfs on idmapped layers the runtime chowns each image per pod (disk space and start-up time)",
-				rel, overlayIdmapKernel, kube), overlayIdmapKernel)
-		}
-		return r(checks.Passf("kernel %s ≥ %s: idmapped mounts and overlayfs on idmapped layers for %s", rel, overlayIdmapKernel, kube), overlayIdmapKernel)
+		return r(checks.Passf("kernel %s: %s needs no kernel feature beyond user namespaces (kernel.config.user_ns and the live probes check those)", rel, env.Target), rules.Threshold{})
+	case checks.Containerd:
+		return r(checks.Passf("kernel %s: `ctr run --uidmap` chowns a copy of the image and asks for no idmapped mount; %s", rel, overlay), rules.Threshold{})
 	}
-	// containerd.
-	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
-		return r(checks.Passf("kernel %s: containerd %s chowns image layers for user-namespaced containers whatever the kernel (idmapped snapshots need containerd 2.x and kernel %s)", rel, p.Version, overlayIdmapKernel), "")
+	kube := "Kubernetes (version unknown)"
+	if env.Kube != nil {
+		kube = fmt.Sprintf("Kubernetes %s", env.Kube)
 	}
-	switch {
-	case !v.AtLeast(idmapKernel):
-		return r(checks.Warnf(upgrade(overlayIdmapKernel)+"; or accept the cost and set `slow_chown = true` under [plugins.\"io.containerd.snapshotter.v1.overlayfs\"]",
-			"kernel %s is older than %s: no idmapped mounts at all; %s", rel, idmapKernel, slowChownCost), overlayIdmapKernel)
-	case !v.AtLeast(overlayIdmapKernel):
-		return r(checks.Warnf(upgrade(overlayIdmapKernel)+"; or accept the cost and set `slow_chown = true` under [plugins.\"io.containerd.snapshotter.v1.overlayfs\"]",
-			"kernel %s has idmapped mounts (%s) but not overlayfs on idmapped layers (%s); %s", rel, idmapKernel, overlayIdmapKernel, slowChownCost), overlayIdmapKernel)
+	cri := "the OCI runtime"
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast(rules.ContainerdIdmap.Value) {
+		// containerd 1.x chowns; runtime.containerd judges it with the
+		// kubelet's version.
+		if !env.KubeAtLeast(rules.KubeletUserNSStateful.Value) {
+			return r(checks.Passf("kernel %s: containerd %s chowns image layers for user-namespaced pods whatever the kernel, and %s asks for no idmapped volume mounts", rel, p.Version, kube), rules.Threshold{})
+		}
 	}
-	return r(checks.Passf("kernel %s ≥ %s: idmapped mounts and overlayfs on idmapped layers, so containerd 2.x needs no slow_chown", rel, overlayIdmapKernel), overlayIdmapKernel)
+	const runcEINVAL = "`failed to set MOUNT_ATTR_IDMAP on …: invalid argument (maybe the filesystem used doesn't support idmap mounts on this kernel?)`"
+	if (env.Kube == nil || env.KubeAtLeast(rules.KubeletUserNSMin.Value)) && !v.AtLeast(rules.KernelIdmapMounts.Value) {
+		return r(checks.Failf(upgrade(rules.KernelIdmapMounts),
+			"kernel %s is older than %s: it has no idmapped mounts (mount_setattr), and containerd 2.x bind-mounts every hostUsers: false pod's /etc/hostname, /etc/hosts and /etc/resolv.conf idmapped, so %s fails every such container (the kubelet does not check the kernel)",
+			rel, rules.KernelIdmapMounts, cri), rules.KernelIdmapMounts)
+	}
+	if env.Kube == nil || env.KubeAtLeast(rules.KubeletUserNSStateful.Value) {
+		if !v.AtLeast(rules.KernelTmpfsIdmap.Value) {
+			return r(checks.Failf(upgrade(rules.KernelTmpfsIdmap),
+				"kernel %s is older than %s: tmpfs has no idmapped mounts, and %s gives the mounts of hostUsers: false pods id mappings, including their tmpfs volumes (the service-account token every pod has, secrets, configmaps, emptyDir medium Memory); the kubelet does not check the kernel, and %s fails the container (runc: %s)",
+				rel, rules.KernelTmpfsIdmap, kube, cri, runcEINVAL), rules.KernelTmpfsIdmap)
+		}
+		return r(checks.Passf("kernel %s ≥ %s: idmapped mounts on tmpfs, as the volumes of %s's hostUsers: false pods need; %s", rel, rules.KernelTmpfsIdmap, kube, overlay), rules.KernelTmpfsIdmap)
+	}
+	return r(checks.Passf("kernel %s ≥ %s: idmapped bind mounts, as containerd 2.x needs for the pods' /etc/hostname, /etc/hosts and /etc/resolv.conf (%s gives volumes no id mappings); %s", rel, rules.KernelIdmapMounts, kube, overlay), rules.KernelIdmapMounts)
 }
 
 func checkEL7(_ context.Context, env *checks.Env) checks.Result {
@@ -217,33 +217,34 @@ func checkEL7(_ context.Context, env *checks.Env) checks.Result {
 		}
 		return res
 	}
-	const update = "yum update kernel (7.6 or later: 3.10.0-957 or newer), then reboot"
-	mounts := fmt.Sprintf("mounts inside user namespaces are only fully supported from 7.6 (3.10.0-%d)", versions.EL7Build76)
+	on, full := rules.KernelEL7UsernsOn, rules.KernelEL7UsernsMounts
+	update := fmt.Sprintf("yum update kernel (%s or later: kernel build %d or newer), then reboot", full, versions.EL7Build76)
+	mounts := fmt.Sprintf("mounts inside user namespaces are only fully supported from %s (kernel build %d)", full, versions.EL7Build76)
 	if build >= versions.EL7Build74 {
-		const sysctlNote = "from 7.4 user.max_user_namespaces defaults to 0 (see sysctl.max_user_namespaces)"
+		sysctlNote := fmt.Sprintf("from %s user.max_user_namespaces defaults to 0 (see sysctl.max_user_namespaces)", on)
 		if build < versions.EL7Build76 {
-			return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (7.4–7.5): user namespaces are available, but %s; %s", rel, mounts, sysctlNote))
+			return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (%s or later, before %s): user namespaces are available, but %s; %s", rel, on, full, mounts, sysctlNote))
 		}
-		return r(checks.Passf("RHEL/CentOS 7 kernel %s (7.6 or later): user namespaces and mounts inside them are supported; %s", rel, sysctlNote))
+		return r(checks.Passf("RHEL/CentOS 7 kernel %s (%s or later): user namespaces and mounts inside them are supported; %s", rel, full, sysctlNote))
 	}
 	if cmdErr != nil {
 		return r(checks.Warnf("run `cat /proc/cmdline` and look for user_namespace.enable=1",
-			"RHEL/CentOS 7 kernel %s is older than 7.4, where user namespaces need user_namespace.enable=1 on the kernel command line, but /proc/cmdline could not be read: %v", rel, cmdErr))
+			"RHEL/CentOS 7 kernel %s is older than %s, where user namespaces need user_namespace.enable=1 on the kernel command line, but /proc/cmdline could not be read: %v", rel, on, cmdErr))
 	}
 	param := cmdlineParam(cmdline, "user_namespace.enable")
 	if paramOn(param) {
-		return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (before 7.4): /proc/cmdline has %s, so user namespaces are on; %s", rel, param, mounts))
+		return r(checks.Warnf(update, "RHEL/CentOS 7 kernel %s (before %s): /proc/cmdline has %s, so user namespaces are on; %s", rel, on, param, mounts))
 	}
 	args := "user_namespace.enable=1"
 	if env.Target == checks.Rootless {
-		args += " namespace.unpriv_enable=1" // unprivileged users too, before 7.4
+		args += " namespace.unpriv_enable=1" // unprivileged users too, before 7.4 (kernel.el7_userns_on)
 	}
 	seen := "does not have it"
 	if param != "" {
 		seen = "has " + param
 	}
 	return r(checks.Failf(fmt.Sprintf("grubby --update-kernel=ALL --args=%q, then reboot", args),
-		"RHEL/CentOS 7 kernel %s (before 7.4) keeps user namespaces off unless booted with user_namespace.enable=1, and /proc/cmdline %s (runc: \"USER namespaces aren't enabled in the kernel\")", rel, seen))
+		"RHEL/CentOS 7 kernel %s (before %s) keeps user namespaces off unless booted with user_namespace.enable=1, and /proc/cmdline %s (runc: \"USER namespaces aren't enabled in the kernel\")", rel, on, seen))
 }
 
 // cmdlineParam returns the last occurrence of a kernel parameter as

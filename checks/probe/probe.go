@@ -41,6 +41,7 @@ func Checkers() []checks.Checker {
 			Doc:     "The filesystem of the kubelet's pods directory (<root-dir>/pods: --root-dir from its unit, default /var/lib/kubelet) and every volume filesystem mounted under it supports idmapped mounts (Kubernetes 1.27+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.",
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubeletPods),
+		ProcVisibleChecker(),
 	}
 }
 

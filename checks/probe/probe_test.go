@@ -48,7 +48,7 @@ func run1(t *testing.T, id string, s setup) checks.Result {
 
 func TestIDsAreContracts(t *testing.T) {
 	want := map[string]bool{"probe.userns": true, "probe.overlay_idmap": true,
-		"probe.tmpfs_idmap": true, "probe.kubelet_pods_idmap": true}
+		"probe.tmpfs_idmap": true, "probe.kubelet_pods_idmap": true, "probe.proc_visible": true}
 	for _, c := range Checkers() {
 		if !want[c.Info().ID] {
 			t.Errorf("unexpected check %s", c.Info().ID)

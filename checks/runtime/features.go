@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
+	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/jsonpos"
-	"github.com/usernsctl/usernsctl/internal/run"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Features is the part of an OCI runtime's `features` output (the
@@ -84,138 +84,120 @@ func (f *Features) IDMap() bool {
 	return m != nil && m.IDMap != nil && m.IDMap.Enabled != nil && *m.IDMap.Enabled
 }
 
-// FeaturesChecker is runtime.features. TODO(lead): add it to Checkers().
+// FeaturesChecker is runtime.features.
 func FeaturesChecker() checks.Checker {
 	return checks.New(checks.Info{
-		ID: "runtime.features", Title: "OCI runtime features",
-		Doc:     "`runc features` / `crun features` declare what containerd's CRI requires for user-namespaced pods: \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled (runc ≥1.2, crun ≥1.9).",
+		ID: "runtime.features", Title: "OCI runtime features per CRI handler",
+		Doc: fmt.Sprintf("For every CRI runtime handler of containerd ≥%s (the default one decides), the features the handler's OCI runtime declares (`BinaryName features`, runc from %s, crun from %s) as containerd reads them: \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled (runc ≥%s, crun ≥%s); handlers of another runtime_type are not introspected before %s/%s/%s. Without it the kubelet (≥%s) refuses hostUsers: false pods, and containerd refuses their containers at task create.",
+			rules.ContainerdIdmap, rules.RuncFeatures, rules.CrunFeatures, rules.RuncIdmap, rules.CrunIdmap,
+			rules.ContainerdShimInfoAnyType22, rules.ContainerdShimInfoAnyType23, rules.ContainerdShimInfoAnyType, rules.KubeletHandlerUserns),
 		Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
 	}, checkFeatures)
 }
 
-// runtimeVerdict is what one OCI runtime's features say.
-type runtimeVerdict struct {
-	name    string
-	version string
-	ok      bool   // both halves of the CRI rule hold
-	unknown bool   // no verdict: the command failed in an unexpected way
-	noCmd   bool   // the runtime has no features subcommand
-	why     string // the finding, for the message
-}
-
-// featuresSince is the first release with a features document that can
-// carry mountExtensions.idmap.
-var featuresSince = map[string]string{versions.Runc: "1.2", versions.Crun: "1.9"}
-
-func judgeRuntime(ctx context.Context, env *checks.Env, name string) runtimeVerdict {
-	p := facts.VersionOf(ctx, env, name)
-	v := runtimeVerdict{name: name, version: "(version unknown)"}
-	if p.Known() {
-		v.version = p.Version.Raw
-	}
-	label := name + " " + v.version
-	line := name + " features"
-	out, err := env.Run.Run(ctx, name, "features")
-	var rerr *run.Error
-	switch {
-	case run.IsNotFound(err):
-		v.unknown = true
-		v.why = fmt.Sprintf("%s: `%s` could not be run (%v)", label, line, err)
-		return v
-	case errors.As(err, &rerr):
-		said := strings.ToLower(string(out.Stderr) + string(out.Stdout))
-		older := p.Known() && !p.Version.AtLeast(featuresSince[name])
-		if older || strings.Contains(said, "unknown command") || strings.Contains(said, "no help topic") {
-			v.noCmd = true
-			v.why = fmt.Sprintf("%s has no `features` subcommand (`%s` exited %d), so it cannot declare idmapped-mount support; %s ≥%s can",
-				label, line, out.Exit, name, featuresSince[name])
-			return v
-		}
-		v.unknown = true
-		v.why = fmt.Sprintf("%s: %v", label, err)
-		return v
-	case err != nil:
-		v.unknown = true
-		v.why = fmt.Sprintf("%s: %v", label, err)
-		return v
-	}
-	f, perr := ParseFeatures(bytes.NewReader(out.Stdout), "`"+line+"` output")
-	if perr != nil {
-		v.unknown = true
-		v.why = fmt.Sprintf("%s: %v", label, perr)
-		return v
-	}
-	userns, idmap := f.UserNS(), f.IDMap()
-	v.ok = userns && idmap
-	switch {
-	case v.ok:
-		v.why = fmt.Sprintf("%s declares \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled = true", label)
-	case !userns && !idmap:
-		v.why = fmt.Sprintf("%s lists no \"user\" namespace and no linux.mountExtensions.idmap", label)
-	case !userns:
-		v.why = fmt.Sprintf("%s does not list \"user\" in linux.namespaces", label)
-	case f.Linux.MountExtensions == nil || f.Linux.MountExtensions.IDMap == nil:
-		v.why = fmt.Sprintf("%s lists no linux.mountExtensions.idmap (runc added it in 1.2, crun in 1.9)", label)
-	default:
-		v.why = fmt.Sprintf("%s declares linux.mountExtensions.idmap.enabled = false", label)
-	}
-	return v
-}
-
 func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
-	// Only containerd 2.x's CRI reads the features document; 1.x chowns
-	// snapshots and never asks the runtime for idmapped mounts.
-	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
-		return checks.Skipf("containerd %s does not consult the OCI runtime's features (from 2.0 its CRI requires \"user\" and idmap support there); runtime.containerd judges it", p.Version)
-	}
-	var verdicts []runtimeVerdict
-	for _, name := range []string{versions.Runc, versions.Crun} {
-		if facts.VersionOf(ctx, env, name).Installed {
-			verdicts = append(verdicts, judgeRuntime(ctx, env, name))
-		}
-	}
-	if len(verdicts) == 0 {
-		return checks.Skipf("neither runc nor crun is installed (runtime.runc reports it)")
-	}
-	var whys []string
-	ev := map[string]any{}
-	for _, v := range verdicts {
-		whys = append(whys, v.why)
-		ev[v.name] = map[string]any{"version": v.version, "cri_userns": v.ok, "features_subcommand": !v.noCmd, "known": !v.unknown}
-	}
-	msg := strings.Join(whys, "; ")
-	with := func(r checks.Result) checks.Result { return r.With("runtimes", ev) }
-
-	// containerd runs runc unless a runtime handler names another binary:
-	// runc decides when it is installed, crun otherwise. A failing
-	// secondary runtime is worth a warning, not a failure.
-	primary := verdicts[0]
-	strict := env.Target == checks.Kubernetes && env.KubeAtLeast("1.27")
-	upgrade := "upgrade runc to 1.2.1 or later (or crun to 1.9 or later and make it the runtime of the CRI handler), then restart containerd"
+	p := facts.VersionOf(ctx, env, versions.Containerd)
+	kube := env.Target == checks.Kubernetes
 	switch {
-	case primary.unknown:
-		return with(checks.Warnf(fmt.Sprintf("run `%s features` by hand and look for \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled", primary.name),
-			"the OCI runtime's features could not be read: %s", msg))
-	case !primary.ok && strict:
-		return with(checks.Failf(upgrade,
-			"%s: containerd's CRI will not run pods with hostUsers: false on it (Kubernetes %s needs user namespaces and idmapped mounts from the runtime)", msg, env.Kube))
-	case primary.noCmd:
-		return with(checks.Skipf("%s; %s does not require it (containerd's CRI needs it for pods with hostUsers: false from Kubernetes 1.27)", msg, targetName(env)))
-	case !primary.ok:
-		return with(checks.Warnf(upgrade, "%s: user-namespaced containers run, but idmapped mounts are not available", msg))
+	case !p.Installed && kube && facts.VersionOf(ctx, env, versions.Crio).Installed:
+		return checks.Skipf("containerd is not installed; CRI-O is the runtime here")
+	case !p.Installed:
+		return checks.Skipf("containerd is not installed (runtime.containerd reports it)")
+	case !p.Known():
+		return checks.Skipf("containerd's version is unknown (runtime.containerd reports it)")
+	case !p.Version.AtLeast(rules.ContainerdIdmap.Value):
+		// 1.x chowns snapshots and never asks the runtime for features.
+		return checks.Skipf("containerd %s does not consult the OCI runtime's features (from %s its CRI requires \"user\" and idmap support there); runtime.containerd judges it", p.Version, rules.ContainerdIdmap)
+	case kube && !env.KubeAtLeast(rules.KubeletUserNSMin.Value):
+		return checks.Skipf("Kubernetes %s has no user-namespaced pods (runtime.kubelet fails it)", env.Kube)
 	}
-	for _, v := range verdicts[1:] {
-		if !v.ok {
-			return with(checks.Warnf(fmt.Sprintf("keep %s out of the CRI runtime handlers used for hostUsers: false pods, or upgrade it", v.name),
-				"%s; %s is installed too but cannot run user-namespaced pods", msg, v.name))
+	hs := handlers(ctx, env, p.Version)
+	if hs == nil {
+		return checks.Skipf("the CRI handlers cannot be read: the containerd config does not load (containerd.config reports it)")
+	}
+	ev := map[string]any{}
+	var whys []string
+	for _, hv := range hs {
+		e := map[string]any{"default": hv.dflt, "runtime_type": hv.h.Type, "cri_userns": hv.ok, "known": !hv.unknown}
+		if hv.oci != nil {
+			e["binary"], e["version"], e["features_subcommand"] = hv.oci.bin, hv.oci.prog.Version.Raw, !hv.oci.noCmd && !hv.oci.missing
+		}
+		ev[hv.h.Name] = e
+		whys = append(whys, hv.why)
+	}
+	r := checks.Result{}.With("handlers", ev).With("default_handler", hs[0].h.Name)
+	if !kube {
+		out := checks.Passf("%s; only CRI pods need it: `ctr run --uidmap` asks the runtime for no idmapped mounts", strings.Join(whys, "; "))
+		out.Evidence = r.Evidence
+		return out
+	}
+	var f checks.Findings
+	for _, hv := range hs {
+		judgeHandler(&f, env, hv)
+		if stale := staleFeatures(env, hv); stale != "" {
+			f.Warn(stale, "restart containerd (`systemctl restart containerd`) so that it reads the handlers' features again; the kubelet picks the new status up within seconds")
 		}
 	}
-	return with(checks.Passf("%s", msg))
+	return f.Result(r, strings.Join(whys, "; "))
 }
 
-func targetName(env *checks.Env) string {
-	if env.Target == checks.Kubernetes && env.Kube != nil {
-		return "Kubernetes " + env.Kube.String()
+// judgeHandler weighs one handler for Kubernetes: the default handler's
+// pods cannot start without user namespace support (fail), another
+// handler's only those of a RuntimeClass naming it (warn).
+func judgeHandler(f *checks.Findings, env *checks.Env, hv handlerVerdict) {
+	if hv.ok {
+		return
 	}
-	return string(env.Target)
+	add, who := f.Fail, "every hostUsers: false pod"
+	if !hv.dflt {
+		add, who = f.Warn, fmt.Sprintf("hostUsers: false pods of a RuntimeClass with handler %q", hv.h.Name)
+	}
+	fix := upgradeFix(hv)
+	switch {
+	case hv.unknown:
+		f.Warn(fmt.Sprintf("%s: whether it supports user namespaces cannot be told here", hv.why),
+			fmt.Sprintf("look for handler %q in `crictl info` (status.runtimeHandlers[].features.user_namespaces) on the node, or run `%s features` by hand and look for \"user\" in linux.namespaces and linux.mountExtensions.idmap.enabled", hv.h.Name, binOf(hv)))
+		return
+	case hv.oci != nil && hv.oci.missing:
+		add(fmt.Sprintf("%s: no container of the handler can start", hv.why), fmt.Sprintf("install %s, or point the handler's BinaryName at an installed runtime (runc ≥%s or crun ≥%s), then restart containerd", hv.oci.bin, rules.RuncUsernsFixed, rules.CrunIdmap))
+		return
+	}
+	if env.KubeAtLeast(rules.KubeletHandlerUserns.Value) {
+		text := "can't set `spec.hostUsers: false`, runtime does not support user namespaces"
+		if !hv.dflt {
+			text = fmt.Sprintf("can't set `spec.hostUsers: false`, RuntimeClass handler %q does not support user namespaces", hv.h.Name)
+		}
+		add(fmt.Sprintf("%s: the kubelet (Kubernetes %s) refuses %s before it starts (`%s`)", hv.why, env.Kube, who, text), fix)
+		return
+	}
+	if hv.oci == nil {
+		f.Warn(fmt.Sprintf("%s; the kubelet of Kubernetes %s does not check the handler, and what containerd does at task create with that shim is not checked here", hv.why, env.Kube), fix)
+		return
+	}
+	add(fmt.Sprintf("%s: containerd refuses the containers of %s at task create, because its own /etc/hostname, /etc/hosts and /etc/resolv.conf mounts carry the pod's id mappings (`%s`; the pause sandbox starts, the app containers do not)", hv.why, who, hv.oci.taskError()), fix)
+}
+
+func binOf(hv handlerVerdict) string {
+	if hv.oci != nil {
+		return hv.oci.bin
+	}
+	return hv.h.OCIBinary()
+}
+
+func upgradeFix(hv handlerVerdict) string {
+	if hv.oci == nil {
+		return fmt.Sprintf("give hostUsers: false pods a RuntimeClass whose handler runs the %s shim with runc ≥%s or crun ≥%s (or upgrade containerd to %s, which asks every shim)", cdconfig.RuncShim, rules.RuncUsernsFixed, rules.CrunIdmap, rules.ContainerdShimInfoAnyType)
+	}
+	what := fmt.Sprintf("runc ≥%s or crun ≥%s", rules.RuncUsernsFixed, rules.CrunIdmap)
+	switch hv.oci.kind {
+	case versions.Runc:
+		what = fmt.Sprintf("runc %s or later", rules.RuncUsernsFixed)
+	case versions.Crun:
+		what = fmt.Sprintf("crun %s or later", rules.CrunIdmap)
+	}
+	where := hv.oci.bin
+	if hv.h.BinaryName != "" {
+		where = fmt.Sprintf("%s (BinaryName of handler %q, %s)", hv.oci.bin, hv.h.Name, hv.h.BinaryFrom)
+	}
+	return fmt.Sprintf("replace %s with %s, or point the handler's BinaryName at one, then restart containerd (it reads the features only at start)", where, what)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Checkers returns the runtime area's checks.
@@ -22,7 +23,8 @@ func Checkers() []checks.Checker {
 		}, checkDockerd),
 		checks.New(checks.Info{
 			ID: "runtime.containerd", Title: "containerd version",
-			Doc:     "containerd is new enough for the target: ≥1.7 for user-namespaced pods, ≥2.0 from Kubernetes 1.27; ≤1.6 silently ignores hostUsers: false.",
+			Doc: fmt.Sprintf("containerd is new enough for the target: below %s it ignores hostUsers: false (pods run in the host user namespace) and, like every release before %s, reports no runtime handlers, so a kubelet ≥%s refuses such pods; %s+ refuses the idmapped mounts a kubelet ≥%s asks for (the first %s release drops them); %s idmaps.",
+				rules.ContainerdCRIUserns, rules.ContainerdIdmap, rules.KubeletHandlerUserns, rules.ContainerdCRIMountIdmapRefused, rules.KubeletUserNSStateful, rules.ContainerdCRIUserns, rules.ContainerdIdmap),
 			Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
 		}, checkContainerd),
 		checks.New(checks.Info{
@@ -32,12 +34,12 @@ func Checkers() []checks.Checker {
 		}, checkCrio),
 		checks.New(checks.Info{
 			ID: "runtime.runc", Title: "runc version",
-			Doc:     "runc is new enough: ≥1.2 (not 1.2.0) for idmapped mounts from Kubernetes 1.27; ≥1.1 before.",
+			Doc:     fmt.Sprintf("Every runc the node's containers run (the CRI handlers' for Kubernetes, `ctr`'s runc for containerd, dockerd's) is not %s (user-namespace regressions) and, where containerd ≥%s gives it idmapped mounts (Kubernetes), is ≥%s; an installed runc no handler runs is not judged.", rules.RuncIdmap, rules.ContainerdIdmap, rules.RuncIdmap),
 			Targets: []checks.Target{checks.Docker, checks.Containerd, checks.Kubernetes},
 		}, checkRunc),
 		checks.New(checks.Info{
 			ID: "runtime.crun", Title: "crun version",
-			Doc:     "crun, when installed, is new enough: ≥1.9 for idmapped mounts from Kubernetes 1.27; ≥1.4.3 before.",
+			Doc:     fmt.Sprintf("Every crun a CRI handler runs (BinaryName) is ≥%s where containerd ≥%s gives it idmapped mounts; an installed crun no handler runs is not judged.", rules.CrunIdmap, rules.ContainerdIdmap),
 			Targets: []checks.Target{checks.Docker, checks.Containerd, checks.Kubernetes},
 		}, checkCrun),
 		checks.New(checks.Info{
@@ -46,6 +48,7 @@ func Checkers() []checks.Checker {
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubelet),
 		FeaturesChecker(),
+		OOMScoreAdjChecker(),
 	}
 }
 
@@ -80,26 +83,34 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 		if kube && facts.VersionOf(ctx, env, versions.Crio).Installed {
 			return checks.Skipf("containerd is not installed; CRI-O is the runtime here").With("installed", false)
 		}
-		return checks.Failf("install containerd ≥2.0 (or CRI-O ≥1.25 for Kubernetes)",
+		return checks.Failf(fmt.Sprintf("install containerd ≥%s (or CRI-O for Kubernetes)", rules.ContainerdIdmap),
 			"containerd is not installed").With("installed", false)
 	}
 	if !p.Known() {
 		return unknown(p)
 	}
 	v := p.Version
-	upgrade := "upgrade containerd to 2.0 or later (then restart it and the kubelet)"
+	upgrade := fmt.Sprintf("upgrade containerd to %s or later (then restart it and the kubelet)", rules.ContainerdIdmap)
+	refused := fmt.Sprintf("the kubelet (Kubernetes %s) refuses every hostUsers: false pod before it starts (`can't set `spec.hostUsers: false`, runtime does not support user namespaces`): containerd %s reports no runtime handlers in its CRI status, and a kubelet from %s takes that as no user namespace support", env.Kube, v, rules.KubeletHandlerUserns)
 	switch {
-	case !v.AtLeast("1.7") && kube:
+	case !v.AtLeast(rules.ContainerdCRIUserns.Value) && kube && env.KubeAtLeast(rules.KubeletHandlerUserns.Value):
+		return found(p, checks.Failf(upgrade, "%s", refused))
+	case !v.AtLeast(rules.ContainerdCRIUserns.Value) && kube:
 		return found(p, checks.Failf(upgrade,
-			"containerd %s silently ignores hostUsers: false: pods would run in the host user namespace, as host root", v))
-	case !v.AtLeast("1.7"):
+			"containerd %s silently ignores hostUsers: false: with Kubernetes %s the pods run in the host user namespace, as host root", v, env.Kube))
+	case !v.AtLeast(rules.ContainerdCRIUserns.Value):
+		return found(p, checks.Warnf(upgrade,
+			"containerd %s has no user namespace support in its CRI; `ctr run --uidmap` works with a chowned copy of every image snapshot per mapping (disk and start-up cost)", v))
+	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletHandlerUserns.Value):
+		return found(p, checks.Failf(upgrade, "%s", refused))
+	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value):
 		return found(p, checks.Failf(upgrade,
-			"containerd %s has no user namespace support in its CRI; only `ctr run --uidmap` with chowned snapshots works", v))
-	case !v.AtLeast("2.0") && kube && env.KubeAtLeast("1.27"):
-		return found(p, checks.Failf(upgrade,
-			"containerd %s cannot run user-namespaced pods for Kubernetes %s: from 1.27 they need idmapped mounts, which containerd supports from 2.0", v, env.Kube))
-	case !v.AtLeast("2.0"):
-		return found(p, checks.Warnf("upgrade to containerd 2.0+ for idmapped mounts; meanwhile enable overlay metacopy (`usernsctl apply --target containerd --metacopy on`)",
+			"containerd %s refuses the containers of every hostUsers: false pod: Kubernetes %s gives their mounts id mappings (from %s), and containerd 1.7 answers `idmap mounts not yet supported, but they were requested for: …` at CreateContainer", v, env.Kube, rules.KubeletUserNSStateful))
+	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value):
+		return found(p, checks.Warnf(upgrade,
+			"containerd %s silently drops the id mappings Kubernetes %s gives the mounts of hostUsers: false pods (%s refuses them): their volumes are mounted without idmap, so their files show up owned by nobody inside the pod; the image is chowned per pod", v, env.Kube, rules.ContainerdCRIMountIdmapRefused))
+	case !v.AtLeast(rules.ContainerdIdmap.Value):
+		return found(p, checks.Warnf(fmt.Sprintf("upgrade to containerd %s+ for idmapped layers; meanwhile enable overlay metacopy (`usernsctl apply --target containerd --metacopy on`)", rules.ContainerdIdmap),
 			"containerd %s supports user namespaces by chowning a copy of every image snapshot per mapping (disk and start-up cost)", v))
 	}
 	return found(p, checks.Passf("containerd %s supports user namespaces with idmapped mounts", v))
@@ -118,78 +129,15 @@ func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 	return found(p, checks.Passf("CRI-O %s supports user-namespaced pods", p.Version))
 }
 
-// ociGate is the minimum OCI runtime version for the target.
-func ociGate(env *checks.Env, modern, legacy string) (min, why string) {
-	if env.Target == checks.Kubernetes && env.KubeAtLeast("1.27") {
-		return modern, fmt.Sprintf("Kubernetes %s needs idmapped mounts", env.Kube)
-	}
-	if env.Target == checks.Kubernetes {
-		return legacy, fmt.Sprintf("Kubernetes %s needs it", env.Kube)
-	}
-	return legacy, "user namespaces need it"
-}
-
-func checkRunc(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.VersionOf(ctx, env, versions.Runc)
-	if !p.Installed {
-		if facts.VersionOf(ctx, env, versions.Crun).Installed {
-			return checks.Skipf("runc is not installed; crun is").With("installed", false)
-		}
-		return checks.Failf("install runc (≥1.2.1) or crun (≥1.9)", "no OCI runtime found: neither runc nor crun is installed").With("installed", false)
-	}
-	if !p.Known() {
-		return unknown(p)
-	}
-	v := p.Version
-	if v.Core.Core().String() == "1.2.0" {
-		return found(p, checks.Failf("upgrade runc to 1.2.1 or later",
-			"runc %s has user-namespace regressions fixed in 1.2.1", v))
-	}
-	min, why := ociGate(env, "1.2", "1.1")
-	if !v.AtLeast(min) {
-		if env.Target == checks.Docker {
-			// userns-remap chowns image layers; it asks nothing of runc but
-			// the user namespace itself, which every runc release creates.
-			return found(p, checks.Passf("runc %s supports user namespaces, all dockerd's userns-remap needs from it (idmapped mounts need 1.2)", v))
-		}
-		r := checks.Failf(fmt.Sprintf("upgrade runc to %s or later (1.2.1+ to be safe)", min),
-			"runc %s is older than %s: %s; an older runtime silently drops idmap mount requests and volumes fill with files owned by per-pod host UIDs", v, min, why)
-		if env.Target == checks.Docker || env.Target == checks.Containerd {
-			r.Status = checks.Warn
-			r.Message = fmt.Sprintf("runc %s is older than %s: user namespaces work, but idmapped mounts need runc 1.2", v, min)
-		}
-		return found(p, r)
-	}
-	if !v.AtLeast("1.2") {
-		return found(p, checks.Passf("runc %s supports user namespaces (idmapped mounts need 1.2)", v))
-	}
-	return found(p, checks.Passf("runc %s supports user namespaces and idmapped mounts", v))
-}
-
-func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
-	p := facts.VersionOf(ctx, env, versions.Crun)
+// checkDockerCrun is runtime.crun for dockerd: userns-remap asks nothing
+// of the OCI runtime but the user namespace, which every crun creates.
+func checkDockerCrun(p facts.Program) checks.Result {
 	if !p.Installed {
 		return checks.Skipf("crun is not installed").With("installed", false)
 	}
+	v := p.Version
 	if !p.Known() {
 		return unknown(p)
-	}
-	v := p.Version
-	min, why := ociGate(env, "1.9", "1.4.3")
-	if !v.AtLeast(min) {
-		st := checks.Fail
-		if env.Target != checks.Kubernetes {
-			st = checks.Warn
-		} else if used, where, known := crunUse(ctx, env); known && !used {
-			// Installed but not in the pods' path: say so, do not block.
-			return found(p, checks.Warnf(fmt.Sprintf("upgrade crun to %s or later before any runtime handler uses it, or remove it", min),
-				"crun %s is older than %s, but %s: pods run with runc, so crun does not drop their idmap requests", v, min, where))
-		} else if used {
-			why += "; containerd runs it: " + where
-		}
-		return found(p, checks.Result{Status: st,
-			Message: fmt.Sprintf("crun %s is older than %s: %s; an older runtime silently drops idmap mount requests", v, min, why),
-			Remedy:  fmt.Sprintf("upgrade crun to %s or later, or make runc ≥1.2.1 the default runtime", min)})
 	}
 	return found(p, checks.Passf("crun %s supports user namespaces for this target", v))
 }

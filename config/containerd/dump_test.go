@@ -53,10 +53,9 @@ func TestMergeMatchesContainerdConfigDump(t *testing.T) {
 		for len(seg) < 3 {
 			seg = append(seg, 0)
 		}
-		opts := OptionsFor(seg[0], seg[1], seg[2])
-		_, hi := Supported(seg[0], seg[1])
+		opts := optionsFor(seg[0], seg[1], seg[2])
 		version := 2
-		if hi >= 3 {
+		if seg[0] >= 2 {
 			version = 3
 		}
 		t.Run(v.Raw, func(t *testing.T) {
@@ -132,5 +131,93 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 			}
 			t.Logf("%s (%s): overlayfs %v", v.Raw, strings.Fields(opts.Rule.String())[1], got)
 		})
+	}
+}
+
+// TestCRIMigrationMatchesContainerdConfigDump checks the model of 2.x's CRI
+// migration (which file's settings reach the images and runtime plugins)
+// against `containerd config dump`, which runs the same migrations.
+func TestCRIMigrationMatchesContainerdConfigDump(t *testing.T) {
+	v2main := "version = 2\nimports = ['/D/conf.d/*.toml']\n"
+	v3main := "version = 3\nimports = ['/D/conf.d/*.toml']\n"
+	cases := []struct {
+		name  string
+		files map[string]string
+	}{
+		{"v2 snapshotter without runtimes", map[string]string{"config.toml": "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n"}},
+		{"v2 snapshotter with runtimes", map[string]string{"config.toml": "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  restrict_oom_score_adj = true\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n  default_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\n  BinaryName = \"/usr/bin/crun\"\n"}},
+		{"versionless", map[string]string{"config.toml": "[plugins.cri]\n  restrict_oom_score_adj = true\n[plugins.cri.containerd]\n  snapshotter = \"native\"\n[plugins.cri.containerd.runtimes.runc.options]\n  BinaryName = \"/opt/runc\"\n"}},
+		{"v2 main, v3 drop-in", map[string]string{"config.toml": v2main + "[plugins.\"io.containerd.grpc.v1.cri\"]\n  restrict_oom_score_adj = true\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  BinaryName = \"/opt/runc\"\n",
+			"conf.d/10.toml": "version = 3\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n"}},
+		{"v3 main, v2 drop-in", map[string]string{"config.toml": v3main + "[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"zfs\"\n",
+			"conf.d/10.toml": "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n  default_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\n  BinaryName = \"/usr/bin/crun\"\n"}},
+		{"v3", map[string]string{"config.toml": "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n[plugins.'io.containerd.cri.v1.runtime'.containerd]\n  default_runtime_name = 'crun'\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun]\n  runtime_type = 'io.containerd.runc.v2'\n  snapshotter = 'native'\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun.options]\n  BinaryName = '/usr/bin/crun'\n"}},
+	}
+	for _, bin := range containerdBinaries(t) {
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			t.Fatalf("%s --version: %v", bin, err)
+		}
+		v, err := versions.FromOutput("containerd", bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := v.Core.Segments()
+		for len(seg) < 3 {
+			seg = append(seg, 0)
+		}
+		if seg[0] < 2 {
+			continue // 1.x reads the keys where they are written
+		}
+		opts := optionsFor(seg[0], seg[1], seg[2])
+		for _, tc := range cases {
+			t.Run(v.Raw+"/"+tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				for name, body := range tc.files {
+					p := filepath.Join(dir, name)
+					os.MkdirAll(filepath.Dir(p), 0o755)
+					if err := os.WriteFile(p, []byte(strings.ReplaceAll(body, "/D/", dir+"/")), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				main := filepath.Join(dir, "config.toml")
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				dump, err := exec.CommandContext(ctx, bin, "--config", main, "config", "dump").Output()
+				if err != nil {
+					t.Fatalf("config dump: %v", err)
+				}
+				real, err := Parse(bytes.NewReader(dump), "dump")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc := &Config{Rule: MergeKeys, Tree: real.Tree, origin: &originNode{}}
+				h, _ := host.At("/")
+				ours, err := Load(h, main, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, get := range []struct {
+					what string
+					f    func(c *Config) string
+				}{
+					{"snapshotter", func(c *Config) string { s, _, _ := c.CRISnapshotter(); return s }},
+					{"default_runtime_name", func(c *Config) string { s, _, _ := c.CRIRuntime(); return s }},
+					{"restrict_oom_score_adj", func(c *Config) string { b, _, _ := c.RestrictOOMScoreAdj(); return fmt.Sprint(b) }},
+					{"handlers", func(c *Config) string {
+						hs, _ := c.Handlers()
+						var s []string
+						for _, h := range hs {
+							s = append(s, h.Name+"="+h.Type+":"+h.BinaryName+":"+h.Snapshotter)
+						}
+						return strings.Join(s, " ")
+					}},
+				} {
+					if g, w := get.f(ours), get.f(rc); g != w {
+						t.Errorf("%s: the model has %q, containerd %q", get.what, g, w)
+					}
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package containerd
 import (
 	"fmt"
 	"path"
+	"sort"
 )
 
 // Defaults and names containerd uses.
@@ -150,4 +151,164 @@ func isBare(k string) bool {
 		}
 	}
 	return true
+}
+
+// RuncShim is the runtime_type of containerd's runc shim, the type of the
+// default `runc` handler.
+const RuncShim = "io.containerd.runc.v2"
+
+// criRuntimePlugin is the table holding the CRI runtime settings: 1.x's
+// CRI plugin, 2.x's runtime plugin.
+func (c *Config) criRuntimePlugin() string {
+	if c != nil && c.Rule == ReplacePlugins {
+		return PluginCRIv2
+	}
+	return PluginCRIRuntime
+}
+
+// CRIRuntimePlugin names the table of the CRI runtime settings (handlers,
+// restrict_oom_score_adj) for messages.
+func (c *Config) CRIRuntimePlugin() string { return c.criRuntimePlugin() }
+
+// Handler is one CRI runtime handler: `containerd.runtimes.<Name>`.
+type Handler struct {
+	Name string
+	// Type is runtime_type (the shim); containerd's own `runc` handler is
+	// RuncShim unless the config changes it.
+	Type     string
+	TypeFrom Origin
+	// Path is runtime_path: the shim binary, when not found by Type.
+	Path     string
+	PathFrom Origin
+	// BinaryName is options.BinaryName: the OCI runtime the runc shim runs
+	// ("" = runc, looked up on containerd's PATH).
+	BinaryName string
+	BinaryFrom Origin
+	// Snapshotter is the handler's own `snapshotter` ("" = the global one).
+	Snapshotter     string
+	SnapshotterFrom Origin
+}
+
+// OCIBinary is the OCI runtime the runc shim runs for this handler.
+func (h Handler) OCIBinary() string {
+	if h.BinaryName != "" {
+		return h.BinaryName
+	}
+	return DefaultRuntime
+}
+
+// Handlers lists the CRI runtime handlers by name: containerd's default
+// `runc` and every table under containerd.runtimes. A value of the wrong
+// type is an error (the CRI plugin does not load).
+func (c *Config) Handlers() ([]Handler, error) {
+	plugin := c.criRuntimePlugin()
+	names := map[string]bool{DefaultRuntime: true}
+	if v, _, ok := c.Lookup("plugins", plugin, "containerd", "runtimes"); ok {
+		rts, isMap := v.(map[string]any)
+		if !isMap {
+			_, o, _ := c.Lookup("plugins", plugin, "containerd", "runtimes")
+			return nil, fmt.Errorf("%s: containerd.runtimes must be a table, not %s", o, describe(v))
+		}
+		for name := range rts {
+			names[name] = true
+		}
+	}
+	var out []Handler
+	for name := range names {
+		p := func(k ...string) []string {
+			return append([]string{"plugins", plugin, "containerd", "runtimes", name}, k...)
+		}
+		def := ""
+		if name == DefaultRuntime {
+			def = RuncShim
+		}
+		h := Handler{Name: name}
+		var errs []error
+		var err error
+		h.Type, h.TypeFrom, err = c.String(def, p("runtime_type")...)
+		errs = append(errs, err)
+		h.Path, h.PathFrom, err = c.String("", p("runtime_path")...)
+		errs = append(errs, err)
+		h.BinaryName, h.BinaryFrom, err = c.String("", p("options", "BinaryName")...)
+		errs = append(errs, err)
+		h.Snapshotter, h.SnapshotterFrom, err = c.String("", p("snapshotter")...)
+		errs = append(errs, err)
+		for _, e := range errs {
+			if e != nil {
+				return nil, e
+			}
+		}
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// DefaultHandler is the handler default_runtime_name names; an error when
+// no runtimes table has it (the CRI plugin then does not load).
+func (c *Config) DefaultHandler() (Handler, Origin, error) {
+	name, o, err := c.CRIRuntime()
+	if err != nil {
+		return Handler{}, o, err
+	}
+	hs, err := c.Handlers()
+	if err != nil {
+		return Handler{}, o, err
+	}
+	for _, h := range hs {
+		if h.Name == name {
+			return h, o, nil
+		}
+	}
+	return Handler{}, o, fmt.Errorf("%s: no corresponding runtime configured in `containerd.runtimes` for `containerd` `default_runtime_name = \"%s\"`", o, name)
+}
+
+// RestrictOOMScoreAdj is the CRI's restrict_oom_score_adj: pods' OOM
+// scores are clamped to containerd's own.
+func (c *Config) RestrictOOMScoreAdj() (bool, Origin, error) {
+	return c.Bool("plugins", c.criRuntimePlugin(), "restrict_oom_score_adj")
+}
+
+// ProxySnapshotter is a `[proxy_plugins.<name>]` of type snapshot.
+type ProxySnapshotter struct {
+	Name         string
+	Capabilities []string
+	From         Origin
+}
+
+// ProxySnapshotter returns the proxy snapshotter called name, if any.
+func (c *Config) ProxySnapshotter(name string) (ProxySnapshotter, bool) {
+	v, o, ok := c.Lookup("proxy_plugins", name)
+	m, isMap := v.(map[string]any)
+	if !ok || !isMap {
+		return ProxySnapshotter{}, false
+	}
+	if t, _ := m["type"].(string); t != "snapshot" {
+		return ProxySnapshotter{}, false
+	}
+	p := ProxySnapshotter{Name: name, From: o}
+	if caps, ok := m["capabilities"].([]any); ok {
+		for _, x := range caps {
+			if s, ok := x.(string); ok {
+				p.Capabilities = append(p.Capabilities, s)
+			}
+		}
+	}
+	return p, true
+}
+
+// Disabled reports whether the effective disabled_plugins names uri (as a
+// URI, or as its version 1 ID in a version 1 config), and where.
+func (c *Config) Disabled(uri string) (bool, Origin) {
+	v, o, ok := c.Lookup("disabled_plugins")
+	list, _ := v.([]any)
+	if !ok {
+		return false, Origin{}
+	}
+	for _, x := range list {
+		if s, _ := x.(string); s == uri || V1PluginURI(s) == uri && c.Version < 2 {
+			return true, o
+		}
+	}
+	return false, Origin{}
 }

@@ -11,8 +11,23 @@ import (
 	"github.com/usernsctl/usernsctl/internal/hosttree"
 )
 
-var v2 = Options{Rule: MergeKeys}
+var v2 = Options{Rule: MergeKeys, Migration: MigrateMerged, Version: 3}
+var v23 = Options{Rule: MergeKeys, Migration: MigratePerFile, Version: 4}
 var v1x = Options{Rule: ReplacePlugins}
+
+// optionsFor mirrors checks/facts' mapping of a release to its Options
+// (the releases themselves are in package rules; tests may name them).
+func optionsFor(major, minor, patch int) Options {
+	switch {
+	case major < 2:
+		o := v1x
+		o.CWDGlobs = minor < 6 || minor == 6 && patch < 29 || minor == 7 && patch < 16
+		return o
+	case major == 2 && minor < 3:
+		return v2
+	}
+	return v23
+}
 
 func TestLoadImportsGlobRelativeNestedCycle(t *testing.T) {
 	h := hosttree.Host(t, map[string]string{
@@ -116,7 +131,7 @@ func TestLoadCWDGlobsOnOldContainerd(t *testing.T) {
 		{2, 0, 0, "/parent-relative"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			c, err := Load(hosttree.Host(t, files), DefaultPath, OptionsFor(tc.major, tc.minor, tc.patch))
+			c, err := Load(hosttree.Host(t, files), DefaultPath, optionsFor(tc.major, tc.minor, tc.patch))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +229,7 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 [plugins.overlayfs]
   root_path = "/x"
 `})
-		c, err := Load(h, DefaultPath, OptionsFor(1, 6, 20))
+		c, err := Load(h, DefaultPath, optionsFor(1, 6, 20))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,6 +248,8 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "zfs"
   default_runtime_name = "crun"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+  BinaryName = "/usr/bin/crun"
 `})
 		c, err := Load(h, DefaultPath, v2)
 		if err != nil {
@@ -244,10 +261,97 @@ func TestVersion1AndVersion2Migration(t *testing.T) {
 		if s, o, _ := c.CRIRuntime(); s != "crun" || o.Line != 4 {
 			t.Errorf("runtime %q from %s", s, o)
 		}
+		if h, _, err := c.DefaultHandler(); err != nil || h.BinaryName != "/usr/bin/crun" || h.BinaryFrom.Line != 6 || h.Type != "" {
+			t.Errorf("default handler %+v, %v", h, err)
+		}
+		if len(c.Unread) != 0 {
+			t.Errorf("unread %+v", c.Unread)
+		}
 		// The same file under 1.x reads the keys where they are.
 		c1, _ := Load(h, DefaultPath, v1x)
 		if s, _, _ := c1.CRISnapshotter(); s != "zfs" {
 			t.Errorf("1.x snapshotter %q", s)
+		}
+	})
+	t.Run("version 2 snapshotter without runtimes", func(t *testing.T) {
+		h := hosttree.Host(t, map[string]string{DefaultPath: `version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "zfs"
+`})
+		for _, opts := range []Options{v2, v23} {
+			c, err := Load(h, DefaultPath, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, o, _ := c.CRISnapshotter(); s != "overlayfs" || !o.IsZero() {
+				t.Errorf("snapshotter %q from %s: containerd migrates it only beside a runtimes table", s, o)
+			}
+			want := []Unread{{File: DefaultPath, Version: 2, Plugin: PluginCRIv2, Keys: []string{"containerd.snapshotter"}, Line: 3, Why: NoRuntimesTable}}
+			if !reflect.DeepEqual(c.Unread, want) {
+				t.Errorf("unread %+v, want %+v", c.Unread, want)
+			}
+		}
+	})
+	t.Run("versionless under 2.0-2.2 and 2.3", func(t *testing.T) {
+		h := hosttree.Host(t, map[string]string{DefaultPath: `disabled_plugins = ["cri", "io.containerd.internal.v1.tracing"]
+[plugins.cri]
+  sandbox_image = "pause:3.9"
+[plugins.cri.containerd]
+  snapshotter = "native"
+[plugins.cri.containerd.runtimes.runc.options]
+  BinaryName = "/opt/runc"
+`})
+		c, err := Load(h, DefaultPath, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Version != 3 {
+			t.Errorf("merged version %d, want 3 (a versionless file counts as the release's)", c.Version)
+		}
+		if s, _, _ := c.CRISnapshotter(); s != "overlayfs" {
+			t.Errorf("2.0-2.2 snapshotter %q: a versionless file's CRI settings are never migrated", s)
+		}
+		if len(c.Unread) != 1 || c.Unread[0].Why != Version1Dropped || c.Unread[0].Line != 2 ||
+			!reflect.DeepEqual(c.Unread[0].Keys, []string{"containerd.runtimes", "containerd.snapshotter", "sandbox_image"}) {
+			t.Errorf("unread %+v", c.Unread)
+		}
+		if off, _ := c.Disabled(PluginCRIv2); !off {
+			t.Error("disabled_plugins \"cri\" is renamed to the CRI plugin's URI")
+		}
+		c3, err := Load(h, DefaultPath, v23)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, o, _ := c3.CRISnapshotter(); s != "native" || o.Line != 5 {
+			t.Errorf("2.3 snapshotter %q from %s: migrated", s, o)
+		}
+		if len(c3.Unread) != 0 {
+			t.Errorf("2.3 unread %+v", c3.Unread)
+		}
+	})
+	t.Run("mixed versions under 2.0-2.2", func(t *testing.T) {
+		files := map[string]string{
+			DefaultPath: `version = 2
+imports = ["/etc/containerd/conf.d/*.toml"]
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+`,
+			"/etc/containerd/conf.d/10.toml": "version = 3\n",
+		}
+		c, err := Load(hosttree.Host(t, files), DefaultPath, v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on, _, _ := c.RestrictOOMScoreAdj(); on {
+			t.Error("a version 3 drop-in makes the merged version 3: the main file's CRI settings are not migrated")
+		}
+		want := []Unread{{File: DefaultPath, Version: 2, Plugin: PluginCRIv2, Keys: []string{"restrict_oom_score_adj"}, Line: 3, Why: MixedVersions, By: "/etc/containerd/conf.d/10.toml"}}
+		if !reflect.DeepEqual(c.Unread, want) {
+			t.Errorf("unread %+v, want %+v", c.Unread, want)
+		}
+		c3, _ := Load(hosttree.Host(t, files), DefaultPath, v23)
+		if on, o, _ := c3.RestrictOOMScoreAdj(); !on || o.Line != 4 {
+			t.Errorf("2.3 migrates each file: restrict %v from %s", on, o)
 		}
 	})
 	t.Run("defaults", func(t *testing.T) {
@@ -286,9 +390,9 @@ func TestLoadRealDefaults(t *testing.T) {
 		file string
 		opts Options
 	}{
-		{"default-1.6.20.toml", OptionsFor(1, 6, 20)},
-		{"default-1.7.24.toml", OptionsFor(1, 7, 24)},
-		{"default-2.1.9.toml", OptionsFor(2, 1, 9)},
+		{"default-1.6.20.toml", optionsFor(1, 6, 20)},
+		{"default-1.7.24.toml", optionsFor(1, 7, 24)},
+		{"default-2.1.9.toml", optionsFor(2, 1, 9)},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			h := hosttree.Host(t, map[string]string{DefaultPath: string(readTestdata(t, tc.file))})
