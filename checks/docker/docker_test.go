@@ -7,6 +7,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/checkstest"
+	"github.com/usernsctl/usernsctl/checks/facts"
 )
 
 const passwd = `root:x:0:0:root:/root:/bin/bash
@@ -75,6 +76,16 @@ fi
 `
 
 type files map[string]string
+
+// Recorded `dockerd --version` outputs.
+const (
+	docker20 = `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`
+	docker23 = `{"dockerd --version": "Docker version 23.0.6, build ef23cbc\n"}`
+	docker26 = `{"dockerd --version": "Docker version 26.1.3, build 26.1.3-0ubuntu1~24.04.1\n"}`
+	docker27 = `{"dockerd --version": "Docker version 27.3.1, build ce12230\n"}`
+	docker28 = `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`
+	docker29 = `{"dockerd --version": "Docker version 29.1.0, build 1\n"}`
+)
 
 func newEnv(t *testing.T, fs files, commands string) *checks.Env {
 	t.Helper()
@@ -151,12 +162,53 @@ func TestDaemonJSON(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n\"userns-remap\": \"a\",\n\"userns-remap\": \"default\"\n}"}), ""), "docker.daemon_json")
 		checkstest.Expect(t, r, checks.Warn, `"userns-remap" is given again at line 3 (first at line 2)`)
 	})
-	t.Run("BOM on an old dockerd", func(t *testing.T) {
+	// R29, R30: the syntax depends on the release.
+	t.Run("BOM", func(t *testing.T) {
 		fs := base(files{"etc/docker/daemon.json": "\xEF\xBB\xBF{}"})
-		r := check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`), "docker.daemon_json")
-		checkstest.Expect(t, r, checks.Warn, "byte order mark, which dockerd 20.10.24", "sed -i")
-		r = check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`), "docker.daemon_json")
+		r := check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "invalid character 'ï' looking for beginning of value", "dockerd 20.10.24+dfsg1 refuses to start", "sed -i")
+		r = check(t, newEnv(t, fs, docker28), "docker.daemon_json")
 		checkstest.Expect(t, r, checks.Pass, "byte order mark, which dockerd 23.0 and later skip")
+		r = check(t, newEnv(t, fs, ""), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "dockerd's version is unknown; releases before 23.0 refuse the file")
+	})
+	t.Run("empty, dockerd 20.10", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\n"}), docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "daemon.json:2:1: EOF", "dockerd 20.10.24+dfsg1 refuses to start", "write `{}` into it")
+		r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": ""}), ""), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "is empty: dockerd reads it as {}", "dockerd before 23.0 refuses an empty file")
+	})
+	t.Run("second object, dockerd 20.10", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Warn, "line 2, column 1: data follows the object (`{\"userns-remap\": \"default\"}`), which dockerd 20.10.24+dfsg1 ignores",
+			"dockerd 23.0 and later refuse the file", "merge what follows line 2 column 1 into the first object")
+		env := newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), docker20)
+		checkstest.Expect(t, check(t, env, "docker.userns_remap"), checks.Warn, "userns-remap is not enabled")
+	})
+	t.Run("UTF-16, dockerd 27", func(t *testing.T) {
+		fs := base(files{"etc/docker/daemon.json": "\xff\xfe{\x00}\x00"})
+		r := check(t, newEnv(t, fs, docker27), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "the file is UTF-16LE with a byte order mark, which dockerd 23.0 and later decode")
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "invalid character 'ÿ'", "iconv -f UTF-16 -t UTF-8")
+	})
+	t.Run("graph", func(t *testing.T) {
+		fs := base(files{"etc/docker/daemon.json": "{\n  \"graph\": \"/srv/docker\"\n}"})
+		r := check(t, newEnv(t, fs, docker23), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "`the \"graph\" config file option is deprecated; use \"data-root\" instead`", `rename "graph" to "data-root"`)
+		r = check(t, newEnv(t, fs, docker27), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "`the following directives don't match any configuration option: graph`")
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, `"graph" (line 2) sets the data root`)
+		if root, _ := facts.DockerDataRootOf(newEnv(t, fs, docker20)); root != "/srv/docker" {
+			t.Errorf("20.10 data root = %s", root)
+		}
+		if root, _ := facts.DockerDataRootOf(newEnv(t, fs, docker27)); root != "/var/lib/docker" {
+			t.Errorf("27 data root = %s", root)
+		}
+		fs["etc/docker/daemon.json"] = `{"graph": "/a", "data-root": "/b"}`
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, `cannot specify both "graph" and "data-root" config file options`)
 	})
 	t.Run("config-file from a drop-in", func(t *testing.T) {
 		fs := base(files{
@@ -177,7 +229,8 @@ func TestDaemonJSON(t *testing.T) {
 	t.Run("config-file missing", func(t *testing.T) {
 		fs := base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --config-file=/srv/docker.json", 1)})
 		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
-		checkstest.Expect(t, r, checks.Warn, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it", "remove `--config-file=/srv/docker.json`")
+		checkstest.Expect(t, r, checks.Fail, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it",
+			"`unable to configure the Docker daemon with file /srv/docker.json: open /srv/docker.json: no such file or directory`", "remove `--config-file=/srv/docker.json`")
 	})
 	t.Run("snap Docker only", func(t *testing.T) {
 		fs := base(files{"var/snap/docker/current/config/daemon.json": "{}"})
@@ -213,9 +266,18 @@ func TestUsernsRemap(t *testing.T) {
 		{"user:group, by user name and uid", dj(`"mapuser:mapgroup"`), "", checks.Pass,
 			[]string{"user mapuser (uid 1500), group mapgroup (gid 1600)", `looked up by "mapuser" or "1500" in /etc/subuid and /etc/subgid`}},
 		{"uid", dj(`"1500"`), "", checks.Pass, []string{"user mapuser (uid 1500)"}},
-		{"root", dj(`"root"`), "", checks.Fail, []string{"user namespaces OFF", `set userns-remap to "default"`}},
-		{"uid 0", dj(`"0:0"`), "", checks.Fail, []string{"user namespaces OFF"}},
-		{"alias of root", dj(`"toor"`), "", checks.Fail, []string{`names toor (uid 0)`, "user namespaces OFF"}},
+		// R9: root is a silent fallback, not a refusal.
+		{"root", dj(`"root"`), "", checks.Warn, []string{"user namespaces are OFF", "<data-root>/0.0", "still refuses --privileged", `set userns-remap to "default"`}},
+		{"uid 0", dj(`"0:0"`), "", checks.Warn, []string{"user namespaces are OFF"}},
+		{"root without its group", base(files{"etc/docker/daemon.json": `{"userns-remap": "root"}`, "etc/group": "daemon:x:1:\n"}), "", checks.Fail,
+			[]string{"`Error during gid lookup for \"root\"`"}},
+		// Another uid-0 account is remapped like any user.
+		{"uid 0 under another name", base(files{"etc/docker/daemon.json": `{"userns-remap": "toor"}`, "etc/group": group + "toor:x:0:\n"}), "", checks.Pass,
+			[]string{"user toor (uid 0), group toor (gid 0)", `looked up by "toor" or "0"`}},
+		{"default:GROUP is dockremap", dj(`"default:docker"`), "", checks.Pass, []string{"user and group dockremap, which do not exist yet"}},
+		{"+1500 is uid 1500", dj(`"+1500"`), "", checks.Pass, []string{"user mapuser (uid 1500)"}},
+		// R32: null is unset.
+		{"null", dj(`null`), "", checks.Warn, []string{"userns-remap is null (daemon.json /etc/docker/daemon.json line 1), which dockerd reads as unset: user namespaces are off"}},
 		{"three parts", dj(`"a:b:c"`), "", checks.Fail, []string{`has 3 ":"-separated parts`}},
 		{"empty group", dj(`"mapuser:"`), "", checks.Fail, []string{"the group part is empty"}},
 		{"not a string", dj(`true`), "", checks.Fail, []string{`"userns-remap" is a boolean, want a string`, "daemon.json:1:2"}},
@@ -223,10 +285,13 @@ func TestUsernsRemap(t *testing.T) {
 			[]string{`names user "ghost", which is not in /etc/passwd`, "useradd --system --no-create-home --shell /usr/sbin/nologin ghost"}},
 		{"missing uid", dj(`"4242"`), "", checks.Fail, []string{"names uid 4242", "--uid 4242"}},
 		{"missing group", dj(`"lonely"`), "", checks.Fail,
-			[]string{`dockerd looks up group "lonely" (the user's name, as no group is given), which is not in /etc/group`, "groupadd --system lonely"}},
+			[]string{`dockerd looks up group "lonely" (the user's name, as no group is given), which is not in /etc/group`, "`Error during gid lookup for \"lonely\"`", "groupadd --system lonely"}},
+		{"missing named group", dj(`"mapuser:nogroup"`), "", checks.Fail, []string{"`Error during groupname lookup for \"nogroup\"`"}},
+		{"missing gid", dj(`"mapuser:4343"`), "", checks.Fail, []string{"`Gid 4343 has no entry in /etc/passwd` (sic)"}},
+		{"uid without a group of that gid", dj(`"1700"`), "", checks.Fail, []string{"`Gid 1700 has no entry in /etc/group`"}},
 		{"--user differs", dj(`"default"`), "mapuser", checks.Warn,
 			[]string{`userns-remap is "default" (daemon.json /etc/docker/daemon.json line 1) but --user asks for "mapuser"`}},
-		{"--user root", base(nil), "root", checks.Fail, []string{"(--user)"}},
+		{"--user root", base(nil), "root", checks.Warn, []string{"(--user)", "user namespaces are OFF"}},
 		{"flag in the unit", base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --userns-remap=mapuser", 1)}), "", checks.Pass,
 			[]string{`"mapuser" (--userns-remap in /lib/systemd/system/docker.service line 7)`}},
 		{"daemon.json broken", base(files{"etc/docker/daemon.json": "{,}"}), "", checks.Skip, []string{"see docker.daemon_json"}},
