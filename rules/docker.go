@@ -37,6 +37,9 @@ var (
 	DockerC8dRefused = def("docker.c8d_refused", "29.0",
 		"with userns-remap, an explicit containerd-snapshotter refuses start (`containerd-snapshotter is explicitly enabled, but is not compatible with userns remapping`), the default containerd image store is turned off (graphdriver store), and a snapshotter name as storage-driver is refused (`graphdriver is explicitly enabled but \"overlayfs\" is not registered`)",
 		"daemon/command/daemon_linux.go setPlatformOptions and daemon/image_store_choice.go determineImageStoreChoice, docker-v29.0.0 (commit e1722eb8d8)")
+	DockerWritableCgroups = def("docker.writable_cgroups", "28.0",
+		"a container with `--security-opt writable-cgroups[=BOOL]` (either value) fails to start under userns-remap: `option WritableCgroups conflicts with user namespaces and rootless mode`",
+		"daemon/oci_linux.go withMounts, v28.0.0 (commit f8187c0214)")
 	DockerFeatureFlag = def("docker.feature_flag", "28.0",
 		"`--feature NAME[=BOOL]` sets features from the command line (and conflicts with \"features\" in daemon.json)",
 		"cmd/dockerd/config.go, v28.0.0 (commit f13c08246d)")

@@ -116,7 +116,7 @@ func TestCheckersContract(t *testing.T) {
 		}
 	}
 	sort.Strings(ids)
-	wantIDs := "docker.containerd_snapshotter docker.daemon_json docker.data_root docker.default_runtime docker.flag_conflicts docker.host_namespaces docker.userns_remap"
+	wantIDs := "docker.containerd_snapshotter docker.daemon_json docker.data_root docker.default_runtime docker.flag_conflicts docker.host_namespaces docker.remapped_root_access docker.userns_remap"
 	if strings.Join(ids, " ") != wantIDs {
 		t.Fatalf("IDs = %v", ids)
 	}
@@ -380,12 +380,31 @@ func TestContainerdSnapshotter(t *testing.T) {
 		{"absent", `{}`, "", "", checks.Pass, []string{"not enabled explicitly"}},
 		{"false", `{"features": {"containerd-snapshotter": false}}`, "", "", checks.Pass, nil},
 		{"true, remap to come", "{\n  \"features\": {\n    \"containerd-snapshotter\": true\n  }\n}", "", "", checks.Fail,
-			[]string{`"features": {"containerd-snapshotter": true} in /etc/docker/daemon.json line 3`, "once userns-remap is enabled", "not compatible with userns remapping"}},
+			[]string{`"features": {"containerd-snapshotter": true} in /etc/docker/daemon.json line 3`, "once userns-remap is enabled", "not compatible with userns remapping", "dockerd's version is unknown: dockerd 29.0 and later assumed"}},
 		{"true with remap set", `{"userns-remap": "default", "features": {"containerd-snapshotter": true}}`, "", "", checks.Fail,
 			[]string{`with userns-remap "default" set (daemon.json /etc/docker/daemon.json line 1)`}},
 		{"flag", `{}`, "--feature containerd-snapshotter", "", checks.Fail, []string{"`--feature containerd-snapshotter` (/lib/systemd/system/docker.service line 7)"}},
 		{"flag false", `{}`, "--feature=containerd-snapshotter=false", "", checks.Pass, nil},
 		{"Docker 29 note", `{}`, "", "Docker version 29.1.0, build 1\n", checks.Pass, []string{"containerd image store by default"}},
+		// R23 by release.
+		{"true, dockerd 29", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 29.1.0, build 1\n", checks.Fail,
+			[]string{"dockerd 29.1.0 exits at start", "Please disable userns remapping or containerd-snapshotter"}},
+		{"true, dockerd 28", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 28.5.2, build 3ef3c07\n", checks.Warn,
+			[]string{"dockerd 28.5.2 starts with the containerd image store and chowns every container's snapshot", "BuildKit builds break", "dockerd 29.0 and later refuse"}},
+		{"true, dockerd 26", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 26.1.3, build 1\n", checks.Warn, []string{"dockerd 26.1.3 starts"}},
+		{"true, dockerd 24", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 24.0.7, build 1\n", checks.Warn,
+			[]string{"has no ID mapping before 25.0", "not verified"}},
+		{"true, dockerd 23", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 23.0.6, build 1\n", checks.Pass,
+			[]string{"which dockerd 23.0.6 ignores"}},
+		{"true, dockerd 20.10", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 20.10.24, build 1\n", checks.Pass, []string{"ignores"}},
+		{"flag, dockerd 27 has none", `{}`, "--feature containerd-snapshotter", "Docker version 27.3.1, build 1\n", checks.Pass,
+			[]string{"dockerd 27.3.1 has no --feature flag (it came in 28.0)"}},
+		// R24: a snapshotter name as storage-driver, dockerd 29 remapping.
+		{"storage-driver overlayfs, dockerd 29", `{"userns-remap": "default", "storage-driver": "overlayfs"}`, "", "Docker version 29.1.0, build 1\n", checks.Fail,
+			[]string{`storage-driver "overlayfs" (/etc/docker/daemon.json line 1) is no graphdriver`, "`graphdriver is explicitly enabled but \"overlayfs\" is not registered`", `set "storage-driver": "overlay2"`}},
+		{"-s overlayfs, dockerd 29", `{}`, "-s overlayfs", "Docker version 29.1.0, build 1\n", checks.Fail, []string{"`-s overlayfs` (/lib/systemd/system/docker.service line 7)"}},
+		{"storage-driver overlay2, dockerd 29", `{"storage-driver": "overlay2"}`, "", "Docker version 29.1.0, build 1\n", checks.Pass, nil},
+		{"storage-driver overlayfs, dockerd 28", `{"storage-driver": "overlayfs"}`, "", "Docker version 28.5.2, build 1\n", checks.Pass, nil},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fs := base(files{"etc/docker/daemon.json": tc.daemon})
@@ -442,7 +461,7 @@ func TestHostNamespaces(t *testing.T) {
 	r := check(t, newEnv(t, fs, ""), "docker.host_namespaces")
 	checkstest.Expect(t, r, checks.Warn, "2 of 4 containers under /srv/docker use host namespaces or privileged mode",
 		"aaaaaaaaaaaa (node_exporter): --net=host, --pid=host", "bbbbbbbbbbbb: --privileged",
-		"cannot share the host's network namespace when user namespaces are enabled", "--userns=host")
+		"cannot share the host's network namespace when user namespaces are enabled", "does not load them (they vanish from view", "recreating them as they are", "--userns=host")
 	if ids, _ := r.Evidence["host_namespace_containers"].([]string); strings.Join(ids, ",") != "aaaaaaaaaaaa,bbbbbbbbbbbb" {
 		t.Errorf("evidence = %v", r.Evidence["host_namespace_containers"])
 	}
@@ -467,8 +486,8 @@ func TestDataRoot(t *testing.T) {
 		"etc/subgid":                           "dockremap:200000:65536\n",
 	}
 	r := check(t, newEnv(t, base(withContent), ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volume that vanish from view once userns-remap is enabled",
-		"dockerd then uses /var/lib/docker/100000.200000", "docker save -o images.tar")
+	checkstest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images, 0 containers and 1 volume that vanish from view once userns-remap is enabled",
+		"dockerd then keeps everything under /var/lib/docker/100000.200000 (images, containers, volumes, networks, plugins, swarm state, build cache)", "group-owned by the remapped root's gid", "docker save -o images.tar")
 
 	// Configured but dockerd not restarted yet: still about to vanish.
 	fs := base(withContent)
@@ -480,10 +499,10 @@ func TestDataRoot(t *testing.T) {
 	fs["var/lib/docker/100000.200000/image/"] = ""
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
 	checkstest.Expect(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
-		"the 2 images and 1 volume made before remap stay in /var/lib/docker")
+		"the 2 images, 0 containers and 1 volume made before remap stay in /var/lib/docker")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/": ""}), ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Pass, "holds no images or volumes")
+	checkstest.Expect(t, r, checks.Pass, "holds no images, containers or volumes")
 
 	r = check(t, newEnv(t, base(nil), ""), "docker.data_root")
 	checkstest.Expect(t, r, checks.Pass, "/var/lib/docker (default) does not exist yet")
@@ -495,5 +514,76 @@ func TestDataRoot(t *testing.T) {
 		"data/docker/volumes/v1/":           "",
 	})
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volume", "<data-root>/<uid>.<gid>")
+	checkstest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images, 0 containers and 1 volume", "<data-root>/<uid>.<gid>")
+}
+
+// R22: every existing directory above <data-root>/<uid>.<gid> must give
+// the remapped root x.
+func TestRemappedRootAccess(t *testing.T) {
+	ranges := files{"etc/subuid": "mapuser:200000:65536\n", "etc/subgid": "mapuser:300000:65536\n"}
+	for _, tc := range []struct {
+		desc   string
+		fs     files
+		status checks.Status
+		say    []string
+	}{
+		{"default data root", base(files{"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`, "var/lib/docker/": ""}), checks.Pass,
+			[]string{"every directory above /var/lib/docker/<uid>.<gid> gives the remapped root search permission: /var/lib, /var"}},
+		{"under a 0750 home", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser", "data-root": "/home/alice/docker"}`,
+			"home/alice/docker/":     "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Fail, []string{"/home/alice (mode 0750, owner 1000:1000) gives no search permission",
+			"uid 200000, gid 300000", "`a subdirectory in your graphroot path (/home/alice/docker/200000.300000) restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories`",
+			"`chmod o+x /home/alice`"}},
+		{"group of the remapped gid", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser", "data-root": "/srv/d/docker"}`,
+			"srv/d/":                 "",
+			".usernsctl/stat.json":   `{"/srv/d": {"mode": "0710", "uid": 0, "gid": 300000}, "/srv": {"mode": "0701"}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Pass, []string{"/srv/d, /srv"}},
+		// The real path counts: a link into a closed directory.
+		{"linked into a 0700 directory", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`,
+			"var/lib/docker":         "-> /data/private/docker",
+			"data/private/docker/":   "",
+			".usernsctl/stat.json":   `{"/data/private": {"mode": "0700", "uid": 0, "gid": 0}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Fail, []string{"/data/private (mode 0700, owner 0:0)", "(/data/private/docker/200000.300000)"}},
+		// No ranges yet: only o+x counts.
+		{"ids not allocated yet", base(files{
+			"etc/docker/daemon.json": `{"data-root": "/home/alice/docker"}`,
+			"home/alice/":            "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+		}), checks.Fail, []string{"whose ids are not allocated yet, so only o+x counts", "(/home/alice/docker/<uid>.<gid>)", "once userns-remap is enabled"}},
+		// R9: root keeps the pair 0:0, and the test still runs.
+		{"root", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "root", "data-root": "/home/alice/docker"}`,
+			"home/alice/":            "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+		}), checks.Fail, []string{"uid 0, gid 0", "(/home/alice/docker/0.0)"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			checkstest.Expect(t, check(t, newEnv(t, tc.fs, ""), "docker.remapped_root_access"), tc.status, tc.say...)
+		})
+	}
+}
+
+// R33: a container under the remapped root dockerd uses fails at start;
+// R34: writable-cgroups, 28 and later.
+func TestHostNamespacesActiveRoot(t *testing.T) {
+	const a = "aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111"
+	const b = "bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222"
+	fs := base(files{
+		"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`,
+		"etc/subuid":             "mapuser:200000:65536\n", "etc/subgid": "mapuser:200000:65536\n",
+		"var/lib/docker/200000.200000/containers/" + a + "/hostconfig.json": hostconfig("host", "", false, ""),
+		"var/lib/docker/200000.200000/containers/" + b + "/hostconfig.json": `{"NetworkMode":"bridge","SecurityOpt":["writable-cgroups=false"]}`,
+	})
+	r := check(t, newEnv(t, fs, docker28), "docker.host_namespaces")
+	checkstest.Expect(t, r, checks.Fail, "2 of 2 containers under /var/lib/docker/200000.200000, the data root dockerd uses", "dockerd refuses to start them",
+		"bbbbbbbbbbbb: --security-opt writable-cgroups", "`option WritableCgroups conflicts with user namespaces and rootless mode`")
+	r = check(t, newEnv(t, fs, docker27), "docker.host_namespaces")
+	checkstest.Expect(t, r, checks.Fail, "1 of 2 containers")
 }

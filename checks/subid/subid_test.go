@@ -308,7 +308,7 @@ func TestRemapUser(t *testing.T) {
 		{name: "six ranges are all used", pw: dockremapPW, gr: dockremapGR, value: "default",
 			subuid: "dockremap:100000:10000\ndockremap:110000:10000\ndockremap:120000:10000\ndockremap:130000:10000\ndockremap:140000:10000\ndockremap:150000:20000\n",
 			subgid: "dockremap:100000:65536\n", st: checks.Warn,
-			msg: []string{"/etc/subuid has 6 ranges for dockremap", "/etc/subuid:6 (dockremap:150000:20000)", "container uid 0 is host uid 100000"},
+			msg:        []string{"/etc/subuid has 6 ranges for dockremap", "/etc/subuid:6 (dockremap:150000:20000)", "container uid 0 is host uid 100000"},
 			evidenceOK: func(e map[string]any) bool { return len(e["subuid_ranges"].([]string)) == 6 }},
 		// R17: 28.0 and later use name and uid lines in file order.
 		{name: "name and uid lines, dockerd 28", pw: dockremapPW, gr: dockremapGR, value: "default", commands: docker28,
