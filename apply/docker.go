@@ -88,9 +88,14 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	if group == "" {
 		group = name
 	}
-	uid, err := p.ensureAccount(name, group, "usernsctl Docker userns-remap")
+	uid, nss, err := a.nssAccount(ctx, p, acct, name, group)
 	if err != nil {
 		return err
+	}
+	if !nss {
+		if uid, err = p.ensureAccount(name, group, "usernsctl Docker userns-remap"); err != nil {
+			return err
+		}
 	}
 	req, err := a.dockerRequest(p)
 	if err != nil {
@@ -124,6 +129,32 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		p.restart("docker")
 	}
 	return nil
+}
+
+// nssAccount finds a remap user that /etc/passwd lacks but `getent`
+// knows (SSSD, LDAP: nsswitch.conf names them), as dockerd would (R8):
+// apply then creates no local duplicate of it. Its group must be known
+// too, locally or to getent. ok is false when getent does not know the
+// user (or cannot be asked, as under --root without a recorded answer):
+// apply creates the account as usual.
+func (a *applier) nssAccount(ctx context.Context, p *plan, acct remap.Account, name, group string) (uid int, ok bool, err error) {
+	if acct.Exists || acct.Created {
+		return -1, false, nil
+	}
+	u, found := facts.NSSUserOf(ctx, p.env, name)
+	if !found {
+		return -1, false, nil
+	}
+	if !acct.GroupExists {
+		if _, found := facts.NSSGroupOf(ctx, p.env, group); !found {
+			return -1, false, &errs.Refusal{
+				Reason: fmt.Sprintf("user %s comes from the directory (`getent passwd %s`), but no group %s is known locally or to `getent group %s`: dockerd would stop at the group lookup", name, name, group, group),
+				Fix:    fmt.Sprintf("create group %s in the directory (or name an existing group: --user %s:GROUP), then run apply again", group, name),
+			}
+		}
+	}
+	p.note("user %s (uid %d) comes from the directory (`getent passwd %s`): no local account is created", name, u.Uid, name)
+	return u.Uid, true, nil
 }
 
 // dockerRequest sizes a new remap range: --count, else login.defs

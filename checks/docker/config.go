@@ -151,8 +151,13 @@ func syntaxNote(d *facts.DockerConfig, p facts.Program) string {
 	switch {
 	case d.SyntaxAssumed:
 		return fmt.Sprintf(" (dockerd's version is unknown: read as dockerd %s and later read it)", rules.DockerDaemonJSONDecode)
-	case d.Syntax == daemonjson.FirstValue:
-		return fmt.Sprintf(" (dockerd %s reads the first JSON value of the file: `unable to configure the Docker daemon with file %s: …`)", p.Version, d.Path)
+	}
+	if se, ok := errs.AsInput(d.Err); ok {
+		how := "decodes the whole file"
+		if d.Syntax == daemonjson.FirstValue {
+			how = "decodes the first JSON value of the file"
+		}
+		return fmt.Sprintf(": %s %s and says `unable to configure the Docker daemon with file %s: %s`", dockerdName(p), how, d.Path, se.Msg)
 	}
 	return ""
 }
@@ -326,8 +331,8 @@ func nssVerdict(da *facts.DockerAccount, db, msg, remedy string) checks.Result {
 		}
 		if l.Err != nil {
 			return checks.Warnf(fmt.Sprintf("run `%s` on the host: if it prints the entry, dockerd finds it and this is fine; if it prints nothing, %s", l.Command(), remedy),
-				"%s, unless another source knows it: %s names %s, and dockerd then asks `%s`, which could not be asked here (%v)",
-				msg, l.Source.Where(), strings.Join(l.Source.Services, " "), l.Command(), l.Err)
+				"%s, unless another source knows it: %s names more than the files, and dockerd then asks `%s`, which could not be asked here (%v)",
+				msg, l.Source.Where(), l.Command(), l.Err)
 		}
 		return checks.Failf(remedy, "%s; `%s` finds nothing either (%s names %s)", msg, l.Command(), facts.NSSwitchFile, strings.Join(l.Source.Services, " "))
 	}

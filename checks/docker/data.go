@@ -13,6 +13,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
+	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/remap"
 	"github.com/usernsctl/usernsctl/rules"
 )
@@ -263,6 +264,33 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 		}
 		return withEvidence(r, checks.Passf("%s", msg))
 	}
+	// Remapped roots made with other ids (another remap user, or ranges
+	// read in another order, R17) vanish from view just the same.
+	var others []string
+	if target != "" {
+		for _, e := range existing {
+			if oc := content(env, e); e != target && !oc.empty() {
+				others = append(others, fmt.Sprintf("%s holds %s", e, oc))
+			}
+		}
+	}
+	if len(others) > 0 {
+		r = r.With("other_remapped_roots", others)
+	}
+	if c.empty() && len(others) > 0 {
+		state := "once userns-remap is enabled"
+		if set.Value != "" {
+			state = fmt.Sprintf("with userns-remap %q (%s)", set.Value, set.Where)
+		}
+		why := fmt.Sprintf("the remapped root's ids as dockerd %s reads the ranges now", dockerdRelease(ctx, env))
+		remedy := "if that data is still needed, give the remap user the ranges it had (the start of its first /etc/subuid and /etc/subgid ranges are the directory's <uid>.<gid>); else `docker save` what must survive from a dockerd running with the old ranges"
+		if errors.Is(facts.DockerAccountOf(ctx, env).Err, remap.ErrRoot) {
+			why = "userns-remap resolves to root, whose pair is 0:0"
+			remedy = "set userns-remap back to the user whose ranges made that directory (`" + applyDocker + " --user default` for dockremap)"
+		}
+		return withEvidence(r, checks.Warnf(remedy,
+			"%s; %s dockerd uses %s (%s), so that data is out of view", strings.Join(others, "; "), state, target, why))
+	}
 	if c.empty() {
 		where := "<data-root>/<uid>.<gid>"
 		if target != "" {
@@ -282,6 +310,14 @@ func checkDataRoot(ctx context.Context, env *checks.Env) checks.Result {
 		"before `"+applyDocker+"`, save what must survive: `docker save -o images.tar IMAGE...` and back up each volume (`docker run --rm -v VOLUME:/v -v \"$PWD\":/b busybox tar -C /v -cf /b/VOLUME.tar .`); after the restart, `docker load -i images.tar`, restore the volumes, recreate the containers and networks, and rejoin a swarm",
 		"%s (%s) holds %s that vanish from view %s: dockerd then keeps everything under %s (images, containers, volumes, networks, plugins, swarm state, build cache), shows the old ones again only if remap is turned off, and makes %s itself group-owned by the remapped root's gid (mode 0710)",
 		root, rootSrc, c, state, newRoot, root))
+}
+
+// dockerdRelease is "27.5.1", or "(version unknown)".
+func dockerdRelease(ctx context.Context, env *checks.Env) string {
+	if p := facts.VersionOf(ctx, env, versions.Dockerd); p.Known() {
+		return p.Version.String()
+	}
+	return "(version unknown)"
 }
 
 // dataContent is what dockerd would show from a data root.

@@ -753,3 +753,31 @@ func DockerdPathKnown(env *checks.Env) bool {
 	}
 	return known
 }
+
+// NSSUserOf asks `getent passwd KEY` as dockerd would for an account
+// missing from /etc/passwd, when nsswitch.conf names other sources; ok is
+// set when it printed an entry.
+func NSSUserOf(ctx context.Context, env *checks.Env, key string) (user.User, bool) {
+	l, asked := nssLookup(ctx, env, "passwd", key)
+	if !asked || !l.Found {
+		return user.User{}, false
+	}
+	us, err := user.ParsePasswd(strings.NewReader(l.Entry))
+	if err != nil || len(us) == 0 {
+		return user.User{}, false
+	}
+	return us[0], true
+}
+
+// NSSGroupOf is NSSUserOf for `getent group KEY`.
+func NSSGroupOf(ctx context.Context, env *checks.Env, key string) (user.Group, bool) {
+	l, asked := nssLookup(ctx, env, "group", key)
+	if !asked || !l.Found {
+		return user.Group{}, false
+	}
+	gs, err := user.ParseGroup(strings.NewReader(l.Entry))
+	if err != nil || len(gs) == 0 {
+		return user.Group{}, false
+	}
+	return gs[0], true
+}
