@@ -16,7 +16,9 @@ import (
 // a version gate or range rule in their code comes from package rules,
 // never a literal (messages format the rules value too). Add a package
 // when its checks read the table.
-var ruleDirs = []string{}
+var ruleDirs = []string{
+	"checks/docker", "config/daemonjson", // docker rules
+}
 
 // notRules are version-like tokens in messages that are no rule: names of
 // distributions and examples.

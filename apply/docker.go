@@ -84,6 +84,12 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		}
 	case !acct.Exists && spec.UID >= 0:
 		return inputErr(fmt.Errorf("userns-remap %q: no account has uid %d: give a user name (apply creates it) or create the account first", value, spec.UID))
+	case !acct.GroupExists && spec.UID >= 0 && spec.Group == "" && spec.GID < 0:
+		// R4: a uid alone makes dockerd look up the group of gid = uid.
+		return &errs.Refusal{
+			Reason: fmt.Sprintf("userns-remap %q names a uid without a group, so dockerd looks up the group of gid %d, and none exists (`Gid %d has no entry in /etc/group`)", value, spec.UID, spec.UID),
+			Fix:    fmt.Sprintf("create it (`groupadd --system --gid %d %s`), or name the user instead (--user %s), then run apply again", spec.UID, acct.User, acct.User),
+		}
 	}
 	if group == "" {
 		group = name

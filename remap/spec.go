@@ -49,7 +49,11 @@ const DefaultSpec = "default"
 // verifyPlatformContainerSettings). Only the name counts: another uid-0
 // account ("toor") is remapped onto its own subordinate ranges like any
 // user.
-var ErrRoot = errors.New("root cannot be remapped with itself: dockerd starts with user namespaces OFF, yet still moves its data root to <data-root>/0.0 and still refuses --privileged, --net=host and --pid=host containers")
+var ErrRoot = fmt.Errorf("root cannot be remapped with itself: dockerd starts with user namespaces OFF, yet still moves its data root to <data-root>/%s and still refuses --privileged, --net=host and --pid=host containers", RemappedDir(0, 0))
+
+// RemappedDir is the directory dockerd makes under the data root for the
+// remapped root's host uid and gid: "<uid>.<gid>" (moby setupDaemonRoot).
+func RemappedDir(uid, gid int) string { return fmt.Sprintf("%d.%d", uid, gid) }
 
 // ParseSpec parses a userns-remap value the way dockerd splits it, and
 // refuses what dockerd would refuse or silently ignore: an empty value or
@@ -62,7 +66,7 @@ func ParseSpec(s string) (Spec, error) {
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) > 2 {
-		return sp, fmt.Errorf(`userns-remap %q has %d ":"-separated parts: want "default", USER, USER:GROUP, UID or UID:GID`, s, len(parts))
+		return sp, fmt.Errorf(`userns-remap %q has %d ":"-separated parts: want "default", USER, USER:GROUP, UID or UID:GID (dockerd: `+"`Invalid user/group specification in --userns-remap: %q`)", s, len(parts), s)
 	}
 	for i, p := range parts {
 		if p == "" {

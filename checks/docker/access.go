@@ -49,7 +49,7 @@ func checkRemappedRootAccess(ctx context.Context, env *checks.Env) checks.Result
 	switch {
 	case errors.Is(da.Err, remap.ErrRoot):
 		uid, gid, known = 0, 0, true // R9: the pair stays 0:0, the check still runs
-		target = path.Join(root, "0.0")
+		target = path.Join(root, remap.RemappedDir(0, 0))
 	case da.Err != nil:
 		return checks.Skipf("the remap account is unknown, so its ids are too (see docker.userns_remap): %v", da.Err)
 	default:
@@ -58,7 +58,7 @@ func checkRemappedRootAccess(ctx context.Context, env *checks.Env) checks.Result
 		g := facts.DockerSubIDLines(env, s.GID.File, da.Account)
 		if len(u) > 0 && len(g) > 0 {
 			uid, gid, known = int(u[0].Range.Start), int(g[0].Range.Start), true
-			target = path.Join(root, fmt.Sprintf("%d.%d", uid, gid))
+			target = path.Join(root, remap.RemappedDir(uid, gid))
 		}
 	}
 	r := checks.Result{}.With("data_root", root).With("remapped_root", target)

@@ -250,8 +250,8 @@ func checkUsernsRemap(ctx context.Context, env *checks.Env) checks.Result {
 	if errors.Is(da.Err, remap.ErrRoot) {
 		// R9: no refusal, a silent fallback with side effects.
 		return ev(checks.Warnf(fmt.Sprintf(`set userns-remap to "default" (user dockremap) or an unprivileged user instead (%s): `+"`%s --user default`", where, applyDocker),
-			"userns-remap %q (%s) resolves to root: dockerd does not refuse it, but logs `User namespaces: root cannot be remapped with itself; user namespaces are OFF` and runs every container without a user namespace; userns-remap still counts as set, so dockerd moves its data root to <data-root>/0.0 (images, containers and volumes made before vanish from view) and still refuses --privileged, --net=host and --pid=host containers",
-			spec.Raw, where))
+			"userns-remap %q (%s) resolves to root: dockerd does not refuse it, but logs `User namespaces: root cannot be remapped with itself; user namespaces are OFF` and runs every container without a user namespace; userns-remap still counts as set, so dockerd moves its data root to <data-root>/%s (images, containers and volumes made before vanish from view) and still refuses --privileged, --net=host and --pid=host containers",
+			spec.Raw, where, remap.RemappedDir(0, 0)))
 	}
 
 	account := fmt.Sprintf("user %s (uid %d), group %s (gid %d)", a.User, a.UID, a.Group, a.GID)

@@ -185,7 +185,7 @@ func remappedRoot(ctx context.Context, env *checks.Env, root string) string {
 	da := facts.DockerAccountOf(ctx, env)
 	switch {
 	case errors.Is(da.Err, remap.ErrRoot):
-		return path.Join(root, "0.0")
+		return path.Join(root, remap.RemappedDir(0, 0))
 	case da.Err != nil:
 		return ""
 	}

@@ -18,7 +18,7 @@ func Checkers() []checks.Checker {
 	return []checks.Checker{
 		checks.New(checks.Info{
 			ID: "docker.daemon_json", Title: "daemon.json in effect",
-			Doc:     "Finds the daemon.json dockerd reads (--config-file in docker.service and its drop-ins, else /etc/docker/daemon.json; a --config-file that does not exist refuses start) and parses it in the installed dockerd's syntax, with line and column on error: 23 and later decode a UTF-8/UTF-16 byte order mark, read a whitespace-only file as {} and refuse data after the object; 20.10 reads the first JSON value (an empty file or a BOM refuses start, data after the object is ignored). The deprecated \"graph\" key by release. Unknown keys are not checked here (dockerd refuses them; apply's `dockerd --validate` catches them on a live dockerd 23 or later). Notes snap and rootless configs that are not in effect.",
+			Doc:     "Finds the daemon.json dockerd reads (--config-file in docker.service and its drop-ins, else /etc/docker/daemon.json; a --config-file that does not exist refuses start) and parses it in the installed dockerd's syntax, with line and column on error: 23 and later decode a UTF-8/UTF-16 byte order mark, read a whitespace-only file as {} and refuse data after the object; earlier releases read the first JSON value (an empty file or a BOM refuses start, data after the object is ignored). The deprecated \"graph\" key by release. Unknown keys are not checked here (dockerd refuses them; apply's `dockerd --validate` catches them on a live dockerd 23 or later). Notes snap and rootless configs that are not in effect.",
 			Targets: docker,
 		}, checkDaemonJSON),
 		checks.New(checks.Info{
@@ -33,7 +33,7 @@ func Checkers() []checks.Checker {
 		}, checkFlagConflicts),
 		checks.New(checks.Info{
 			ID: "docker.containerd_snapshotter", Title: "containerd snapshotter feature",
-			Doc:     `"features": {"containerd-snapshotter": true} (or --feature, 28 and later) with userns-remap, by release: 29 and later refuse start; 25–28 start and chown every container's snapshot (BuildKit breaks); 24 has no ID mapping in that store; 20.10 and 23 ignore it. On 29, a storage-driver that is no graphdriver (a snapshotter name such as overlayfs) refuses start when remapping.`,
+			Doc:     `"features": {"containerd-snapshotter": true} (or --feature, 28 and later) with userns-remap, by release: 29 and later refuse start; 25–28 start and chown every container's snapshot (BuildKit breaks); 24 has no ID mapping in that store; earlier releases ignore it. On 29, a storage-driver that is no graphdriver (a snapshotter name such as overlayfs) refuses start when remapping.`,
 			Targets: docker,
 		}, checkContainerdSnapshotter),
 		checks.New(checks.Info{

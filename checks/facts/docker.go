@@ -507,7 +507,7 @@ func RemappedRootOf(env *checks.Env, root string, a remap.Account) (dir string, 
 	if len(u) == 0 || len(g) == 0 {
 		return "", false
 	}
-	return path.Join(root, fmt.Sprintf("%d.%d", u[0].Range.Start, g[0].Range.Start)), true
+	return path.Join(root, remap.RemappedDir(int(u[0].Range.Start), int(g[0].Range.Start))), true
 }
 
 // DockerSubIDLines are the lines of one ID file that the installed dockerd
@@ -741,14 +741,15 @@ func DockerdToolOf(env *checks.Env, name string) Tool {
 	return t
 }
 
-// DockerdPathKnown reports whether any directory of DockerdPath exists on
-// the host: a snapshot tree without any cannot tell which programs dockerd
-// would find.
+// DockerdPathKnown reports whether the host shows where the account tools
+// live: /usr/sbin or /sbin exists. Every directory of DockerdPath is
+// looked at, so a snapshot keeps them all; a hand-made tree (or an older
+// snapshot) without them cannot tell which programs dockerd would find.
 func DockerdPathKnown(env *checks.Env) bool {
 	known := false
 	for _, d := range DockerdPath {
-		if fi, err := env.Host.Stat(d); err == nil && fi.IsDir() {
-			known = true // every one is looked at, so a snapshot keeps them all
+		if fi, err := env.Host.Stat(d); err == nil && fi.IsDir() && (d == "/usr/sbin" || d == "/sbin") {
+			known = true
 		}
 	}
 	return known

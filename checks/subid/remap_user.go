@@ -258,7 +258,7 @@ func missingRanges(ctx context.Context, env *checks.Env, r checks.Result, u rema
 			how = fmt.Sprintf("dockerd %s skipping past the existing lines from 100000 with an overlap test that misses a small range lying inside the new block", p.Version)
 		}
 		if !facts.DockerdPathKnown(env) {
-			tail += fmt.Sprintf("; whether adduser/useradd and usermod are there cannot be told (none of %s is in this snapshot)", strings.Join(facts.DockerdPath, ", "))
+			tail += "; whether adduser/useradd and usermod are there cannot be told (neither /usr/sbin nor /sbin is in this snapshot)"
 		}
 		return mergeEv(checks.Warnf(applyDocker,
 			"%s; dockerd would create dockremap at start and allocate its ranges itself, with %s: allocate them explicitly%s", msg, how, tail), r)
