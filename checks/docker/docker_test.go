@@ -587,3 +587,25 @@ func TestHostNamespacesActiveRoot(t *testing.T) {
 	r = check(t, newEnv(t, fs, docker27), "docker.host_namespaces")
 	checkstest.Expect(t, r, checks.Fail, "1 of 2 containers")
 }
+
+// R8: an account /etc/passwd lacks, where nsswitch.conf names another
+// source, is asked of getent as dockerd does.
+func TestUsernsRemapNSS(t *testing.T) {
+	fs := base(files{"etc/docker/daemon.json": `{"userns-remap": "ldapmap"}`, "etc/nsswitch.conf": "passwd: files ldap\ngroup: files ldap\n"})
+	for _, tc := range []struct {
+		desc, cmds string
+		status     checks.Status
+		say        []string
+	}{
+		{"found", `{"getent passwd ldapmap": "ldapmap:*:5000:5000::/:/bin/false\n", "getent group ldapmap": "ldapmap:*:5000:\n"}`, checks.Pass,
+			[]string{"user ldapmap (uid 5000), group ldapmap (gid 5000) (passwd found by `getent passwd ldapmap`: /etc/nsswitch.conf names files ldap)"}},
+		{"group missing", `{"getent passwd ldapmap": "ldapmap:*:5000:5000::/:/bin/false\n", "getent group ldapmap": {"stdout": "", "exit": 2}}`, checks.Fail,
+			[]string{"`Error during gid lookup for \"ldapmap\"`", "`getent group ldapmap` finds nothing either"}},
+		{"not found", `{"getent passwd ldapmap": {"stdout": "", "exit": 2}}`, checks.Fail, []string{"`Error during uid lookup for \"ldapmap\"`", "`getent passwd ldapmap` finds nothing either"}},
+		{"not asked", "", checks.Warn, []string{"unless another source knows it: /etc/nsswitch.conf line 1 (passwd: files ldap) names more than the files", "run `getent passwd ldapmap` on the host"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			checkstest.Expect(t, check(t, newEnv(t, fs, tc.cmds), "docker.userns_remap"), tc.status, tc.say...)
+		})
+	}
+}
