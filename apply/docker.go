@@ -34,15 +34,17 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	var jf *daemonjson.File
 	current := ""
 	if raw != nil {
-		if jf, err = daemonjson.Parse(bytes.NewBuffer(raw), d.Path); err != nil {
+		if jf, err = daemonjson.ParseAs(bytes.NewBuffer(raw), d.Path, d.Syntax); err != nil {
 			return inputErr(fmt.Errorf("%w\nnothing was written: fix %s (`usernsctl check --target docker` shows the same), then run apply again", err, d.Path))
 		}
-		s, ok, err := jf.String("userns-remap")
-		if err != nil {
-			return inputErr(err)
-		}
-		if ok {
-			current = s
+		if v, set := jf.Values["userns-remap"]; !set || v != nil { // null is unset, as dockerd reads it
+			s, ok, err := jf.String("userns-remap")
+			if err != nil {
+				return inputErr(err)
+			}
+			if ok {
+				current = s
+			}
 		}
 	}
 
@@ -67,19 +69,39 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 	}
 	name, group := acct.User, acct.Group
 	switch {
-	case spec.Default:
-		name, group = remap.DefaultUser, remap.DefaultUser
-	case !acct.Exists && spec.UID >= 0:
-		return inputErr(fmt.Errorf("userns-remap %q: no account has uid %d: give a user name (apply creates it) or create the account first", value, spec.UID))
 	case acct.Exists && !acct.GroupExists && spec.GID >= 0:
 		return inputErr(fmt.Errorf("userns-remap %q: no group has gid %d: give a group name (apply creates it) or create the group first", value, spec.GID))
+	case spec.Default:
+		// "default:GROUP" is dockremap with that group: once apply has
+		// created dockremap, dockerd looks the group up (moby
+		// parseRemappedRoot), so it must exist too.
+		name, group = remap.DefaultUser, remap.DefaultUser
+		if spec.Group != "" || spec.GID >= 0 {
+			group = acct.Group
+			if !acct.GroupExists {
+				group = spec.Group
+			}
+		}
+	case !acct.Exists && spec.UID >= 0:
+		return inputErr(fmt.Errorf("userns-remap %q: no account has uid %d: give a user name (apply creates it) or create the account first", value, spec.UID))
+	case !acct.GroupExists && spec.UID >= 0 && spec.Group == "" && spec.GID < 0:
+		// R4: a uid alone makes dockerd look up the group of gid = uid.
+		return &errs.Refusal{
+			Reason: fmt.Sprintf("userns-remap %q names a uid without a group, so dockerd looks up the group of gid %d, and none exists (`Gid %d has no entry in /etc/group`)", value, spec.UID, spec.UID),
+			Fix:    fmt.Sprintf("create it (`groupadd --system --gid %d %s`), or name the user instead (--user %s), then run apply again", spec.UID, acct.User, acct.User),
+		}
 	}
 	if group == "" {
 		group = name
 	}
-	uid, err := p.ensureAccount(name, group, "usernsctl Docker userns-remap")
+	uid, nss, err := a.nssAccount(ctx, p, acct, name, group)
 	if err != nil {
 		return err
+	}
+	if !nss {
+		if uid, err = p.ensureAccount(name, group, "usernsctl Docker userns-remap"); err != nil {
+			return err
+		}
 	}
 	req, err := a.dockerRequest(p)
 	if err != nil {
@@ -113,6 +135,32 @@ func (a *applier) planDocker(ctx context.Context, p *plan) error {
 		p.restart("docker")
 	}
 	return nil
+}
+
+// nssAccount finds a remap user that /etc/passwd lacks but `getent`
+// knows (SSSD, LDAP: nsswitch.conf names them), as dockerd would (R8):
+// apply then creates no local duplicate of it. Its group must be known
+// too, locally or to getent. ok is false when getent does not know the
+// user (or cannot be asked, as under --root without a recorded answer):
+// apply creates the account as usual.
+func (a *applier) nssAccount(ctx context.Context, p *plan, acct remap.Account, name, group string) (uid int, ok bool, err error) {
+	if acct.Exists || acct.Created {
+		return -1, false, nil
+	}
+	u, found := facts.NSSUserOf(ctx, p.env, name)
+	if !found {
+		return -1, false, nil
+	}
+	if !acct.GroupExists {
+		if _, found := facts.NSSGroupOf(ctx, p.env, group); !found {
+			return -1, false, &errs.Refusal{
+				Reason: fmt.Sprintf("user %s comes from the directory (`getent passwd %s`), but no group %s is known locally or to `getent group %s`: dockerd would stop at the group lookup", name, name, group, group),
+				Fix:    fmt.Sprintf("create group %s in the directory (or name an existing group: --user %s:GROUP), then run apply again", group, name),
+			}
+		}
+	}
+	p.note("user %s (uid %d) comes from the directory (`getent passwd %s`): no local account is created", name, u.Uid, name)
+	return u.Uid, true, nil
 }
 
 // dockerRequest sizes a new remap range: --count, else login.defs
@@ -161,20 +209,25 @@ func (a *applier) ensureRanges(p *plan, g remap.Goal) error {
 	return nil
 }
 
-// canValidate: `dockerd --validate` exists from Docker 23, and runs only
-// on the live host (nothing is executed under --root).
+// canValidate: `dockerd --validate` exists from rules.DockerValidate on,
+// and runs only on the live host (nothing is executed under --root). It
+// never checks the data root's permissions (docker.remapped_root_access)
+// nor the storage driver, and before rules.DockerValidateRemap not the
+// remap account and its ranges either: the checks judge those.
 func (a *applier) canValidate(ctx context.Context, p *plan) bool {
 	if !p.env.Host.Live() {
 		return false
 	}
 	v := facts.VersionOf(ctx, p.env, versions.Dockerd)
-	return v.Known() && v.Version.AtLeast("23.0")
+	return v.Known() && v.Version.AtLeast(rules.DockerValidate.Value)
 }
 
 // validateDaemonJSON runs `dockerd --validate` on the candidate, written to
 // a private temporary file. It runs inside the commit after the account
-// and ID files are in place: with them, dockerd has nothing to create (for
-// "default" without dockremap, --validate would run useradd itself).
+// and ID files are in place: with them, dockerd has nothing to create
+// (from rules.DockerValidateRemap on, --validate resolves the remap
+// account, and for "default" without dockremap would run useradd and
+// usermod itself).
 func (a *applier) validateDaemonJSON(ctx context.Context, candidate []byte) error {
 	f, err := os.CreateTemp("", "usernsctl-daemon-*.json")
 	if err != nil {

@@ -18,8 +18,11 @@ import (
 // Spec is a parsed Docker `userns-remap` value (or `--user`).
 //
 // Forms: "default" (user and group dockremap, created by dockerd when
-// missing), "user", "user:group", "uid", "uid:gid". An all-digit part is an
-// ID. "root" is refused by dockerd; more than two ":" parts is an error.
+// missing; "default:GROUP" is dockremap with that group), "user",
+// "user:group", "uid", "uid:gid". A part strconv.ParseInt reads as a 32-bit
+// number is an ID ("+1500" and "01500" are uid 1500). More than two ":"
+// parts is an error. A spec that resolves to the user named root is no
+// error here: see Resolve and ErrRoot.
 type Spec struct {
 	Raw     string
 	Default bool   // "default": dockremap
@@ -36,15 +39,26 @@ const DefaultUser = "dockremap"
 // named.
 const DefaultSpec = "default"
 
-// ErrRoot is a spec that names root. dockerd does not fail on it: it logs
-// "root cannot be remapped with itself; user namespaces are OFF" and starts
-// without user namespaces, which is worse than failing.
-var ErrRoot = errors.New("root cannot be remapped onto itself: dockerd would start with user namespaces OFF")
+// ErrRoot is a spec that resolves to the user named root (by name, or by a
+// uid whose first account is root). dockerd does not refuse it: it logs
+// `User namespaces: root cannot be remapped with itself; user namespaces
+// are OFF` and starts without user namespaces, yet userns-remap stays set,
+// so the data root still moves to <data-root>/0.0 and --privileged,
+// --net=host and --pid=host containers are still refused (moby
+// daemon/daemon_unix.go setupRemappedRoot, setupDaemonRoot,
+// verifyPlatformContainerSettings). Only the name counts: another uid-0
+// account ("toor") is remapped onto its own subordinate ranges like any
+// user.
+var ErrRoot = fmt.Errorf("root cannot be remapped with itself: dockerd starts with user namespaces OFF, yet still moves its data root to <data-root>/%s and still refuses --privileged, --net=host and --pid=host containers", RemappedDir(0, 0))
+
+// RemappedDir is the directory dockerd makes under the data root for the
+// remapped root's host uid and gid: "<uid>.<gid>" (moby setupDaemonRoot).
+func RemappedDir(uid, gid int) string { return fmt.Sprintf("%d.%d", uid, gid) }
 
 // ParseSpec parses a userns-remap value the way dockerd splits it, and
 // refuses what dockerd would refuse or silently ignore: an empty value or
-// part, more than two ":" parts, a signed or out-of-range ID, whitespace or
-// control characters in a name, and root (by name or ID 0).
+// part, more than two ":" parts, a negative or out-of-range ID, whitespace
+// or control characters in a name.
 func ParseSpec(s string) (Spec, error) {
 	sp := Spec{Raw: s, UID: -1, GID: -1}
 	if s == "" {
@@ -52,7 +66,7 @@ func ParseSpec(s string) (Spec, error) {
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) > 2 {
-		return sp, fmt.Errorf(`userns-remap %q has %d ":"-separated parts: want "default", USER, USER:GROUP, UID or UID:GID`, s, len(parts))
+		return sp, fmt.Errorf(`userns-remap %q has %d ":"-separated parts: want "default", USER, USER:GROUP, UID or UID:GID (dockerd: `+"`Invalid user/group specification in --userns-remap: %q`)", s, len(parts), s)
 	}
 	for i, p := range parts {
 		if p == "" {
@@ -70,16 +84,13 @@ func ParseSpec(s string) (Spec, error) {
 		return sp, fmt.Errorf("userns-remap %q: user %w", s, err)
 	case isID:
 		sp.UID = id
-	case s == DefaultSpec: // only the whole value: "default:x" is user "default" (moby parseRemappedRoot)
+	case parts[0] == DefaultSpec: // "default:GROUP" too (moby parseRemappedRoot tests the user part)
 		sp.Default, sp.User = true, DefaultUser
 	default:
 		if err := checkName(parts[0]); err != nil {
 			return sp, fmt.Errorf("userns-remap %q: user %w", s, err)
 		}
 		sp.User = parts[0]
-	}
-	if sp.User == "root" || sp.UID == 0 {
-		return sp, fmt.Errorf("userns-remap %q: %w", s, ErrRoot)
 	}
 
 	if len(parts) == 2 {
@@ -99,20 +110,23 @@ func ParseSpec(s string) (Spec, error) {
 	return sp, nil
 }
 
-// parseID reads an all-digit part as an ID. dockerd uses
-// strconv.ParseInt(part, 10, 32), so a larger number would be looked up as
-// a name and fail; a sign would be looked up as a negative ID.
+// parseID reads a part as dockerd does: strconv.ParseInt(part, 10, 32)
+// makes it an ID, so "+1500" and "01500" are 1500. A negative ID matches
+// no account (`Uid -1 has no entry in /etc/passwd`), and a larger number
+// would be looked up as a name no account has: both are refused.
 func parseID(p string) (id int, isID bool, err error) {
 	digits := strings.TrimLeft(p, "+-")
 	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
 		return 0, false, nil // a name
 	}
-	if digits != p {
+	n, perr := strconv.ParseInt(p, 10, 32)
+	switch {
+	case len(p)-len(digits) > 1:
 		return 0, false, fmt.Errorf("%q is not a valid ID: IDs are unsigned decimal numbers", p)
-	}
-	n, err := strconv.ParseInt(p, 10, 64)
-	if err != nil || n > math.MaxInt32 {
-		return 0, false, fmt.Errorf("ID %s is out of range (dockerd accepts at most %d)", p, math.MaxInt32)
+	case perr == nil && n < 0:
+		return 0, false, fmt.Errorf("%q is not a valid ID: dockerd reads it as uid or gid %d, which no account has", p, n)
+	case perr != nil:
+		return 0, false, fmt.Errorf("ID %s is out of range (dockerd reads at most %d as an ID, and looks a larger number up as a name)", p, math.MaxInt32)
 	}
 	return int(n), true, nil
 }
@@ -167,10 +181,11 @@ type Account struct {
 	Created bool
 }
 
-// Resolve finds the account the spec names. Missing accounts are not an
-// error (see Exists, GroupExists, Created); a spec that resolves to root (a
-// uid or name that is uid 0) returns ErrRoot, because dockerd would then
-// run without user namespaces.
+// Resolve finds the account the spec names, as dockerd's lookups do (the
+// first account with the name or uid). Missing accounts are not an error
+// (see Exists, GroupExists, Created). A spec that resolves to the user
+// named root returns the whole account and ErrRoot (see there); any other
+// uid-0 account is an account like any other.
 func (s Spec) Resolve(users []user.User, groups []user.Group) (Account, error) {
 	a := Account{UID: -1, GID: -1}
 	var u *user.User
@@ -194,9 +209,6 @@ func (s Spec) Resolve(users []user.User, groups []user.Group) (Account, error) {
 	}
 	if u != nil {
 		a.User, a.UID, a.Exists = u.Name, u.Uid, true
-		if u.Uid == 0 || u.Name == "root" {
-			return a, fmt.Errorf("userns-remap %q names %s (uid %d): %w", s.Raw, u.Name, u.Uid, ErrRoot)
-		}
 	}
 	if s.Default && !a.Exists {
 		a.Created = true
@@ -219,6 +231,9 @@ func (s Spec) Resolve(users []user.User, groups []user.Group) (Account, error) {
 			a.Group, a.GID, a.GroupExists = groups[i].Name, groups[i].Gid, true
 			break
 		}
+	}
+	if a.Exists && a.User == "root" {
+		return a, fmt.Errorf("userns-remap %q names root (uid %d): %w", s.Raw, a.UID, ErrRoot)
 	}
 	return a, nil
 }

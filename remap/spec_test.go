@@ -22,8 +22,14 @@ func TestParseSpecForms(t *testing.T) {
 		{"1500:1600", Spec{Raw: "1500:1600", UID: 1500, GID: 1600}},
 		{"mapuser:1600", Spec{Raw: "mapuser:1600", User: "mapuser", UID: -1, GID: 1600}},
 		{"1500:mapgroup", Spec{Raw: "1500:mapgroup", UID: 1500, Group: "mapgroup", GID: -1}},
-		// Only the whole value "default" is dockremap: dockerd reads "default:docker" as user "default" (moby parseRemappedRoot).
-		{"default:docker", Spec{Raw: "default:docker", User: "default", Group: "docker", UID: -1, GID: -1}},
+		// dockerd tests the user part for "default": "default:docker" is dockremap with group docker (moby parseRemappedRoot).
+		{"default:docker", Spec{Raw: "default:docker", Default: true, User: "dockremap", Group: "docker", UID: -1, GID: -1}},
+		// strconv.ParseInt reads a sign and leading zeros.
+		{"+1500", Spec{Raw: "+1500", UID: 1500, GID: -1}},
+		{"01500:+1600", Spec{Raw: "01500:+1600", UID: 1500, GID: 1600}},
+		// root is resolved, not refused, here (see Resolve).
+		{"root", Spec{Raw: "root", User: "root", UID: -1, GID: -1}},
+		{"0:0", Spec{Raw: "0:0", UID: 0, GID: 0}},
 		{"user.name-1", Spec{Raw: "user.name-1", User: "user.name-1", UID: -1, GID: -1}},
 		{"2147483647", Spec{Raw: "2147483647", UID: 2147483647, GID: -1}},
 		// A name that only starts with digits is a name, as in dockerd.
@@ -53,12 +59,8 @@ func TestParseSpecRefuses(t *testing.T) {
 		{"mapuser:", "the group part is empty", false},
 		{":mapgroup", "the user part is empty", false},
 		{":", "the user part is empty", false},
-		{"root", "root cannot be remapped", true},
-		{"root:docker", "root cannot be remapped", true},
-		{"0", "root cannot be remapped", true},
-		{"0:0", "root cannot be remapped", true},
-		{"-1", "not a valid ID", false},
-		{"+1500", "not a valid ID", false},
+		{"-1", "not a valid ID: dockerd reads it as uid or gid -1", false},
+		{"+-1500", "not a valid ID", false},
 		{"1500:-5", "group \"-5\" is not a valid ID", false},
 		{"2147483648", "out of range", false},
 		{"99999999999999999999999", "out of range", false},
@@ -172,15 +174,32 @@ func TestResolveDefaultWithoutDockremap(t *testing.T) {
 	}
 }
 
-func TestResolveRootAlias(t *testing.T) {
+func TestResolveRoot(t *testing.T) {
 	users, groups := accounts(t)
-	// toor is uid 0: dockerd resolves it to root and turns userns off.
-	sp, err := ParseSpec("toor")
-	if err != nil {
-		t.Fatal(err)
+	// dockerd turns user namespaces off for the user NAMED root only.
+	for _, spec := range []string{"root", "0", "0:0", "root:docker"} {
+		sp, err := ParseSpec(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := sp.Resolve(users, groups)
+		if !errors.Is(err, ErrRoot) || a.User != "root" || !a.Exists || !a.GroupExists {
+			t.Errorf("Resolve(%q) = %+v, %v; want root's account and ErrRoot", spec, a, err)
+		}
 	}
-	if _, err := sp.Resolve(users, groups); !errors.Is(err, ErrRoot) {
-		t.Fatalf("Resolve(toor) = %v, want ErrRoot", err)
+	// toor is uid 0 under another name: remapped onto its own ranges.
+	sp, _ := ParseSpec("toor")
+	a, err := sp.Resolve(users, groups)
+	if err != nil || a.User != "toor" || a.UID != 0 {
+		t.Fatalf("Resolve(toor) = %+v, %v; want toor, no error", a, err)
+	}
+	if k := a.SubIDKeys(); !reflect.DeepEqual(k, []string{"toor", "0"}) {
+		t.Errorf("toor's keys = %q", k)
+	}
+	// "default:docker" with dockremap present: dockremap, group docker.
+	sp, _ = ParseSpec("default:docker")
+	if a, err := sp.Resolve(users, groups); err != nil || a.User != "dockremap" || a.Group != "docker" || !a.GroupExists {
+		t.Errorf("Resolve(default:docker) = %+v, %v", a, err)
 	}
 }
 
@@ -194,7 +213,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if strings.Count(s, ":") > 1 || sp.User == "root" || sp.UID == 0 {
+		if strings.Count(s, ":") > 1 || sp.UID < -1 || sp.GID < -1 {
 			t.Fatalf("ParseSpec(%q) accepted %+v", s, sp)
 		}
 		_, _ = sp.Resolve(users, groups)

@@ -62,14 +62,24 @@ func Write(dir string, src *host.Host, c Contents) (skipped []string, err error)
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	meta := map[string]host.Meta{}
 	for _, p := range paths {
 		if secret(p) {
 			skipped = append(skipped, p+" (never copied: may hold secrets)")
 			continue
 		}
-		if _, err := copyOne(dir, src, p, c.Files[p]); err != nil {
+		copied, err := copyOne(dir, src, p, c.Files[p])
+		if err != nil {
 			return skipped, fmt.Errorf("snapshot %s: %w", p, err)
 		}
+		// The tree's own modes and owners are the copier's; the host's
+		// are recorded beside them (a checkout keeps neither).
+		if fi, err := os.Stat(src.Path(p)); copied && err == nil {
+			meta[p] = host.MetaOf(fi)
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, host.StatFile), meta); err != nil {
+		return skipped, err
 	}
 	if err := writeJSON(filepath.Join(dir, run.CommandsFile), c.Commands); err != nil {
 		return skipped, err

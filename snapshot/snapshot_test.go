@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/usernsctl/usernsctl/cmd"
@@ -144,5 +145,46 @@ func TestSnapshotTar(t *testing.T) {
 		if snap[id].Status != l.Status {
 			t.Errorf("%s: %s live, %s from the extracted archive", id, l.Status, snap[id].Status)
 		}
+	}
+}
+
+// The host's modes and owners, which a checkout cannot keep, are recorded
+// beside the tree and read back through stat.
+func TestSnapshotRecordsModesAndOwners(t *testing.T) {
+	src := t.TempDir()
+	home := filepath.Join(src, "home/alice")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700)
+	if os.Getuid() == 0 {
+		os.Chown(home, 1000, 1001)
+	}
+	h, err := host.At(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Record()
+	if _, err := h.Stat("/home/alice"); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "snap")
+	if _, err := snapshot.Write(dir, h, snapshot.Contents{Files: h.Recorded()}); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, "home/alice"), 0o755) // as a checkout would leave it
+	snap, err := host.At(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := snap.Stat("/home/alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+		t.Errorf("mode %v, want drwx------", fi.Mode())
+	}
+	if st := fi.Sys().(*syscall.Stat_t); os.Getuid() == 0 && (st.Uid != 1000 || st.Gid != 1001) {
+		t.Errorf("owner %d:%d, want 1000:1001", st.Uid, st.Gid)
 	}
 }

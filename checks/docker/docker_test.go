@@ -7,6 +7,7 @@ import (
 
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/checkstest"
+	"github.com/usernsctl/usernsctl/checks/facts"
 )
 
 const passwd = `root:x:0:0:root:/root:/bin/bash
@@ -76,6 +77,16 @@ fi
 
 type files map[string]string
 
+// Recorded `dockerd --version` outputs.
+const (
+	docker20 = `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`
+	docker23 = `{"dockerd --version": "Docker version 23.0.6, build ef23cbc\n"}`
+	docker26 = `{"dockerd --version": "Docker version 26.1.3, build 26.1.3-0ubuntu1~24.04.1\n"}`
+	docker27 = `{"dockerd --version": "Docker version 27.3.1, build ce12230\n"}`
+	docker28 = `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`
+	docker29 = `{"dockerd --version": "Docker version 29.1.0, build 1\n"}`
+)
+
 func newEnv(t *testing.T, fs files, commands string) *checks.Env {
 	t.Helper()
 	return checkstest.Env(t, checks.Docker, fs, commands, nil)
@@ -105,7 +116,7 @@ func TestCheckersContract(t *testing.T) {
 		}
 	}
 	sort.Strings(ids)
-	wantIDs := "docker.containerd_snapshotter docker.daemon_json docker.data_root docker.default_runtime docker.flag_conflicts docker.host_namespaces docker.userns_remap"
+	wantIDs := "docker.containerd_snapshotter docker.daemon_json docker.data_root docker.default_runtime docker.flag_conflicts docker.host_namespaces docker.remapped_root_access docker.userns_remap"
 	if strings.Join(ids, " ") != wantIDs {
 		t.Fatalf("IDs = %v", ids)
 	}
@@ -151,12 +162,53 @@ func TestDaemonJSON(t *testing.T) {
 		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\n\"userns-remap\": \"a\",\n\"userns-remap\": \"default\"\n}"}), ""), "docker.daemon_json")
 		checkstest.Expect(t, r, checks.Warn, `"userns-remap" is given again at line 3 (first at line 2)`)
 	})
-	t.Run("BOM on an old dockerd", func(t *testing.T) {
+	// R29, R30: the syntax depends on the release.
+	t.Run("BOM", func(t *testing.T) {
 		fs := base(files{"etc/docker/daemon.json": "\xEF\xBB\xBF{}"})
-		r := check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`), "docker.daemon_json")
-		checkstest.Expect(t, r, checks.Warn, "byte order mark, which dockerd 20.10.24", "sed -i")
-		r = check(t, newEnv(t, fs, `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`), "docker.daemon_json")
+		r := check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "invalid character 'ï' looking for beginning of value", "dockerd 20.10.24+dfsg1 refuses to start", "sed -i")
+		r = check(t, newEnv(t, fs, docker28), "docker.daemon_json")
 		checkstest.Expect(t, r, checks.Pass, "byte order mark, which dockerd 23.0 and later skip")
+		r = check(t, newEnv(t, fs, ""), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "dockerd's version is unknown; releases before 23.0 refuse the file")
+	})
+	t.Run("empty, dockerd 20.10", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "\n"}), docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "daemon.json:2:1: EOF", "dockerd 20.10.24+dfsg1 refuses to start", "write `{}` into it")
+		r = check(t, newEnv(t, base(files{"etc/docker/daemon.json": ""}), ""), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "is empty: dockerd reads it as {}", "dockerd before 23.0 refuses an empty file")
+	})
+	t.Run("second object, dockerd 20.10", func(t *testing.T) {
+		r := check(t, newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Warn, "line 2, column 1: data follows the object (`{\"userns-remap\": \"default\"}`), which dockerd 20.10.24+dfsg1 ignores",
+			"dockerd 23.0 and later refuse the file", "merge what follows line 2 column 1 into the first object")
+		env := newEnv(t, base(files{"etc/docker/daemon.json": "{\"debug\": true}\n{\"userns-remap\": \"default\"}\n"}), docker20)
+		checkstest.Expect(t, check(t, env, "docker.userns_remap"), checks.Warn, "userns-remap is not enabled")
+	})
+	t.Run("UTF-16, dockerd 27", func(t *testing.T) {
+		fs := base(files{"etc/docker/daemon.json": "\xff\xfe{\x00}\x00"})
+		r := check(t, newEnv(t, fs, docker27), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, "the file is UTF-16LE with a byte order mark, which dockerd 23.0 and later decode")
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "invalid character 'ÿ'", "iconv -f UTF-16 -t UTF-8")
+	})
+	t.Run("graph", func(t *testing.T) {
+		fs := base(files{"etc/docker/daemon.json": "{\n  \"graph\": \"/srv/docker\"\n}"})
+		r := check(t, newEnv(t, fs, docker23), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "`the \"graph\" config file option is deprecated; use \"data-root\" instead`", `rename "graph" to "data-root"`)
+		r = check(t, newEnv(t, fs, docker27), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, "`the following directives don't match any configuration option: graph`")
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Pass, `"graph" (line 2) sets the data root`)
+		if root, _ := facts.DockerDataRootOf(newEnv(t, fs, docker20)); root != "/srv/docker" {
+			t.Errorf("20.10 data root = %s", root)
+		}
+		if root, _ := facts.DockerDataRootOf(newEnv(t, fs, docker27)); root != "/var/lib/docker" {
+			t.Errorf("27 data root = %s", root)
+		}
+		fs["etc/docker/daemon.json"] = `{"graph": "/a", "data-root": "/b"}`
+		r = check(t, newEnv(t, fs, docker20), "docker.daemon_json")
+		checkstest.Expect(t, r, checks.Fail, `cannot specify both "graph" and "data-root" config file options`)
 	})
 	t.Run("config-file from a drop-in", func(t *testing.T) {
 		fs := base(files{
@@ -177,7 +229,8 @@ func TestDaemonJSON(t *testing.T) {
 	t.Run("config-file missing", func(t *testing.T) {
 		fs := base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --config-file=/srv/docker.json", 1)})
 		r := check(t, newEnv(t, fs, ""), "docker.daemon_json")
-		checkstest.Expect(t, r, checks.Warn, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it", "remove `--config-file=/srv/docker.json`")
+		checkstest.Expect(t, r, checks.Fail, "/srv/docker.json does not exist, but --config-file in /lib/systemd/system/docker.service line 7 names it",
+			"`unable to configure the Docker daemon with file /srv/docker.json: open /srv/docker.json: no such file or directory`", "remove `--config-file=/srv/docker.json`")
 	})
 	t.Run("snap Docker only", func(t *testing.T) {
 		fs := base(files{"var/snap/docker/current/config/daemon.json": "{}"})
@@ -213,9 +266,18 @@ func TestUsernsRemap(t *testing.T) {
 		{"user:group, by user name and uid", dj(`"mapuser:mapgroup"`), "", checks.Pass,
 			[]string{"user mapuser (uid 1500), group mapgroup (gid 1600)", `looked up by "mapuser" or "1500" in /etc/subuid and /etc/subgid`}},
 		{"uid", dj(`"1500"`), "", checks.Pass, []string{"user mapuser (uid 1500)"}},
-		{"root", dj(`"root"`), "", checks.Fail, []string{"user namespaces OFF", `set userns-remap to "default"`}},
-		{"uid 0", dj(`"0:0"`), "", checks.Fail, []string{"user namespaces OFF"}},
-		{"alias of root", dj(`"toor"`), "", checks.Fail, []string{`names toor (uid 0)`, "user namespaces OFF"}},
+		// R9: root is a silent fallback, not a refusal.
+		{"root", dj(`"root"`), "", checks.Warn, []string{"user namespaces are OFF", "<data-root>/0.0", "still refuses --privileged", `set userns-remap to "default"`}},
+		{"uid 0", dj(`"0:0"`), "", checks.Warn, []string{"user namespaces are OFF"}},
+		{"root without its group", base(files{"etc/docker/daemon.json": `{"userns-remap": "root"}`, "etc/group": "daemon:x:1:\n"}), "", checks.Fail,
+			[]string{"`Error during gid lookup for \"root\"`"}},
+		// Another uid-0 account is remapped like any user.
+		{"uid 0 under another name", base(files{"etc/docker/daemon.json": `{"userns-remap": "toor"}`, "etc/group": group + "toor:x:0:\n"}), "", checks.Pass,
+			[]string{"user toor (uid 0), group toor (gid 0)", `looked up by "toor" or "0"`}},
+		{"default:GROUP is dockremap", dj(`"default:docker"`), "", checks.Pass, []string{"user and group dockremap, which do not exist yet"}},
+		{"+1500 is uid 1500", dj(`"+1500"`), "", checks.Pass, []string{"user mapuser (uid 1500)"}},
+		// R32: null is unset.
+		{"null", dj(`null`), "", checks.Warn, []string{"userns-remap is null (daemon.json /etc/docker/daemon.json line 1), which dockerd reads as unset: user namespaces are off"}},
 		{"three parts", dj(`"a:b:c"`), "", checks.Fail, []string{`has 3 ":"-separated parts`}},
 		{"empty group", dj(`"mapuser:"`), "", checks.Fail, []string{"the group part is empty"}},
 		{"not a string", dj(`true`), "", checks.Fail, []string{`"userns-remap" is a boolean, want a string`, "daemon.json:1:2"}},
@@ -223,10 +285,13 @@ func TestUsernsRemap(t *testing.T) {
 			[]string{`names user "ghost", which is not in /etc/passwd`, "useradd --system --no-create-home --shell /usr/sbin/nologin ghost"}},
 		{"missing uid", dj(`"4242"`), "", checks.Fail, []string{"names uid 4242", "--uid 4242"}},
 		{"missing group", dj(`"lonely"`), "", checks.Fail,
-			[]string{`dockerd looks up group "lonely" (the user's name, as no group is given), which is not in /etc/group`, "groupadd --system lonely"}},
+			[]string{`dockerd looks up group "lonely" (the user's name, as no group is given), which is not in /etc/group`, "`Error during gid lookup for \"lonely\"`", "groupadd --system lonely"}},
+		{"missing named group", dj(`"mapuser:nogroup"`), "", checks.Fail, []string{"`Error during groupname lookup for \"nogroup\"`"}},
+		{"missing gid", dj(`"mapuser:4343"`), "", checks.Fail, []string{"`Gid 4343 has no entry in /etc/passwd` (sic)"}},
+		{"uid without a group of that gid", dj(`"1700"`), "", checks.Fail, []string{"`Gid 1700 has no entry in /etc/group`"}},
 		{"--user differs", dj(`"default"`), "mapuser", checks.Warn,
 			[]string{`userns-remap is "default" (daemon.json /etc/docker/daemon.json line 1) but --user asks for "mapuser"`}},
-		{"--user root", base(nil), "root", checks.Fail, []string{"(--user)"}},
+		{"--user root", base(nil), "root", checks.Warn, []string{"(--user)", "user namespaces are OFF"}},
 		{"flag in the unit", base(files{"lib/systemd/system/docker.service": strings.Replace(ceUnit, "-H fd://", "-H fd:// --userns-remap=mapuser", 1)}), "", checks.Pass,
 			[]string{`"mapuser" (--userns-remap in /lib/systemd/system/docker.service line 7)`}},
 		{"daemon.json broken", base(files{"etc/docker/daemon.json": "{,}"}), "", checks.Skip, []string{"see docker.daemon_json"}},
@@ -315,12 +380,31 @@ func TestContainerdSnapshotter(t *testing.T) {
 		{"absent", `{}`, "", "", checks.Pass, []string{"not enabled explicitly"}},
 		{"false", `{"features": {"containerd-snapshotter": false}}`, "", "", checks.Pass, nil},
 		{"true, remap to come", "{\n  \"features\": {\n    \"containerd-snapshotter\": true\n  }\n}", "", "", checks.Fail,
-			[]string{`"features": {"containerd-snapshotter": true} in /etc/docker/daemon.json line 3`, "once userns-remap is enabled", "not compatible with userns remapping"}},
+			[]string{`"features": {"containerd-snapshotter": true} in /etc/docker/daemon.json line 3`, "once userns-remap is enabled", "not compatible with userns remapping", "dockerd's version is unknown: dockerd 29.0 and later assumed"}},
 		{"true with remap set", `{"userns-remap": "default", "features": {"containerd-snapshotter": true}}`, "", "", checks.Fail,
 			[]string{`with userns-remap "default" set (daemon.json /etc/docker/daemon.json line 1)`}},
 		{"flag", `{}`, "--feature containerd-snapshotter", "", checks.Fail, []string{"`--feature containerd-snapshotter` (/lib/systemd/system/docker.service line 7)"}},
 		{"flag false", `{}`, "--feature=containerd-snapshotter=false", "", checks.Pass, nil},
 		{"Docker 29 note", `{}`, "", "Docker version 29.1.0, build 1\n", checks.Pass, []string{"containerd image store by default"}},
+		// R23 by release.
+		{"true, dockerd 29", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 29.1.0, build 1\n", checks.Fail,
+			[]string{"dockerd 29.1.0 exits at start", "Please disable userns remapping or containerd-snapshotter"}},
+		{"true, dockerd 28", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 28.5.2, build 3ef3c07\n", checks.Warn,
+			[]string{"dockerd 28.5.2 starts with the containerd image store and chowns every container's snapshot", "BuildKit builds break", "dockerd 29.0 and later refuse"}},
+		{"true, dockerd 26", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 26.1.3, build 1\n", checks.Warn, []string{"dockerd 26.1.3 starts"}},
+		{"true, dockerd 24", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 24.0.7, build 1\n", checks.Warn,
+			[]string{"has no ID mapping before 25.0", "not verified"}},
+		{"true, dockerd 23", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 23.0.6, build 1\n", checks.Pass,
+			[]string{"which dockerd 23.0.6 ignores"}},
+		{"true, dockerd 20.10", `{"features": {"containerd-snapshotter": true}}`, "", "Docker version 20.10.24, build 1\n", checks.Pass, []string{"ignores"}},
+		{"flag, dockerd 27 has none", `{}`, "--feature containerd-snapshotter", "Docker version 27.3.1, build 1\n", checks.Pass,
+			[]string{"dockerd 27.3.1 has no --feature flag (it came in 28.0)"}},
+		// R24: a snapshotter name as storage-driver, dockerd 29 remapping.
+		{"storage-driver overlayfs, dockerd 29", `{"userns-remap": "default", "storage-driver": "overlayfs"}`, "", "Docker version 29.1.0, build 1\n", checks.Fail,
+			[]string{`storage-driver "overlayfs" (/etc/docker/daemon.json line 1) is no graphdriver`, "`graphdriver is explicitly enabled but \"overlayfs\" is not registered`", `set "storage-driver": "overlay2"`}},
+		{"-s overlayfs, dockerd 29", `{}`, "-s overlayfs", "Docker version 29.1.0, build 1\n", checks.Fail, []string{"`-s overlayfs` (/lib/systemd/system/docker.service line 7)"}},
+		{"storage-driver overlay2, dockerd 29", `{"storage-driver": "overlay2"}`, "", "Docker version 29.1.0, build 1\n", checks.Pass, nil},
+		{"storage-driver overlayfs, dockerd 28", `{"storage-driver": "overlayfs"}`, "", "Docker version 28.5.2, build 1\n", checks.Pass, nil},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fs := base(files{"etc/docker/daemon.json": tc.daemon})
@@ -377,7 +461,7 @@ func TestHostNamespaces(t *testing.T) {
 	r := check(t, newEnv(t, fs, ""), "docker.host_namespaces")
 	checkstest.Expect(t, r, checks.Warn, "2 of 4 containers under /srv/docker use host namespaces or privileged mode",
 		"aaaaaaaaaaaa (node_exporter): --net=host, --pid=host", "bbbbbbbbbbbb: --privileged",
-		"cannot share the host's network namespace when user namespaces are enabled", "--userns=host")
+		"cannot share the host's network namespace when user namespaces are enabled", "does not load them (they vanish from view", "recreating them as they are", "--userns=host")
 	if ids, _ := r.Evidence["host_namespace_containers"].([]string); strings.Join(ids, ",") != "aaaaaaaaaaaa,bbbbbbbbbbbb" {
 		t.Errorf("evidence = %v", r.Evidence["host_namespace_containers"])
 	}
@@ -402,8 +486,8 @@ func TestDataRoot(t *testing.T) {
 		"etc/subgid":                           "dockremap:200000:65536\n",
 	}
 	r := check(t, newEnv(t, base(withContent), ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images and 1 volume that vanish from view once userns-remap is enabled",
-		"dockerd then uses /var/lib/docker/100000.200000", "docker save -o images.tar")
+	checkstest.Expect(t, r, checks.Warn, "/var/lib/docker (default) holds 2 images, 0 containers and 1 volume that vanish from view once userns-remap is enabled",
+		"dockerd then keeps everything under /var/lib/docker/100000.200000 (images, containers, volumes, networks, plugins, swarm state, build cache)", "group-owned by the remapped root's gid", "docker save -o images.tar")
 
 	// Configured but dockerd not restarted yet: still about to vanish.
 	fs := base(withContent)
@@ -415,10 +499,10 @@ func TestDataRoot(t *testing.T) {
 	fs["var/lib/docker/100000.200000/image/"] = ""
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
 	checkstest.Expect(t, r, checks.Pass, "userns-remap is on (daemon.json /etc/docker/daemon.json line 1) and dockerd keeps its data in /var/lib/docker/100000.200000",
-		"the 2 images and 1 volume made before remap stay in /var/lib/docker")
+		"the 2 images, 0 containers and 1 volume made before remap stay in /var/lib/docker")
 
 	r = check(t, newEnv(t, base(files{"var/lib/docker/": ""}), ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Pass, "holds no images or volumes")
+	checkstest.Expect(t, r, checks.Pass, "holds no images, containers or volumes")
 
 	r = check(t, newEnv(t, base(nil), ""), "docker.data_root")
 	checkstest.Expect(t, r, checks.Pass, "/var/lib/docker (default) does not exist yet")
@@ -430,5 +514,98 @@ func TestDataRoot(t *testing.T) {
 		"data/docker/volumes/v1/":           "",
 	})
 	r = check(t, newEnv(t, fs, ""), "docker.data_root")
-	checkstest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images and 1 volume", "<data-root>/<uid>.<gid>")
+	checkstest.Expect(t, r, checks.Warn, "/data/docker (--data-root in /lib/systemd/system/docker.service line 7) holds 0 images, 0 containers and 1 volume", "<data-root>/<uid>.<gid>")
+}
+
+// R22: every existing directory above <data-root>/<uid>.<gid> must give
+// the remapped root x.
+func TestRemappedRootAccess(t *testing.T) {
+	ranges := files{"etc/subuid": "mapuser:200000:65536\n", "etc/subgid": "mapuser:300000:65536\n"}
+	for _, tc := range []struct {
+		desc   string
+		fs     files
+		status checks.Status
+		say    []string
+	}{
+		{"default data root", base(files{"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`, "var/lib/docker/": ""}), checks.Pass,
+			[]string{"every directory above /var/lib/docker/<uid>.<gid> gives the remapped root search permission: /var/lib, /var"}},
+		{"under a 0750 home", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser", "data-root": "/home/alice/docker"}`,
+			"home/alice/docker/":     "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Fail, []string{"/home/alice (mode 0750, owner 1000:1000) gives no search permission",
+			"uid 200000, gid 300000", "`a subdirectory in your graphroot path (/home/alice/docker/200000.300000) restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories`",
+			"`chmod o+x /home/alice`"}},
+		{"group of the remapped gid", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser", "data-root": "/srv/d/docker"}`,
+			"srv/d/":                 "",
+			".usernsctl/stat.json":   `{"/srv/d": {"mode": "0710", "uid": 0, "gid": 300000}, "/srv": {"mode": "0701"}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Pass, []string{"/srv/d, /srv"}},
+		// The real path counts: a link into a closed directory.
+		{"linked into a 0700 directory", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`,
+			"var/lib/docker":         "-> /data/private/docker",
+			"data/private/docker/":   "",
+			".usernsctl/stat.json":   `{"/data/private": {"mode": "0700", "uid": 0, "gid": 0}}`,
+			"etc/subuid":             ranges["etc/subuid"], "etc/subgid": ranges["etc/subgid"],
+		}), checks.Fail, []string{"/data/private (mode 0700, owner 0:0)", "(/data/private/docker/200000.300000)"}},
+		// No ranges yet: only o+x counts.
+		{"ids not allocated yet", base(files{
+			"etc/docker/daemon.json": `{"data-root": "/home/alice/docker"}`,
+			"home/alice/":            "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+		}), checks.Fail, []string{"whose ids are not allocated yet, so only o+x counts", "(/home/alice/docker/<uid>.<gid>)", "once userns-remap is enabled"}},
+		// R9: root keeps the pair 0:0, and the test still runs.
+		{"root", base(files{
+			"etc/docker/daemon.json": `{"userns-remap": "root", "data-root": "/home/alice/docker"}`,
+			"home/alice/":            "",
+			".usernsctl/stat.json":   `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1000}}`,
+		}), checks.Fail, []string{"uid 0, gid 0", "(/home/alice/docker/0.0)"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			checkstest.Expect(t, check(t, newEnv(t, tc.fs, ""), "docker.remapped_root_access"), tc.status, tc.say...)
+		})
+	}
+}
+
+// R33: a container under the remapped root dockerd uses fails at start;
+// R34: writable-cgroups, 28 and later.
+func TestHostNamespacesActiveRoot(t *testing.T) {
+	const a = "aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111"
+	const b = "bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222"
+	fs := base(files{
+		"etc/docker/daemon.json": `{"userns-remap": "mapuser"}`,
+		"etc/subuid":             "mapuser:200000:65536\n", "etc/subgid": "mapuser:200000:65536\n",
+		"var/lib/docker/200000.200000/containers/" + a + "/hostconfig.json": hostconfig("host", "", false, ""),
+		"var/lib/docker/200000.200000/containers/" + b + "/hostconfig.json": `{"NetworkMode":"bridge","SecurityOpt":["writable-cgroups=false"]}`,
+	})
+	r := check(t, newEnv(t, fs, docker28), "docker.host_namespaces")
+	checkstest.Expect(t, r, checks.Fail, "2 of 2 containers under /var/lib/docker/200000.200000, the data root dockerd uses", "dockerd refuses to start them",
+		"bbbbbbbbbbbb: --security-opt writable-cgroups", "`option WritableCgroups conflicts with user namespaces and rootless mode`")
+	r = check(t, newEnv(t, fs, docker27), "docker.host_namespaces")
+	checkstest.Expect(t, r, checks.Fail, "1 of 2 containers")
+}
+
+// R8: an account /etc/passwd lacks, where nsswitch.conf names another
+// source, is asked of getent as dockerd does.
+func TestUsernsRemapNSS(t *testing.T) {
+	fs := base(files{"etc/docker/daemon.json": `{"userns-remap": "ldapmap"}`, "etc/nsswitch.conf": "passwd: files ldap\ngroup: files ldap\n"})
+	for _, tc := range []struct {
+		desc, cmds string
+		status     checks.Status
+		say        []string
+	}{
+		{"found", `{"getent passwd ldapmap": "ldapmap:*:5000:5000::/:/bin/false\n", "getent group ldapmap": "ldapmap:*:5000:\n"}`, checks.Pass,
+			[]string{"user ldapmap (uid 5000), group ldapmap (gid 5000) (passwd found by `getent passwd ldapmap`: /etc/nsswitch.conf names files ldap)"}},
+		{"group missing", `{"getent passwd ldapmap": "ldapmap:*:5000:5000::/:/bin/false\n", "getent group ldapmap": {"stdout": "", "exit": 2}}`, checks.Fail,
+			[]string{"`Error during gid lookup for \"ldapmap\"`", "`getent group ldapmap` finds nothing either"}},
+		{"not found", `{"getent passwd ldapmap": {"stdout": "", "exit": 2}}`, checks.Fail, []string{"`Error during uid lookup for \"ldapmap\"`", "`getent passwd ldapmap` finds nothing either"}},
+		{"not asked", "", checks.Warn, []string{"unless another source knows it: /etc/nsswitch.conf line 1 (passwd: files ldap) names more than the files", "run `getent passwd ldapmap` on the host"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			checkstest.Expect(t, check(t, newEnv(t, fs, tc.cmds), "docker.userns_remap"), tc.status, tc.say...)
+		})
+	}
 }

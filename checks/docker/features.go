@@ -10,6 +10,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks"
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 const snapshotter = "containerd-snapshotter"
@@ -20,6 +21,11 @@ func checkContainerdSnapshotter(ctx context.Context, env *checks.Env) checks.Res
 		return *skip
 	}
 	_, when := remapState(env)
+	dv := facts.VersionOf(ctx, env, versions.Dockerd)
+	assumed := ""
+	if !dv.Known() {
+		assumed = fmt.Sprintf(" (dockerd's version is unknown: dockerd %s and later assumed)", rules.DockerC8dRefused)
+	}
 	var on []string
 	var remedies []string
 	if d.File != nil {
@@ -39,6 +45,7 @@ func checkContainerdSnapshotter(ctx context.Context, env *checks.Env) checks.Res
 			}
 		}
 	}
+	var notes []string
 	for _, f := range facts.DockerUnitOf(env).Flags {
 		if f.Name != "feature" {
 			continue
@@ -47,21 +54,85 @@ func checkContainerdSnapshotter(ctx context.Context, env *checks.Env) checks.Res
 		if name != snapshotter {
 			continue
 		}
+		if has, _ := facts.DockerdAtLeast(env, rules.DockerFeatureFlag); !has {
+			notes = append(notes, fmt.Sprintf("`%s` (%s): %s has no --feature flag (it came in %s)", f.Text, f.Where(), dockerdName(dv), rules.DockerFeatureFlag))
+			continue
+		}
 		if b, err := strconv.ParseBool(val); !hasVal || (err == nil && b) {
 			on = append(on, fmt.Sprintf("`%s` (%s)", f.Text, f.Where()))
 			remedies = append(remedies, fmt.Sprintf("remove `%s` from %s", f.Text, f.Where()))
 		}
 	}
+	refused, _ := facts.DockerdAtLeast(env, rules.DockerC8dRefused)
+	if refused {
+		if r, bad := storageDriver(env, d, dv, when, assumed); bad {
+			if len(on) > 0 {
+				r.Message += fmt.Sprintf("; the containerd snapshotter is also enabled explicitly by %s, which refuses start by itself", strings.Join(on, " and "))
+				r.Remedy += "; " + strings.Join(remedies, "; ")
+			}
+			return r
+		}
+	}
 	if len(on) > 0 {
-		return checks.Failf(strings.Join(remedies, "; "),
-			"the containerd snapshotter is enabled explicitly by %s: %s dockerd exits at start (`containerd-snapshotter is explicitly enabled, but is not compatible with userns remapping`)",
-			strings.Join(on, " and "), when).With("explicit", on)
+		by := strings.Join(on, " and ")
+		remedy := strings.Join(remedies, "; ")
+		switch {
+		case refused:
+			// R23, 29.0+: a refusal at start.
+			return checks.Failf(remedy,
+				"the containerd snapshotter is enabled explicitly by %s: %s %s exits at start (`containerd-snapshotter is explicitly enabled, but is not compatible with userns remapping. Please disable userns remapping or containerd-snapshotter`)%s",
+				by, when, dockerdName(dv), assumed).With("explicit", on)
+		case atLeast(dv, rules.DockerC8dRemap):
+			// R23, 25–28: it starts, at a cost.
+			return checks.Warnf(remedy+" (images in the containerd store then stay out of view; those under the graphdriver come back)",
+				"the containerd snapshotter is enabled explicitly by %s: %s %s starts with the containerd image store and chowns every container's snapshot to the remapped root when it creates the container (time and disk per container), and BuildKit builds break under remapping (moby#47377); dockerd %s and later refuse this combination at start",
+				by, when, dockerdName(dv), rules.DockerC8dRefused).With("explicit", on)
+		case atLeast(dv, rules.DockerC8dStore):
+			// R23, 24: the store has no ID mapping yet (not verified).
+			return checks.Warnf(remedy,
+				"the containerd snapshotter is enabled explicitly by %s: %s %s uses the containerd image store, which has no ID mapping before %s: remapped containers see image files owned by ids outside their map (outcome not verified)",
+				by, when, dockerdName(dv), rules.DockerC8dRemap).With("explicit", on)
+		}
+		// R23, 20.10 and 23: the key is accepted and has no effect.
+		return checks.Passf("%s sets the containerd snapshotter, which %s ignores (the containerd image store came in %s); remove it before upgrading: dockerd %s and later refuse it with userns-remap",
+			by, dockerdName(dv), rules.DockerC8dStore, rules.DockerC8dRefused).With("explicit", on)
 	}
 	msg := "the containerd-snapshotter feature is not enabled explicitly"
-	if p := facts.VersionOf(ctx, env, versions.Dockerd); p.Known() && p.Version.AtLeast("29.0") {
-		msg += fmt.Sprintf("; dockerd %s uses the containerd image store by default and turns it off when remapping, so images kept in that store are not visible with remap on", p.Version)
+	if refused && dv.Known() {
+		msg += fmt.Sprintf("; dockerd %s uses the containerd image store by default and turns it off when remapping (`userns remapping enabled, disabling containerd snapshotter`), so images kept in that store are not visible with remap on", dv.Version)
+	}
+	if len(notes) > 0 {
+		msg += " (note: " + strings.Join(notes, "; ") + ")"
 	}
 	return checks.Passf("%s", msg)
+}
+
+// graphdrivers are the storage drivers dockerd 29 registers on Linux
+// (moby daemon/graphdriver/register, docker-v29.0.0 … docker-v29.7.2).
+var graphdrivers = map[string]bool{"overlay2": true, "fuse-overlayfs": true, "btrfs": true, "zfs": true, "vfs": true}
+
+// storageDriver is R24: from rules.DockerC8dRefused on, remapping forces
+// the graphdriver store, so a storage-driver that is no registered
+// graphdriver (a snapshotter name such as overlayfs) refuses start.
+func storageDriver(env *checks.Env, d *facts.DockerConfig, dv facts.Program, when, assumed string) (checks.Result, bool) {
+	name, where, remedy := "", "", ""
+	if f, ok := facts.DockerUnitOf(env).Flag("storage-driver"); ok && f.Value != "" {
+		name, where, remedy = f.Value, fmt.Sprintf("`%s` (%s)", f.Text, f.Where()), fmt.Sprintf("replace `%s` in %s with `--storage-driver=overlay2`", f.Text, f.Where())
+	} else if d.File != nil {
+		if s, ok, err := d.File.String("storage-driver"); ok && err == nil && s != "" {
+			name, where, remedy = s, d.File.Location("storage-driver"), fmt.Sprintf(`set "storage-driver": "overlay2" in %s`, d.File.Location("storage-driver"))
+		}
+	}
+	if name == "" || graphdrivers[name] {
+		return checks.Result{}, false
+	}
+	return checks.Failf(remedy+" (images kept by the snapshotter stay out of view while remapping)",
+		"storage-driver %q (%s) is no graphdriver (a containerd snapshotter name?): %s %s uses the graphdriver store when remapping and exits at start (`graphdriver is explicitly enabled but %q is not registered`)%s",
+		name, where, when, dockerdName(dv), name, assumed).With("storage_driver", name), true
+}
+
+func atLeast(p facts.Program, t rules.Threshold) bool {
+	return !p.Known() || p.Version.AtLeast(t.Value)
 }
 
 // runcNames are the runtime names dockerd resolves to runc.

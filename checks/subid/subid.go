@@ -33,7 +33,7 @@ func Checkers() []checks.Checker {
 		}, checkAccountIDs),
 		checks.New(checks.Info{
 			ID: "subid.remap_user", Title: "Docker remap user's ranges",
-			Doc:     "The userns-remap user has ranges in BOTH /etc/subuid and /etc/subgid, looked up by user name or uid (never the group), of at least 65536 ids, in one range (Docker concatenates several in file order and uses at most 5).",
+			Doc:     "The userns-remap user has ranges in BOTH /etc/subuid and /etc/subgid, looked up by user name or uid (never the group; dockerd 28 and later take both in file order, earlier releases the uid's lines first), of at least 65536 ids, in one range (dockerd joins every range it finds, with no limit of its own); for \"default\" without dockremap, dockerd must find adduser or useradd, and usermod.",
 			Targets: []checks.Target{checks.Docker},
 		}, checkRemapUser),
 		checks.New(checks.Info{

@@ -2,6 +2,7 @@ package subid
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,16 +212,22 @@ func remapEnv(t *testing.T, extraPasswd, extraGroup string, files tree, commands
 
 func judge(t *testing.T, env *checks.Env, value, source string) checks.Result {
 	t.Helper()
-	spec, err := remap.ParseSpec(value)
-	if err != nil {
+	if _, err := remap.ParseSpec(value); err != nil {
 		t.Fatalf("ParseSpec(%q): %v", value, err)
 	}
-	acc := facts.AccountsOf(env)
-	if acc.Err != nil {
+	if acc := facts.AccountsOf(env); acc.Err != nil {
 		t.Fatal(acc.Err)
 	}
-	return judgeRemap(context.Background(), env, spec, source, acc)
+	env.User = value // the spec as --user names it
+	return run1(t, "subid.remap_user", env)
 }
+
+const (
+	docker20  = `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`
+	docker27  = `{"dockerd --version": "Docker version 27.3.1, build ce12230\n"}`
+	docker28  = `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`
+	docker297 = `{"dockerd --version": "Docker version 29.7.2, build 1\n"}`
+)
 
 const dockremapPW = "dockremap:x:999:989::/home/dockremap:/bin/false\n"
 const dockremapGR = "dockremap:x:989:\n"
@@ -260,39 +267,63 @@ func TestRemapUser(t *testing.T) {
 		{name: "dockremap made by useradd -r, no ranges (field case 5)", pw: dockremapPW, gr: dockremapGR, value: "default",
 			subuid: "alice:100000:65536\n", subgid: "alice:100000:65536\n", st: checks.Fail,
 			commands: `{"dockerd --version": "Docker version 20.10.24+dfsg1, build 5d6db84\n"}`,
-			msg:      []string{"the dockremap account exists already, so dockerd does not allocate ranges", `No subuid ranges found for user "dockremap"`}},
+			msg:      []string{"the dockremap account exists already, so dockerd does not allocate ranges", "`Can't create ID mappings: no subuid ranges found for user \"dockremap\"`"}},
 		{name: "default, no subuid file (field case 5)", value: "default", commands: `{"dockerd --version": "Docker version 28.5.2, build 3ef3c07\n"}`,
 			subuid: "<none>", subgid: "", st: checks.Fail,
-			msg: []string{"/etc/subuid does not exist", "dockerd would create dockremap but cannot record its ranges", "`open /etc/subuid: no such file or directory`"}},
+			msg: []string{"/etc/subuid does not exist", "dockerd would create dockremap but cannot record its ranges",
+				"`Error during \"dockremap\" user creation: couldn't create subordinate ID ranges: error while looking for subuid ranges for user \"dockremap\": open /etc/subuid: no such file or directory`",
+				"the account then exists without ranges"}},
+		{name: "default, no subgid file, dockerd 20.10", value: "default", commands: docker20,
+			subuid: "", subgid: "<none>", st: checks.Fail,
+			msg: []string{"`Error during \"dockremap\" user creation: Couldn't create subordinate ID ranges: error while looking for subgid ranges for user \"dockremap\": open /etc/subgid: no such file or directory`"}},
 		{name: "group-keyed subgid (field case 6)", pw: "mapuser:x:1500:1600::/:/bin/false\n", gr: "mapgroup:x:1600:\n",
-			subuid: "mapuser:200000:65536\n", subgid: "mapgroup:200000:65536\n", value: "mapuser:mapgroup", st: checks.Fail,
+			subuid: "mapuser:200000:65536\n", subgid: "mapgroup:200000:65536\n", value: "mapuser:mapgroup", st: checks.Fail, commands: docker28,
 			msg: []string{
 				`/etc/subgid has no range for mapuser (matched by "mapuser" or "1500")`,
 				"/etc/subgid has a range for the group (/etc/subgid:1 (mapgroup:200000:65536)), but dockerd looks /etc/subgid up by the USER mapuser, never by the group",
-				`No subuid ranges found for user "mapuser"`,
+				"`Can't create ID mappings: no subuid ranges found for user \"mapuser\"`",
 			}, remedy: []string{"usernsctl apply --target docker --user mapuser:mapgroup"}},
 		{name: "subuid only", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
-			subuid: "mapuser:200000:65536\n", subgid: "alice:100000:65536\n", value: "mapuser", st: checks.Fail,
-			msg: []string{"/etc/subgid has no range for mapuser", `No subuid ranges found for user "mapuser"` + "` (dockerd 28 and later say subuid although it is /etc/subgid that lacks the range)"}},
+			subuid: "mapuser:200000:65536\n", subgid: "alice:100000:65536\n", value: "mapuser", st: checks.Fail, commands: docker28,
+			msg: []string{"/etc/subgid has no range for mapuser", "`Can't create ID mappings: no subuid ranges found for user \"mapuser\"` (dockerd 28.0 and later say subuid although it is /etc/subgid that lacks the range)"}},
+		// R15: before 28.0 the subgid text names subgid; 29.7 rewords the prefix.
+		{name: "subuid only, dockerd 27", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
+			subuid: "mapuser:200000:65536\n", subgid: "alice:100000:65536\n", value: "mapuser", st: checks.Fail, commands: docker27,
+			msg: []string{"`Can't create ID mappings: no subgid ranges found for user \"mapuser\"`"}},
+		{name: "no range, dockerd 29.7", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
+			subuid: "alice:100000:65536\n", subgid: "alice:100000:65536\n", value: "1500", st: checks.Fail, commands: docker297,
+			msg: []string{"`error creating ID mappings: no subuid ranges found for user \"mapuser\"`"}},
 		{name: "no subgid file", pw: "mapuser:x:1500:1500::/:/bin/false\n", gr: "mapuser:x:1500:\n",
-			subuid: "mapuser:200000:65536\n", subgid: "<none>", value: "mapuser", st: checks.Fail,
-			msg: []string{"/etc/subgid does not exist", "dockerd fails to start with `open /etc/subgid: no such file or directory`"}},
+			subuid: "mapuser:200000:65536\n", subgid: "<none>", value: "mapuser", st: checks.Fail, commands: docker28,
+			msg: []string{"/etc/subgid does not exist", "dockerd fails to start with `Can't create ID mappings: open /etc/subgid: no such file or directory`"}},
 		{name: "explicit user missing", value: "ghost", subuid: "", subgid: "", st: checks.Fail,
 			msg: []string{"the remap user ghost", "is not in /etc/passwd"}, remedy: []string{"useradd --system"}},
 		{name: "too few ids", pw: dockremapPW, gr: dockremapGR, value: "default",
-			subuid: "dockremap:165536:1000\n", subgid: "dockremap:165536:65536\n", st: checks.Fail,
-			msg: []string{"/etc/subuid gives dockremap only 1000 uids", "Container ID 65534 cannot be mapped to a host ID"}},
+			subuid: "dockremap:165536:1000\n", subgid: "dockremap:165536:65536\n", st: checks.Fail, commands: docker27,
+			msg: []string{"/etc/subuid gives dockremap only 1000 uids", "dockerd starts, but", "`Container ID 65534 cannot be mapped to a host ID`"}},
 		{name: "several ranges (field case 10)", pw: dockremapPW, gr: dockremapGR, value: "default",
 			subuid: "dockremap:300000:65536\ndockremap:165536:65536\n", subgid: "dockremap:165536:65536\n", st: checks.Warn,
 			msg: []string{"/etc/subuid has 2 ranges for dockremap", "container uid 0 is host uid 300000"}},
-		{name: "more than five ranges", pw: dockremapPW, gr: dockremapGR, value: "default",
+		// R18: moby has no limit on the number of ranges; all are joined.
+		{name: "six ranges are all used", pw: dockremapPW, gr: dockremapGR, value: "default",
 			subuid: "dockremap:100000:10000\ndockremap:110000:10000\ndockremap:120000:10000\ndockremap:130000:10000\ndockremap:140000:10000\ndockremap:150000:20000\n",
-			subgid: "dockremap:100000:65536\n", st: checks.Fail,
-			msg: []string{"dockerd uses only the first 5 (up to /etc/subuid:5)", "only 50000 uids"}},
-		{name: "name and uid lines", pw: dockremapPW, gr: dockremapGR, value: "default",
+			subgid: "dockremap:100000:65536\n", st: checks.Warn,
+			msg:        []string{"/etc/subuid has 6 ranges for dockremap", "/etc/subuid:6 (dockremap:150000:20000)", "container uid 0 is host uid 100000"},
+			evidenceOK: func(e map[string]any) bool { return len(e["subuid_ranges"].([]string)) == 6 }},
+		// R17: 28.0 and later use name and uid lines in file order.
+		{name: "name and uid lines, dockerd 28", pw: dockremapPW, gr: dockremapGR, value: "default", commands: docker28,
 			subuid: "dockremap:165536:65536\n999:231072:65536\n", subgid: "dockremap:165536:65536\n", st: checks.Warn,
-			msg: []string{"lists dockremap both by name and by uid 999"}},
-		{name: "uid 0 by name", pw: "toor:x:0:0::/:/bin/sh\n", value: "toor", st: checks.Fail, msg: []string{"root cannot be remapped"}},
+			msg:        []string{"lists dockremap both by name and by uid 999: dockerd uses both lines, in file order", "container uid 0 is host uid 165536"},
+			evidenceOK: func(e map[string]any) bool { return e["container_root"] == "165536:165536" }},
+		// R17: before 28.0 the uid's lines win and the name's are ignored.
+		{name: "name and uid lines, dockerd 27", pw: dockremapPW, gr: dockremapGR, value: "default", commands: docker27,
+			subuid: "dockremap:165536:65536\n999:231072:65536\n", subgid: "dockremap:165536:65536\n", st: checks.Warn,
+			msg:        []string{"dockerd 27.3.1 maps only the lines of uid 999 and ignores /etc/subuid:1 (dockremap:165536:65536)"},
+			evidenceOK: func(e map[string]any) bool { return e["container_root"] == "231072:165536" }},
+		// R9: only the name root turns remapping off; toor is remapped.
+		{name: "uid 0 under another name", pw: "toor:x:0:0::/:/bin/sh\n", gr: "toor:x:0:\n", value: "toor", st: checks.Pass,
+			subuid: "toor:300000:65536\n", subgid: "toor:300000:65536\n", msg: []string{"container root is host uid 300000"}},
+		{name: "root", value: "root", st: checks.Skip, msg: []string{"resolves to root: dockerd turns user namespaces off"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -582,4 +613,84 @@ func TestRemedyStaysBounded(t *testing.T) {
 	if j := joinInts([]int{3, 4, 5, 9}, ", "); j != "3-5, 9" {
 		t.Errorf("joinInts = %q", j)
 	}
+}
+
+// executable makes host paths of env's tree executable, as the programs
+// dockerd runs are.
+func executable(t *testing.T, env *checks.Env, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.Chmod(env.Host.Path(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// R10: for "default" without dockremap, dockerd runs adduser (only when it
+// resolves to a file named adduser) or useradd, then usermod -v/-w.
+func TestRemapUserCreationTools(t *testing.T) {
+	files := func(extra tree) tree {
+		tr := tree{"/etc/subuid": "alice:100000:65536\n", "/etc/subgid": "alice:100000:65536\n"}
+		for k, v := range extra {
+			tr[k] = v
+		}
+		return tr
+	}
+	for _, tc := range []struct {
+		name  string
+		files tree
+		exe   []string
+		cmds  string
+		st    checks.Status
+		msg   []string
+	}{
+		{"useradd without usermod", files(tree{"/usr/sbin/useradd": ""}), []string{"/usr/sbin/useradd"}, docker28, checks.Fail,
+			[]string{"then add its subuid range with `usermod`, which is not on dockerd's PATH",
+				"`Error during \"dockremap\" user creation: couldn't create subordinate ID ranges: unable to add subuid range to user: \"dockremap\"; output: , err: exec: \"usermod\": executable file not found in $PATH`",
+				"dockremap then exists without ranges"}},
+		{"busybox adduser only", files(tree{"/bin/busybox": "", "/bin/adduser": "-> busybox", "/usr/sbin/": ""}), []string{"/bin/busybox"}, docker20, checks.Fail,
+			[]string{"/bin/adduser resolves to /bin/busybox, which dockerd does not take for adduser",
+				"`Error during \"dockremap\" user creation: Error adding user \"dockremap\": cannot add user; no useradd/adduser binary found`"}},
+		{"adduser and usermod", files(tree{"/usr/sbin/adduser": "", "/usr/sbin/usermod": ""}), []string{"/usr/sbin/adduser", "/usr/sbin/usermod"}, docker28, checks.Warn,
+			[]string{"dockerd would create dockremap at start and allocate its ranges itself"}},
+		// usermod is needed only for a file without a line owned by the
+		// name dockremap.
+		{"ranges by name already, no usermod", tree{"/etc/subuid": "dockremap:300000:65536\n", "/etc/subgid": "dockremap:300000:65536\n", "/usr/sbin/useradd": ""},
+			[]string{"/usr/sbin/useradd"}, docker28, checks.Pass, []string{"container root is host uid 300000"}},
+		{"no PATH directory in the snapshot", files(nil), nil, docker28, checks.Warn,
+			[]string{"whether adduser/useradd and usermod are there cannot be told"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := remapEnv(t, "", "", tc.files, tc.cmds)
+			executable(t, env, tc.exe...)
+			r := judge(t, env, "default", "")
+			expect(t, tc.name, r, tc.st, tc.msg)
+		})
+	}
+}
+
+// R8: dockerd asks getent when the account is not in the files; where
+// nsswitch.conf names only the files there is nothing more to ask.
+func TestRemapUserNSS(t *testing.T) {
+	nss := tree{"/etc/nsswitch.conf": "passwd: files sss\ngroup: files sss\nsubid: files\n",
+		"/etc/subuid": "ldapmap:400000:65536\n", "/etc/subgid": "ldapmap:400000:65536\n"}
+	found := `{"getent passwd ldapmap": "ldapmap:*:1800:1800:LDAP remap:/:/bin/false\n", "getent group ldapmap": "ldapmap:*:1800:\n"}`
+	none := `{"getent passwd ldapmap": {"stdout": "", "exit": 2}}`
+	for _, tc := range []struct {
+		name, cmds string
+		st         checks.Status
+		msg        []string
+	}{
+		{"getent finds it", found, checks.Pass, []string{"remap user ldapmap", "container root is host uid 400000"}},
+		{"getent finds nothing", none, checks.Fail, []string{"is not in /etc/passwd"}},
+		{"getent not recorded", "", checks.Warn, []string{"unless `getent passwd ldapmap` knows it", "/etc/nsswitch.conf line 1 (passwd: files sss)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := remapEnv(t, "", "", nss, tc.cmds)
+			expect(t, tc.name, judge(t, env, "ldapmap", ""), tc.st, tc.msg)
+		})
+	}
+	files := tree{"/etc/nsswitch.conf": "passwd: files\ngroup: files\n"}
+	env := remapEnv(t, "", "", files, found)
+	expect(t, "files only", judge(t, env, "ldapmap", ""), checks.Fail, []string{"is not in /etc/passwd"})
 }

@@ -1,9 +1,11 @@
 // Package daemonjson reads and edits Docker's daemon.json the way dockerd
-// reads it: strict JSON (Go encoding/json), exactly one object, UTF-8. Bad
-// input is reported with file, line and column and, for the mistakes
-// operators make (a trailing comma, a comment, a second object appended
-// with >>), the fix. The editor changes one member in place and keeps every
-// other byte of the file.
+// reads it: strict JSON (Go encoding/json), one object, in the syntax of
+// the dockerd release (see Syntax: dockerd 23 and later decode the whole
+// file, UTF-8 or UTF-16 with a byte order mark; 20.10 reads the first JSON
+// value and ignores the rest). Bad input is reported with file, line and
+// column and, for the mistakes operators make (a trailing comma, a comment,
+// a second object appended with >>), the fix. The editor changes one member
+// in place and keeps every other byte of the file (and its encoding).
 package daemonjson
 
 import (
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/usernsctl/usernsctl/internal/errs"
@@ -39,8 +42,18 @@ type File struct {
 	// BOM is set when the file starts with a UTF-8 byte order mark (dockerd
 	// skips it from 23.0; older releases refuse the file).
 	BOM bool
+	// Encoding is "UTF-16LE" or "UTF-16BE" for a file that starts with
+	// that byte order mark (Whole syntax only); Src then holds the text
+	// decoded to UTF-8, and the editor encodes its output back. "" is
+	// UTF-8.
+	Encoding string
 	// Empty is set when the file holds only whitespace.
 	Empty bool
+	// Trailing is where data after the first JSON value starts, which the
+	// FirstValue syntax ignores (nil when there is none).
+	Trailing *Trailing
+	// Syntax is the syntax the file was read with.
+	Syntax Syntax
 
 	open, close int // offsets of the top-level '{' and '}'
 	nl          string
@@ -71,16 +84,43 @@ type Duplicate struct {
 	Line, Col, First int
 }
 
+// Trailing is data after the object that dockerd 20.10 ignores.
+type Trailing struct {
+	Line, Col int
+	// Text is the start of the ignored data, for messages.
+	Text string
+}
+
+// Syntax is how a dockerd release reads daemon.json (moby
+// daemon/config/config.go getConflictFreeConfiguration).
+type Syntax int
+
+const (
+	// Whole is dockerd 23 and later: a UTF-8, UTF-16LE or UTF-16BE byte
+	// order mark decides the encoding (unicode.BOMOverride), invalid UTF-8
+	// is refused, a whitespace-only file is {}, and json.Unmarshal refuses
+	// anything after the object.
+	Whole Syntax = iota
+	// FirstValue is dockerd 20.10: json.NewDecoder(…).Decode reads the
+	// first JSON value and ignores the rest; an empty or whitespace-only
+	// file fails with EOF; a byte order mark is an invalid character;
+	// invalid UTF-8 inside strings is read as U+FFFD.
+	FirstValue
+)
+
 // ErrTooLarge is a file larger than MaxSize.
 var ErrTooLarge = errors.New("file too large for a daemon.json")
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// Parse reads one daemon.json from r. name is used in messages. It returns
-// a *errs.Input for input dockerd would refuse. The File keeps the bytes
-// read (for the byte-preserving editor); a *bytes.Buffer is taken over,
-// not copied.
-func Parse(r io.Reader, name string) (*File, error) {
+// Parse reads one daemon.json from r in the Whole syntax (dockerd 23 and
+// later). name is used in messages. It returns a *errs.Input for input
+// dockerd would refuse. The File keeps the bytes read (for the
+// byte-preserving editor); a *bytes.Buffer is taken over, not copied.
+func Parse(r io.Reader, name string) (*File, error) { return ParseAs(r, name, Whole) }
+
+// ParseAs is Parse in the syntax of a given dockerd release.
+func ParseAs(r io.Reader, name string, syn Syntax) (*File, error) {
 	var src []byte
 	if b, ok := r.(*bytes.Buffer); ok {
 		src = b.Bytes()
@@ -93,24 +133,45 @@ func Parse(r io.Reader, name string) (*File, error) {
 	if len(src) > MaxSize {
 		return nil, fmt.Errorf("%s: %w (more than %d bytes)", name, ErrTooLarge, MaxSize)
 	}
-	return parseBytes(src, name)
+	return parseBytes(src, name, syn)
 }
 
-func parseBytes(src []byte, name string) (*File, error) {
-	f := &File{Name: name, Src: src, nl: "\n"}
-	if bytes.Contains(src, []byte("\r\n")) {
-		f.nl = "\r\n"
-	}
+var (
+	utf16LE = []byte{0xFF, 0xFE}
+	utf16BE = []byte{0xFE, 0xFF}
+)
+
+func parseBytes(src []byte, name string, syn Syntax) (*File, error) {
+	f := &File{Name: name, Src: src, nl: "\n", Syntax: syn}
 	base := 0
 	switch {
 	case bytes.HasPrefix(src, utf8BOM):
+		if syn == FirstValue {
+			return nil, f.errAt(0, "invalid character 'ï' looking for beginning of value",
+				fmt.Sprintf("the file starts with a UTF-8 byte order mark, which this dockerd does not skip: remove it (`sed -i '1s/^\\xEF\\xBB\\xBF//' %s`)", name))
+		}
 		f.BOM, base = true, len(utf8BOM)
-	case bytes.HasPrefix(src, []byte{0xFE, 0xFF}), bytes.HasPrefix(src, []byte{0xFF, 0xFE}):
-		return nil, f.errAt(0, "the file is UTF-16 encoded",
-			"save it as UTF-8 without a byte order mark, e.g. `iconv -f UTF-16 -t UTF-8`")
+	case bytes.HasPrefix(src, utf16LE), bytes.HasPrefix(src, utf16BE):
+		if syn == FirstValue {
+			c := "ÿ"
+			if src[0] == 0xFE {
+				c = "þ"
+			}
+			return nil, f.errAt(0, fmt.Sprintf("invalid character '%s' looking for beginning of value", c),
+				fmt.Sprintf("the file is UTF-16 encoded, which this dockerd cannot read: save it as UTF-8 (`iconv -f UTF-16 -t UTF-8 %s`)", name))
+		}
+		f.Encoding = "UTF-16LE"
+		if src[0] == 0xFE {
+			f.Encoding = "UTF-16BE"
+		}
+		src = decodeUTF16(src[2:], f.Encoding == "UTF-16BE")
+		f.Src = src
+	}
+	if bytes.Contains(src, []byte("\r\n")) {
+		f.nl = "\r\n"
 	}
 	body := src[base:]
-	if i := invalidUTF8(body); i >= 0 {
+	if i := invalidUTF8(body); i >= 0 && syn == Whole {
 		hint := "dockerd refuses it too (failed to decode configuration JSON); save the file as UTF-8"
 		if bytes.IndexByte(body, 0) >= 0 {
 			hint = "this looks like a binary file, not JSON; restore daemon.json from a backup or recreate it"
@@ -118,8 +179,23 @@ func parseBytes(src []byte, name string) (*File, error) {
 		return nil, f.errAt(base+i, "invalid UTF-8", hint)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if syn == FirstValue {
+			return nil, f.errAt(len(src), "EOF",
+				"the file is empty, and this dockerd reads no object from it (dockerd 23 and later read it as {}): write `{}` into it")
+		}
 		f.Empty, f.Values = true, map[string]any{}
 		return f, nil
+	}
+	if syn == FirstValue {
+		// json.Decoder reads the first value; whatever follows it is never
+		// looked at.
+		// A first value that does not decode fails below exactly where
+		// json.Unmarshal reports it.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		var first json.RawMessage
+		if err := dec.Decode(&first); err == nil {
+			body = trailing(f, base, body, int(dec.InputOffset()))
+		}
 	}
 
 	var v any
@@ -168,6 +244,25 @@ func parseBytes(src []byte, name string) (*File, error) {
 		return nil, s.err
 	}
 	return f, nil
+}
+
+// trailing records the data after the first value (at end) that the
+// FirstValue syntax ignores, and returns the body up to end.
+func trailing(f *File, base int, body []byte, end int) []byte {
+	rest := bytes.TrimLeft(body[end:], " \t\r\n")
+	if len(rest) > 0 {
+		off := base + len(body) - len(rest)
+		line, col := f.position(off)
+		text := string(rest)
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			text = text[:i]
+		}
+		if r := []rune(text); len(r) > 40 {
+			text = string(r[:40]) + "…"
+		}
+		f.Trailing = &Trailing{Line: line, Col: col, Text: text}
+	}
+	return body[:end]
 }
 
 // Lookup returns the member dockerd uses for key: the last one.
@@ -219,6 +314,48 @@ func kind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// decodeUTF16 decodes UTF-16 text (after its byte order mark) to UTF-8 as
+// golang.org/x/text's decoder does for dockerd: unpaired surrogates and an
+// odd last byte become U+FFFD.
+func decodeUTF16(b []byte, bigEndian bool) []byte {
+	units := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if bigEndian {
+			units = append(units, uint16(b[i])<<8|uint16(b[i+1]))
+		} else {
+			units = append(units, uint16(b[i+1])<<8|uint16(b[i]))
+		}
+	}
+	out := []byte(string(utf16.Decode(units)))
+	if len(b)%2 == 1 {
+		out = utf8.AppendRune(out, utf8.RuneError)
+	}
+	return out
+}
+
+// encode returns editor output in the file's own encoding.
+func (f *File) encode(out []byte) []byte {
+	if f.Encoding == "" {
+		return out
+	}
+	units := utf16.Encode([]rune(string(out)))
+	enc := make([]byte, 0, 2+2*len(units))
+	be := f.Encoding == "UTF-16BE"
+	if be {
+		enc = append(enc, utf16BE...)
+	} else {
+		enc = append(enc, utf16LE...)
+	}
+	for _, u := range units {
+		if be {
+			enc = append(enc, byte(u>>8), byte(u))
+		} else {
+			enc = append(enc, byte(u), byte(u>>8))
+		}
+	}
+	return enc
 }
 
 // invalidUTF8 returns the offset of the first byte that is not UTF-8, -1

@@ -127,7 +127,6 @@ func TestParseBadInput(t *testing.T) {
 		{"top-level null", "null", 1, 1, "the top-level value is null"},
 		{"invalid UTF-8 in a string", "{\n  \"label\": \"caf\xe9\"\n}", 2, 16, "invalid UTF-8"},
 		{"binary", "\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe", 1, 11, "binary file"},
-		{"UTF-16", "\xff\xfe{\x00}\x00", 1, 1, "UTF-16"},
 		{"control character in a string", "{\"a\": \"x\x01\"}", 1, 9, "in string literal"},
 		{"multi-byte characters before the error", "{\"label\": \"ünïcödé\",}", 1, 21, "trailing comma"},
 	} {
@@ -297,5 +296,87 @@ func TestNumberOutOfRange(t *testing.T) {
 	se := wantSyntax(t, err, 2, 31, "write a number in range")
 	if strings.Contains(se.Error(), "Go value") || !strings.Contains(se.Error(), "1e400 is out of range") {
 		t.Errorf("%v", se)
+	}
+}
+
+// utf16le encodes s as Windows PowerShell writes it: UTF-16LE with a BOM.
+func utf16le(s string) string {
+	b := []byte{0xFF, 0xFE}
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8))
+	}
+	return string(b)
+}
+
+// dockerd 23 and later decode a UTF-16 file by its byte order mark; the
+// editor keeps the encoding.
+func TestParseUTF16(t *testing.T) {
+	src := utf16le("{\r\n  \"debug\": true\r\n}\r\n")
+	f := parse(t, src)
+	if f.Encoding != "UTF-16LE" || f.Values["debug"] != true {
+		t.Fatalf("Encoding=%q Values=%v", f.Encoding, f.Values)
+	}
+	if m, _ := f.Lookup("debug"); m.Line != 2 || m.Col != 3 {
+		t.Errorf("key at %d:%d, want 2:3", m.Line, m.Col)
+	}
+	out, err := f.Set("userns-remap", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := utf16le("{\r\n  \"debug\": true,\r\n  \"userns-remap\": \"default\"\r\n}\r\n"); string(out) != want {
+		t.Errorf("Set kept no UTF-16:\n%q\nwant\n%q", out, want)
+	}
+	be := "\xfe\xff\x00{\x00}"
+	if f := parse(t, be); f.Encoding != "UTF-16BE" || len(f.Values) != 0 {
+		t.Errorf("UTF-16BE: %q %v", f.Encoding, f.Values)
+	}
+	_, err = Parse(strings.NewReader(utf16le("{\"a\": 1,}")), name)
+	wantSyntax(t, err, 1, 9, "trailing comma")
+}
+
+// dockerd 20.10 reads the first JSON value with json.Decoder.
+func TestParseFirstValue(t *testing.T) {
+	parse20 := func(src string) (*File, error) { return ParseAs(strings.NewReader(src), name, FirstValue) }
+	f, err := parse20("{\"debug\": true}\n{\"userns-remap\": \"default\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Trailing == nil || f.Trailing.Line != 2 || f.Trailing.Col != 1 || !strings.HasPrefix(f.Trailing.Text, `{"userns-remap"`) {
+		t.Fatalf("Trailing = %+v", f.Trailing)
+	}
+	if _, ok := f.Values["userns-remap"]; ok || f.Values["debug"] != true {
+		t.Errorf("Values = %v: only the first object counts", f.Values)
+	}
+	out, err := f.Set("userns-remap", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "{\"debug\": true, \"userns-remap\": \"default\"}\n{\"userns-remap\": \"default\"}\n"; string(out) != want {
+		t.Errorf("Set = %q, want %q", out, want)
+	}
+	// Trailing garbage is never read either.
+	if f, err := parse20("{}\n// managed by puppet\n"); err != nil || f.Trailing == nil {
+		t.Errorf("comment after the object: %v %+v", err, f)
+	}
+	// Invalid UTF-8 inside a string reads as U+FFFD.
+	if f, err := parse20("{\"label\": \"caf\xe9\"}"); err != nil || f.Values["label"] != "caf\ufffd" {
+		t.Errorf("invalid UTF-8: %v", err)
+	}
+	for _, tc := range []struct {
+		desc, src string
+		line, col int
+		say       string
+	}{
+		{"empty", "", 1, 1, "EOF"},
+		{"whitespace only", "\n\n", 3, 1, "EOF"},
+		{"UTF-8 BOM", "\xEF\xBB\xBF{}", 1, 1, "invalid character 'ï' looking for beginning of value"},
+		{"UTF-16", utf16le("{}"), 1, 1, "invalid character 'ÿ'"},
+		{"trailing comma", "{\"a\": 1,}", 1, 9, "trailing comma"},
+		{"truncated", "{\"a\": \"x", 1, 9, "the file ends inside a value"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := parse20(tc.src)
+			wantSyntax(t, err, tc.line, tc.col, tc.say)
+		})
 	}
 }

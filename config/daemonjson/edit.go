@@ -19,7 +19,11 @@ func Create(key, value string) []byte {
 // An empty file becomes Create(key, value). A key given more than once is
 // refused: the operator must decide which one is meant.
 func (f *File) Set(key, value string) ([]byte, error) {
-	return f.setRaw(key, quote(value))
+	out, err := f.setRaw(key, quote(value))
+	if err != nil {
+		return nil, err
+	}
+	return f.encode(out), nil
 }
 
 func (f *File) setRaw(key, raw string) ([]byte, error) {
@@ -55,6 +59,14 @@ func (f *File) setRaw(key, raw string) ([]byte, error) {
 // Remove returns f's bytes without the top-level key, keeping every other
 // byte; removing an absent key returns the bytes unchanged.
 func (f *File) Remove(key string) ([]byte, error) {
+	out, err := f.remove(key)
+	if err != nil {
+		return nil, err
+	}
+	return f.encode(out), nil
+}
+
+func (f *File) remove(key string) ([]byte, error) {
 	if f.Empty {
 		return bytes.Clone(f.Src), nil
 	}

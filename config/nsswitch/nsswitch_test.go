@@ -77,3 +77,29 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("directory: %v", err)
 	}
 }
+
+func TestParseDatabase(t *testing.T) {
+	const conf = "# comment\npasswd:         files systemd\ngroup: files [NOTFOUND=return] sss # ldap\n  Shadow: files\nhosts: files dns\n"
+	for _, tc := range []struct {
+		db, want  string
+		line      int
+		filesOnly bool
+	}{
+		{"passwd", "passwd: files systemd", 2, false},
+		{"group", "group: files sss", 3, false},
+		{"shadow", "shadow: files", 4, true},
+		{"netgroup", "netgroup: files (no line)", 0, true},
+	} {
+		d, err := ParseDatabase(strings.NewReader(conf), "nsswitch.conf", tc.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.String() != tc.want || d.Line != tc.line || d.FilesOnly() != tc.filesOnly {
+			t.Errorf("%s: %q line %d files-only %v", tc.db, d.String(), d.Line, d.FilesOnly())
+		}
+	}
+	d, _ := ParseDatabase(strings.NewReader("passwd: files [ NOTFOUND = return ] ldap\n"), "x", "passwd")
+	if strings.Join(d.Services, ",") != "files,ldap" {
+		t.Errorf("spaced action block: %v", d.Services)
+	}
+}

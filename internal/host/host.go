@@ -33,6 +33,9 @@ type Host struct {
 	// tree resolves every lookup under a snapshot root as if it were "/"
 	// (see tree.go). nil for the live host.
 	tree *tree
+	// meta is the tree's recorded modes and owners (StatFile), by host
+	// path; nil for the live host.
+	meta map[string]Meta
 
 	mu   sync.Mutex
 	seen map[string]Access // host paths used, when recording (see Record)
@@ -74,7 +77,11 @@ func At(dir string) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--root %s: %w", dir, err)
 	}
-	return &Host{root: abs, tree: tree}, nil
+	meta, err := tree.loadMeta()
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %w", dir, err)
+	}
+	return &Host{root: abs, tree: tree, meta: meta}, nil
 }
 
 // rel is p relative to the root, for the confined lookups.
@@ -195,12 +202,16 @@ func (h *Host) Exists(p string) bool {
 	return err == nil
 }
 
-// Stat stats a host path, following symlinks.
+// Stat stats a host path, following symlinks. In a snapshot tree the
+// mode and owner recorded in StatFile win over the tree's own.
 func (h *Host) Stat(p string) (fs.FileInfo, error) {
 	h.Note(p, Stat)
 	if h.tree != nil {
 		fi, err := h.tree.stat(rel(p), true)
-		return fi, hostErr(p, err)
+		if err != nil {
+			return nil, hostErr(p, err)
+		}
+		return h.withMeta(p, fi), nil
 	}
 	fi, err := os.Stat(h.Path(p))
 	return fi, hostErr(p, err)
@@ -211,7 +222,10 @@ func (h *Host) Lstat(p string) (fs.FileInfo, error) {
 	h.Note(p, Stat)
 	if h.tree != nil {
 		fi, err := h.tree.stat(rel(p), false)
-		return fi, hostErr(p, err)
+		if err != nil {
+			return nil, hostErr(p, err)
+		}
+		return h.withMeta(p, fi), nil
 	}
 	fi, err := os.Lstat(h.Path(p))
 	return fi, hostErr(p, err)

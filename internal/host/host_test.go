@@ -1,8 +1,11 @@
 package host
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -43,5 +46,48 @@ func TestTreeReadsStayInside(t *testing.T) {
 	}
 	if _, err := h.ReadFile("/../../etc/real"); err != nil {
 		t.Errorf("dot-dot in a host path stays at the root: %v", err)
+	}
+}
+
+// A tree's StatFile gives the mode and owner a checkout cannot keep.
+func TestStatMeta(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"home/alice/docker", ".usernsctl"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "usr-newuidmap"), nil, 0o644)
+	os.Symlink("home", filepath.Join(dir, "h"))
+	meta := `{"/home/alice": {"mode": "0750", "uid": 1000, "gid": 1001}, "usr-newuidmap": {"mode": "4755", "uid": 0}, "/h": {"mode": "0700"}}`
+	if err := os.WriteFile(filepath.Join(dir, ".usernsctl/stat.json"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := At(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := h.Stat("/home/alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode() != fs.ModeDir|0o750 || !fi.IsDir() || st.Uid != 1000 || st.Gid != 1001 || st.Mode&0o7777 != 0o750 {
+		t.Errorf("/home/alice: %v %d:%d %o", fi.Mode(), st.Uid, st.Gid, st.Mode)
+	}
+	fi, _ = h.Stat("/usr-newuidmap")
+	if fi.Mode() != fs.ModeSetuid|0o755 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("setuid file: %v", fi.Mode())
+	}
+	// A link itself keeps its kind; what it points to is keyed by its own path.
+	if fi, _ := h.Lstat("/h"); fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("Lstat of a link: %v", fi.Mode())
+	}
+	if fi, _ := h.Stat("/home/alice/docker"); fi.Mode().Perm() != 0o755 {
+		t.Errorf("an unrecorded path: %v", fi.Mode())
+	}
+	os.WriteFile(filepath.Join(dir, ".usernsctl/stat.json"), []byte(`{"/x": {"mode": "rwx"}}`), 0o644)
+	if _, err := At(dir); err == nil || !strings.Contains(err.Error(), "not octal") {
+		t.Errorf("bad mode: %v", err)
 	}
 }
