@@ -115,7 +115,7 @@ func nodeFacts(ctx context.Context, env *checks.Env) map[string]string {
 	var e *verify.Expect
 	switch env.Target {
 	case checks.Docker:
-		e = verify.DockerExpect(env)
+		e = verify.DockerExpect(ctx, env)
 	case checks.Containerd, checks.Kubernetes:
 		e = verify.KubeletExpect(ctx, env, "")
 	default:

@@ -63,7 +63,7 @@ func (d *dockerVerify) prepare(ctx context.Context) error {
 	env := d.env
 	d.remote = remoteHost(d.opts.DockerHost)
 	d.info, d.infoErr = loadDockerInfo(ctx, env)
-	d.expect = DockerExpect(env)
+	d.expect = DockerExpect(ctx, env)
 	for _, pid := range d.opts.PIDs {
 		d.named = append(d.named, &Subject{PID: pid, Via: "--pid"})
 	}

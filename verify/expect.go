@@ -122,34 +122,45 @@ func rangesFromLines(f *subid.File, keys []string) []Range {
 
 // DockerExpect is the remap user's ranges, resolved the way dockerd
 // resolves them (--user, else daemon.json, else the unit's flag, else
-// default = dockremap), matched by name and uid in both files.
-func DockerExpect(env *checks.Env) *Expect {
+// default = dockremap; accounts through NSS as dockerd looks them up), and
+// the lines it maps in the installed release's order: the uid's lines
+// before 28, name and uid lines in file order from 28 (facts.DockerSubIDLines,
+// the lines subid.remap_user judges).
+func DockerExpect(ctx context.Context, env *checks.Env) *Expect {
 	e, _ := checks.Fact(env, "verify.expect.docker", func(env *checks.Env) (*Expect, error) {
-		e := &Expect{}
-		dr := facts.DockerRemapOf(env)
-		if dr.Err != nil {
-			e.Err = dr.Err
+		da := facts.DockerAccountOf(ctx, env)
+		e := &Expect{Source: da.Remap.Source, Owner: da.Remap.Spec.User}
+		if da.Err != nil {
+			e.Err = da.Err
 			return e, nil
 		}
-		spec := dr.Spec
-		e.Source = dr.Source
-		e.Owner = spec.User
-		keys := []string{spec.User}
-		if acc := facts.AccountsOf(env); acc.Err == nil {
-			if a, err := spec.Resolve(acc.Users, acc.Groups); err == nil {
-				keys = a.SubIDKeys()
-				if a.User != "" {
-					e.Owner = a.User
-				}
+		a := da.Account
+		switch {
+		case a.User != "":
+			e.Owner = a.User
+		case e.Owner == "":
+			e.Owner = fmt.Sprintf("uid %d", a.UID)
+		}
+		s := facts.SubIDsOf(env)
+		for _, f := range []facts.SubIDFile{s.UID, s.GID} {
+			if f.Err != nil && f.File == nil {
+				e.Err = f.Err
 			}
 		}
-		if e.Owner == "" {
-			e.Owner = fmt.Sprintf("uid %d", spec.UID)
-		}
-		e.fromFiles(env, keys)
+		e.UID = rangesOf(s.UID.File, facts.DockerSubIDLines(env, s.UID.File, a))
+		e.GID = rangesOf(s.GID.File, facts.DockerSubIDLines(env, s.GID.File, a))
 		return e, nil
 	})
 	return e
+}
+
+// rangesOf gives lines of f with where they were read.
+func rangesOf(f *subid.File, lines []*subid.Line) []Range {
+	out := make([]Range, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, Range{Range: l.Range.Range, Where: errs.At(f.Name, l.No).String()})
+	}
+	return out
 }
 
 func (e *Expect) fromFiles(env *checks.Env, keys []string) {

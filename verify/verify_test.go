@@ -178,6 +178,32 @@ func TestDockerSeveralRanges(t *testing.T) {
 	want(t, rep, "verify.docker.uid_map", checks.Pass, "container root is host uid 300000")
 }
 
+// dockremap (uid 102) listed by name and by uid: dockerd before 28 maps
+// only the uid's lines, 28 and later both in file order (R17); verify
+// expects what the installed release maps, as subid.remap_user judges it.
+func TestDockerNameAndUIDLinesByRelease(t *testing.T) {
+	for _, tc := range []struct {
+		version, uidMap string
+		status          checks.Status
+		fragment        string
+	}{
+		{"27.5.1", "         0     100000      65536\n", checks.Fail, "want `0 300000 65536`"},
+		{"27.5.1", "         0     300000      65536\n", checks.Pass, "/etc/subuid:2"},
+		{"28.5.2", "         0     100000      65536\n     65536     300000      65536\n", checks.Pass, "(/etc/subuid:1), 300000-365535 (/etc/subuid:2)"},
+	} {
+		t.Run(tc.version+"/"+string(tc.status), func(t *testing.T) {
+			dir := tree(t, "docker-remap")
+			hosttree.Write(t, dir, "etc/subuid", "dockremap:100000:65536\n102:300000:65536\n")
+			edit(t, dir, ".usernsctl/commands.json", func(s string) string {
+				return strings.Replace(s, "{", `{"dockerd --version": "Docker version `+tc.version+`, build 0\n",`, 1)
+			})
+			hosttree.Write(t, dir, "proc/4962/uid_map", tc.uidMap)
+			rep := verifyAt(t, checkstest.At(t, dir, checks.Docker), Options{PIDs: []int{remapped}})
+			want(t, rep, "verify.docker.uid_map", tc.status, tc.fragment)
+		})
+	}
+}
+
 // fakeProbe stands in for LiveProbe on a recorded tree: the "probe" is a
 // recorded process whose cmdline is made the child's.
 type fakeProbe struct {
