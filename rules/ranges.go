@@ -32,4 +32,6 @@ const (
 	KubeletUnitIDs       = 65536
 	KubeletIDsPerPodMaxN = 1<<32 - 1
 	KernelMapEndID       = 1<<32 - 1
+	KernelMapMaxLines    = 340
+	KernelMapMaxLinesOld = 5 // before rules.KernelMapExtents340
 )

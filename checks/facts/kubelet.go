@@ -616,6 +616,14 @@ func KubeletGetsubids(env *checks.Env) (where, why string) {
 func findGetsubids(env *checks.Env, k *KubeletConfig) (where, why string) {
 	pathWhy := fmt.Sprintf("PATH=%s, %s", k.ExecPath, k.ExecPathFrom)
 	if !env.Host.Live() {
+		// A snapshot records getsubids under the path it was run by:
+		// one of the kubelet's PATH directories, or (older snapshots,
+		// the same directory on usernsctl's PATH) the bare name.
+		for _, dir := range filepath.SplitList(k.ExecPath) {
+			if p := path.Join(dir, "getsubids"); path.IsAbs(dir) && env.Run.Installed(p) {
+				return p, ""
+			}
+		}
 		if env.Run.Installed("getsubids") {
 			return "getsubids", ""
 		}
@@ -637,7 +645,9 @@ func findGetsubids(env *checks.Env, k *KubeletConfig) (where, why string) {
 	return "", "not installed; " + pathWhy
 }
 
-// runGetsubids runs both lookups as the kubelet does (by name).
+// runGetsubids runs both lookups with the getsubids the kubelet finds on
+// its own PATH (x.Getsubids): usernsctl's PATH may differ, and the
+// kubelet's is the one that decides (a snapshot records them by name).
 func (x *KubeletIDs) runGetsubids(ctx context.Context, env *checks.Env) {
 	one := func(argv ...string) (string, int, string, error) {
 		out, err := env.Run.Run(ctx, argv...)
@@ -648,11 +658,11 @@ func (x *KubeletIDs) runGetsubids(ctx context.Context, env *checks.Env) {
 		return string(out.Stdout), out.Exit, strings.TrimSpace(string(out.Stderr)), nil
 	}
 	var err error
-	if x.UIDOut, x.UIDExit, x.UIDErr, err = one("getsubids", remap.KubeletUser); err != nil {
+	if x.UIDOut, x.UIDExit, x.UIDErr, err = one(x.Getsubids, remap.KubeletUser); err != nil {
 		x.RunErr = err
 		return
 	}
-	if x.GIDOut, x.GIDExit, x.GIDErr, err = one("getsubids", "-g", remap.KubeletUser); err != nil {
+	if x.GIDOut, x.GIDExit, x.GIDErr, err = one(x.Getsubids, "-g", remap.KubeletUser); err != nil {
 		x.RunErr = err
 		return
 	}

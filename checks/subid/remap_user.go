@@ -89,6 +89,10 @@ func judgeRemap(ctx context.Context, env *checks.Env, da *facts.DockerAccount) c
 			fails = append(fails, fmt.Sprintf("%s gives %s only %s (%s): dockerd starts, but container %ss from %d up cannot be mapped, so pulling, loading or building an image with files owned by nobody (65534) fails with `%s`",
 				side.path, who, checks.Count(int(total), side.ids), citeAll(side.f, used), side.ids, total, unmappable(fileOrder)))
 		}
+		if n, why := maxMapLines(env); len(used) > n {
+			fails = append(fails, fmt.Sprintf("%s gives %s %d ranges (%s): dockerd writes one %s_map line per range, and %s takes at most %d, so runc's write fails with EINVAL and no container starts",
+				side.path, who, len(used), citeAll(side.f, used), side.ids, why, n))
+		}
 		if len(used) > 1 {
 			warns = append(warns, fmt.Sprintf("%s has %d ranges for %s (%s): dockerd joins them in that order, so container %s 0 is host %s %d and adding, removing or reordering a line shifts every container %s and the data root",
 				side.path, len(used), who, citeAll(side.f, used), side.ids, side.ids, used[0].Range.Start, side.ids))
@@ -368,4 +372,14 @@ func rangeStrings(ls []*subid.Line) []string {
 		out[i] = l.Range.String()
 	}
 	return out
+}
+
+// maxMapLines is how many lines the kernel takes in one uid_map or gid_map
+// (a current kernel's when the release is unknown), and which kernel says so.
+func maxMapLines(env *checks.Env) (int, string) {
+	rel := checks.KernelRelease(env)
+	if v, err := versions.Kernel(rel); err == nil && !v.AtLeast(rules.KernelMapExtents340.Value) {
+		return rules.KernelMapMaxLinesOld, fmt.Sprintf("kernel %s (before %s)", rel, rules.KernelMapExtents340)
+	}
+	return rules.KernelMapMaxLines, "the kernel"
 }

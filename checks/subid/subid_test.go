@@ -239,6 +239,7 @@ func TestRemapUser(t *testing.T) {
 		pw, gr     string
 		subuid     string
 		subgid     string
+		osrelease  string
 		value      string
 		commands   string
 		st         checks.Status
@@ -310,6 +311,17 @@ func TestRemapUser(t *testing.T) {
 			subgid: "dockremap:100000:65536\n", st: checks.Warn,
 			msg:        []string{"/etc/subuid has 6 ranges for dockremap", "/etc/subuid:6 (dockremap:150000:20000)", "container uid 0 is host uid 100000"},
 			evidenceOK: func(e map[string]any) bool { return len(e["subuid_ranges"].([]string)) == 6 }},
+		// The kernel takes 5 map lines before 4.15, 340 from then on.
+		{name: "six ranges on kernel 4.14", pw: dockremapPW, gr: dockremapGR, value: "default", osrelease: "4.14.336\n",
+			subuid: "dockremap:100000:10000\ndockremap:110000:10000\ndockremap:120000:10000\ndockremap:130000:10000\ndockremap:140000:10000\ndockremap:150000:20000\n",
+			subgid: "dockremap:100000:65536\n", st: checks.Fail,
+			msg: []string{"/etc/subuid gives dockremap 6 ranges", "kernel 4.14.336 (before 4.15) takes at most 5", "EINVAL"}},
+		{name: "341 ranges", pw: dockremapPW, gr: dockremapGR, value: "default", osrelease: "6.12.0\n",
+			subuid: manyRanges(341), subgid: "dockremap:100000:65536\n", st: checks.Fail,
+			msg: []string{"/etc/subuid gives dockremap 341 ranges", "the kernel takes at most 340"}},
+		{name: "340 ranges", pw: dockremapPW, gr: dockremapGR, value: "default", osrelease: "6.12.0\n",
+			subuid: manyRanges(340), subgid: "dockremap:100000:65536\n", st: checks.Warn,
+			msg: []string{"/etc/subuid has 340 ranges for dockremap"}},
 		// R17: 28.0 and later use name and uid lines in file order.
 		{name: "name and uid lines, dockerd 28", pw: dockremapPW, gr: dockremapGR, value: "default", commands: docker28,
 			subuid: "dockremap:165536:65536\n999:231072:65536\n", subgid: "dockremap:165536:65536\n", st: checks.Warn,
@@ -329,6 +341,9 @@ func TestRemapUser(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 
 			files := tree{"/etc/subuid": c.subuid, "/etc/subgid": c.subgid}
+			if c.osrelease != "" {
+				files["/proc/sys/kernel/osrelease"] = c.osrelease
+			}
 			for p, content := range files {
 				if content == "<none>" {
 					delete(files, p)
@@ -342,6 +357,15 @@ func TestRemapUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyRanges is n ranges of 256 ids for dockremap.
+func manyRanges(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("dockremap:" + strconv.Itoa(100000+i*256) + ":256\n")
+	}
+	return b.String()
 }
 
 func TestRemapUserThroughDaemonJSON(t *testing.T) {
