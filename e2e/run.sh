@@ -836,22 +836,28 @@ scenario_kubelet() {
 	cp -p /etc/subuid "$applied_uid" && cp -p /etc/subgid "$applied_gid"
 	fp_content >"$RES/applied.fp"
 
-	# 5a. The kubelet account without getsubids on the kubelet's PATH (as on a node without
-	# Debian's uidmap): the same PATH for check, apply and the kubelet.
-	local nogs=$E2E_RUN/path-without-getsubids f
-	mkdir -p "$nogs"
-	for f in /usr/sbin/* /usr/bin/*; do
-		[[ ${f##*/} == getsubids || -e $nogs/${f##*/} ]] || ln -s "$f" "$nogs/${f##*/}"
+	# 5a. The kubelet account without getsubids (as on a node without Debian's uidmap):
+	# /dev/null bound over every getsubids on the PATHs in play (usernsctl's, the kubelet's
+	# and systemd's default, which usernsctl takes for the kubelet's), in this scenario's
+	# mount namespace only. A PATH without it would not do: usernsctl judges the kubelet's
+	# PATH, not its own.
+	local f hidden=()
+	for f in $(type -ap getsubids) /usr/local/sbin/getsubids /usr/local/bin/getsubids /usr/sbin/getsubids \
+		/usr/bin/getsubids /sbin/getsubids /bin/getsubids; do
+		f=$(readlink -f "$f")
+		[[ -f $f ]] && ! grep -qxF "$f" < <(printf '%s\n' "${hidden[@]}") || continue
+		mount --bind /dev/null "$f" && hidden+=("$f")
 	done
-	local NOGS_PATH=$E2E_RUN/bin:$nogs
-	PATH=$NOGS_PATH u check-nogetsubids check --target kubernetes -o json
+	expect "getsubids hidden (${hidden[*]})" "" "$(type -p getsubids; ls -l "${hidden[@]}" | grep -v '^c' || true)"
+	u check-nogetsubids check --target kubernetes -o json
 	expect "no getsubids: check is not ready, subid.kubelet fails" "false fail" \
 		"$(jqr .ready) $(status_of subid.kubelet)"
-	PATH=$NOGS_PATH u apply-nogetsubids apply --target kubernetes -o json
+	u apply-nogetsubids apply --target kubernetes -o json
 	expect "no getsubids: apply refuses" "1 true" "$RC $(jqr .failed)"
-	kubelet_restart_fails no-getsubids E2E_KUBELET_PATH="$NOGS_PATH"
+	kubelet_restart_fails no-getsubids
 	expect "no getsubids: the kubelet names getsubids" yes "$(yesno grep -q 'getsubids' <<<"$KFAIL_LINE")"
-	kubelet_back "getsubids back on the PATH"
+	for f in "${hidden[@]}"; do umount "$f"; done
+	kubelet_back "getsubids back"
 
 	# 5b. Ranges the kubelet rejects, written by hand: useradd's kind (start 100000, not
 	# 65536-aligned) and one too small for maxPods 4.
