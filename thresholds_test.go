@@ -20,6 +20,7 @@ var ruleDirs = []string{
 	"checks/kubelet", "config/kubelet", "remap", // the kubelet rows
 	"checks/containerd", "checks/kernel", "checks/facts", "config/containerd", // containerd and kernel rules
 	"checks/docker", "config/daemonjson", // docker rules
+	"checks/probe", "checks/runtime",
 }
 
 // notRules are version-like tokens in messages that are no rule: names of

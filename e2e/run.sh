@@ -848,7 +848,8 @@ scenario_kubelet() {
 		[[ -f $f ]] && ! grep -qxF "$f" < <(printf '%s\n' "${hidden[@]}") || continue
 		mount --bind /dev/null "$f" && hidden+=("$f")
 	done
-	expect "getsubids hidden (${hidden[*]})" "" "$(type -p getsubids; ls -l "${hidden[@]}" | grep -v '^c' || true)"
+	hash -r
+	expect "getsubids hidden (${hidden[*]})" "" "$(type -P getsubids; ls -l "${hidden[@]}" | grep -v '^c' || true)"
 	u check-nogetsubids check --target kubernetes -o json
 	expect "no getsubids: check is not ready, subid.kubelet fails" "false fail" \
 		"$(jqr .ready) $(status_of subid.kubelet)"

@@ -46,3 +46,8 @@ var (
 		"the kubelet refuses a hostUsers: false pod whose runtime handler does not report user namespace support (`can't set `spec.hostUsers: false`, runtime does not support user namespaces`)",
 		"k8s.io/kubernetes pkg/kubelet/userns/userns_manager.go GetOrCreateUserNamespaceMappings, pkg/kubelet/kubelet_getters.go HandlerSupportsUserNamespaces (v1.30.14, v1.34.4; absent in v1.29.6)")
 )
+
+// CRI-O, judged by version only (usernsctl reads no CRI-O config).
+var CrioUserns = def("crio.userns", "1.25",
+	"CRI-O gives a pod the user namespace the kubelet asks for in the CRI's NamespaceOptions.UsernsOptions (hostUsers: false)",
+	"cri-o server/sandbox_run_linux.go configureSandboxIDMappings (the CRI's UsernsOptions; release not checked against tags)")

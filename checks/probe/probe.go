@@ -17,6 +17,7 @@ import (
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/internal/probe"
 	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // Checkers returns the probe.* checks.
@@ -33,12 +34,12 @@ func Checkers() []checks.Checker {
 		}, checkOverlayIdmap),
 		checks.New(checks.Info{
 			ID: "probe.tmpfs_idmap", Title: "idmapped tmpfs",
-			Doc:     "A fresh tmpfs can be idmapped: from Kubernetes 1.27 secrets, configmaps and emptyDir volumes (tmpfs) are mounted idmapped.",
+			Doc:     fmt.Sprintf("A fresh tmpfs can be idmapped: from Kubernetes %s secrets, configmaps and emptyDir volumes (tmpfs) are mounted idmapped.", rules.KubeletUserNSStateful),
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkTmpfsIdmap),
 		checks.New(checks.Info{
 			ID: "probe.kubelet_pods_idmap", Title: "idmapped mounts for pod volumes",
-			Doc:     "The filesystem of the kubelet's pods directory (<root-dir>/pods: --root-dir from its unit, default /var/lib/kubelet) and every volume filesystem mounted under it supports idmapped mounts (Kubernetes 1.27+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.",
+			Doc:     fmt.Sprintf("The filesystem of the kubelet's pods directory (<root-dir>/pods: --root-dir from its unit, default /var/lib/kubelet) and every volume filesystem mounted under it supports idmapped mounts (Kubernetes %s+); NFS, hugetlbfs and FUSE without FUSE_ALLOW_IDMAP do not.", rules.KubeletUserNSStateful),
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubeletPods),
 		ProcVisibleChecker(),
@@ -210,7 +211,7 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	what := fmt.Sprintf("an overlay over an idmapped lower directory does not work on %s (%s): %s%s",
 		where(r), source, failed(r), cleanupNote(r))
 	if r.Step == "mount overlay" && r.Errno == "EINVAL" {
-		what += fmt.Sprintf("; overlayfs accepts idmapped lower layers from kernel 5.19 (this is %s)", orUnknown(checks.KernelRelease(env)))
+		what += fmt.Sprintf("; overlayfs accepts idmapped lower layers from kernel %s (this is %s)", rules.KernelOverlayIdmap, orUnknown(checks.KernelRelease(env)))
 	}
 	if timedOut(r) {
 		return ev(checks.Warnf("check that the filesystem answers (a hung network mount?), then run the check again", "%s", what))
@@ -219,8 +220,16 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	case checks.Docker:
 		return ev(checks.Passf("%s; dockerd's userns-remap does not need it (it chowns image layers for the remapped root), but containerd 2.x or Kubernetes on this filesystem would", what))
 	}
-	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast("2.0") {
-		return ev(checks.Passf("%s; containerd %s does not idmap snapshots (it chowns a copy per mapping), so it is not affected until an upgrade to 2.x", what, p.Version))
+	if p := facts.VersionOf(ctx, env, versions.Containerd); p.Known() && !p.Version.AtLeast(rules.ContainerdIdmap.Value) {
+		return ev(checks.Passf("%s; containerd %s does not idmap snapshots (it chowns a copy per mapping), so it is not affected until an upgrade to %s", what, p.Version, rules.ContainerdIdmap))
+	}
+	const moveRoot = "put containerd's root (or the overlayfs snapshotter's root_path) on a filesystem with idmapped-mount support (ext4, xfs, btrfs; not NFS or FUSE)"
+	// containerd decides on remap-ids from the kernel release or its own
+	// $TMPDIR probe, not from this filesystem: where it claims them it
+	// idmaps layers here, and slow_chown is never consulted (R12).
+	if o := facts.OverlayfsOf(ctx, env); o.Known && o.Claimed {
+		return ev(checks.Warnf(moveRoot,
+			"%s; containerd 2.x claims remap-ids (%s), so it idmaps the layers here and user-namespaced containers fail to mount their rootfs; slow_chown does not help, since containerd does not consult it once it claims remap-ids; containerd.snapshotter decides", what, o.ClaimedWhy))
 	}
 	// The fallback is already configured: the remedy below would be a no-op.
 	if c := facts.ContainerdConfigOf(ctx, env); c.Config != nil {
@@ -228,8 +237,8 @@ func checkOverlayIdmap(ctx context.Context, env *checks.Env) checks.Result {
 			return ev(checks.Passf("%s; slow_chown = true (%s) makes containerd 2.x chown a copy of every image per mapping instead (disk space and start-up time); containerd.snapshotter decides", what, from))
 		}
 	}
-	return ev(checks.Warnf("put containerd's root on a filesystem with idmapped-mount support (ext4, xfs, btrfs, tmpfs on kernel ≥5.19), or set `slow_chown = true` for the overlayfs snapshotter (`usernsctl apply --target containerd --slow-chown on`)",
-		"%s; containerd 2.x's overlayfs snapshotter then refuses user-namespaced containers unless slow_chown is set, which copies and chowns every image per mapping (disk space and start-up time); containerd.snapshotter decides", what))
+	return ev(checks.Warnf(moveRoot+", or set `slow_chown = true` for the overlayfs snapshotter (`usernsctl apply --target containerd --slow-chown on`)",
+		"%s; containerd 2.x claims no remap-ids here, so its overlayfs snapshotter refuses user-namespaced containers unless slow_chown is set, which copies and chowns every image per mapping (disk space and start-up time); containerd.snapshotter decides", what))
 }
 
 func checkTmpfsIdmap(ctx context.Context, env *checks.Env) checks.Result {
@@ -243,14 +252,14 @@ func checkTmpfsIdmap(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	what := fmt.Sprintf("a fresh tmpfs cannot be idmapped: %s%s", failed(r), cleanupNote(r))
 	release := orUnknown(checks.KernelRelease(env))
-	remedy := fmt.Sprintf("boot a kernel ≥6.3 (tmpfs supports idmapped mounts from 6.3; this is %s)", release)
+	remedy := fmt.Sprintf("boot a kernel ≥%s (tmpfs supports idmapped mounts from %s; this is %s)", rules.KernelTmpfsIdmap, rules.KernelTmpfsIdmap, release)
 	switch {
 	case timedOut(r):
 		return ev(checks.Warnf("run the check again; if it persists, report it with `usernsctl snapshot` of this host", "%s", what))
-	case env.KubeAtLeast("1.27"):
+	case env.KubeAtLeast(rules.KubeletUserNSStateful.Value):
 		return ev(checks.Failf(remedy, "%s; Kubernetes %s mounts secrets, configmaps and emptyDir volumes (tmpfs) idmapped for pods with hostUsers: false, so such pods fail to start", what, env.Kube))
 	}
-	return ev(checks.Warnf(remedy, "%s; Kubernetes %s does not need it yet, but 1.27 and later do (secrets, configmaps, emptyDir are tmpfs)", what, orUnknown(fmt.Sprint(env.Kube))))
+	return ev(checks.Warnf(remedy, "%s; Kubernetes %s does not need it yet, but %s and later do (secrets, configmaps, emptyDir are tmpfs)", what, orUnknown(fmt.Sprint(env.Kube)), rules.KubeletUserNSStateful))
 }
 
 // PodsDir is the kubelet's pods directory with the default --root-dir;
@@ -276,8 +285,8 @@ func fsKey(fstype, source string) string {
 }
 
 func checkKubeletPods(ctx context.Context, env *checks.Env) checks.Result {
-	if !env.KubeAtLeast("1.27") {
-		return checks.Skipf("Kubernetes %s does not mount pod volumes idmapped (1.27 and later do)", orUnknown(fmt.Sprint(env.Kube)))
+	if !env.KubeAtLeast(rules.KubeletUserNSStateful.Value) {
+		return checks.Skipf("Kubernetes %s does not mount pod volumes idmapped (%s and later do)", orUnknown(fmt.Sprint(env.Kube)), rules.KubeletUserNSStateful)
 	}
 	// The kubelet's own pods directory: --root-dir from its unit.
 	podsDir := facts.KubeletPodsOf(env).Dir

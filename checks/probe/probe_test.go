@@ -140,6 +140,21 @@ func TestOverlayIdmap(t *testing.T) {
 			"[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  slow_chown = true\n"}}
 	checkstest.Expect(t, run1(t, "probe.overlay_idmap", slow), checks.Pass, "mount_setattr failed with EINVAL", "slow_chown = true (/etc/containerd/config.toml line 3)")
 
+	// From 5.19 containerd claims remap-ids without probing, so slow_chown,
+	// set or not, is never consulted (R12): only moving the root helps.
+	k61 := map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-26-amd64\n"}
+	for name, files := range map[string]map[string]string{"unset": k61, "set": {
+		"/proc/sys/kernel/osrelease":  k61["/proc/sys/kernel/osrelease"],
+		"/etc/containerd/config.toml": slow.files["/etc/containerd/config.toml"]}} {
+		t.Run("claimed, slow_chown "+name, func(t *testing.T) {
+			r := run1(t, "probe.overlay_idmap", setup{probes: overlayFail, commands: c2, target: checks.Containerd, files: files})
+			checkstest.Expect(t, r, checks.Warn, "kernel 6.1.0-26-amd64 ≥ 5.19", "slow_chown does not help", "on a filesystem with idmapped-mount support")
+			if strings.Contains(r.Remedy, "slow-chown") {
+				t.Errorf("remedy suggests slow_chown: %s", r.Remedy)
+			}
+		})
+	}
+
 	ok := `{"overlay-idmap:/var/lib/containerd": {"ran": true, "ok": true, "detail": {"path": "/var/lib/containerd", "dir": "/var/lib/containerd", "fstype": "ext4", "owner": "666:667"}}}`
 	checkstest.Expect(t, run1(t, "probe.overlay_idmap", setup{probes: ok, commands: c2, target: checks.Containerd}), checks.Pass, "mapped owner 666:667 on ext4")
 

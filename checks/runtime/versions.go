@@ -44,7 +44,7 @@ func Checkers() []checks.Checker {
 		}, checkCrun),
 		checks.New(checks.Info{
 			ID: "runtime.kubelet", Title: "Kubernetes version",
-			Doc:     "The Kubernetes version planned for supports user namespaces (≥1.25) and at which maturity.",
+			Doc:     fmt.Sprintf("The Kubernetes version planned for supports user namespaces (≥%s) and at which maturity.", rules.KubeletUserNSMin),
 			Targets: []checks.Target{checks.Kubernetes},
 		}, checkKubelet),
 		FeaturesChecker(),
@@ -70,8 +70,8 @@ func checkDockerd(ctx context.Context, env *checks.Env) checks.Result {
 			"dockerd is not installed, so there is no Docker daemon to remap").With("installed", false)
 	case !p.Known():
 		return unknown(p)
-	case !p.Version.AtLeast("23.0"):
-		return found(p, checks.Passf("dockerd %s supports userns-remap; it is older than 23.0, so `dockerd --validate` cannot check daemon.json before a restart", p.Version))
+	case !p.Version.AtLeast(rules.DockerValidate.Value):
+		return found(p, checks.Passf("dockerd %s supports userns-remap; it is older than %s, so `dockerd --validate` cannot check daemon.json before a restart", p.Version, rules.DockerValidate))
 	}
 	return found(p, checks.Passf("dockerd %s supports userns-remap and `dockerd --validate`", p.Version))
 }
@@ -105,7 +105,7 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 		return found(p, checks.Failf(upgrade, "%s", refused))
 	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value) && v.AtLeast(rules.ContainerdCRIMountIdmapRefused.Value):
 		return found(p, checks.Failf(upgrade,
-			"containerd %s refuses the containers of every hostUsers: false pod: Kubernetes %s gives their mounts id mappings (from %s), and containerd 1.7 answers `idmap mounts not yet supported, but they were requested for: …` at CreateContainer", v, env.Kube, rules.KubeletUserNSStateful))
+			"containerd %s refuses the containers of every hostUsers: false pod: Kubernetes %s gives their mounts id mappings (from %s), and containerd %s answers `idmap mounts not yet supported, but they were requested for: …` at CreateContainer", v, env.Kube, rules.KubeletUserNSStateful, v))
 	case !v.AtLeast(rules.ContainerdIdmap.Value) && kube && env.KubeAtLeast(rules.KubeletUserNSStateful.Value):
 		return found(p, checks.Warnf(upgrade,
 			"containerd %s silently drops the id mappings Kubernetes %s gives the mounts of hostUsers: false pods (%s refuses them): their volumes are mounted without idmap, so their files show up owned by nobody inside the pod; the image is chowned per pod", v, env.Kube, rules.ContainerdCRIMountIdmapRefused))
@@ -123,8 +123,8 @@ func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Skipf("CRI-O is not installed").With("installed", false)
 	case !p.Known():
 		return unknown(p)
-	case !p.Version.AtLeast("1.25"):
-		return found(p, checks.Failf("upgrade CRI-O to 1.25 or later", "CRI-O %s has no support for user-namespaced pods (needs 1.25)", p.Version))
+	case !p.Version.AtLeast(rules.CrioUserns.Value):
+		return found(p, checks.Failf(fmt.Sprintf("upgrade CRI-O to %s or later", rules.CrioUserns), "CRI-O %s has no support for user-namespaced pods (needs %s)", p.Version, rules.CrioUserns))
 	}
 	return found(p, checks.Passf("CRI-O %s supports user-namespaced pods", p.Version))
 }
