@@ -15,6 +15,7 @@ import (
 	cdconfig "github.com/usernsctl/usernsctl/config/containerd"
 	"github.com/usernsctl/usernsctl/internal/errs"
 	"github.com/usernsctl/usernsctl/internal/probe"
+	"github.com/usernsctl/usernsctl/internal/versions"
 	"github.com/usernsctl/usernsctl/rules"
 )
 
@@ -72,6 +73,9 @@ func criPlugins(rule cdconfig.Rule) []string {
 }
 
 func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
+	if why, other := facts.OtherCRI(env, versions.Containerd); other {
+		return checks.Skipf("%s", why)
+	}
 	c := facts.ContainerdConfigOf(ctx, env)
 	ev := func(r checks.Result) checks.Result { return configEvidence(c, r) }
 	known := c.Program.Known()
@@ -289,6 +293,9 @@ type use struct {
 }
 
 func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
+	if why, other := facts.OtherCRI(env, versions.Containerd); other {
+		return checks.Skipf("%s", why)
+	}
 	c := facts.ContainerdConfigOf(ctx, env)
 	v := c.Program.Version
 	switch {

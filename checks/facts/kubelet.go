@@ -122,13 +122,15 @@ var kubeletBools = map[string]bool{
 	"rotate-server-certificates": true, "enable-server": true,
 }
 
+const defaultEndpointFrom = "the default (no --container-runtime-endpoint or containerRuntimeEndpoint)"
+
 func loadKubelet(env *checks.Env) *KubeletConfig {
 	k := &KubeletConfig{
 		Path: kubeletconfig.DefaultPath, Source: "default",
 		MaxPods: DefaultMaxPods, IDsPerPod: DefaultIDsPerPod,
 		MaxPodsFrom: "default", IDsPerPodFrom: "default",
 		RootDir: DefaultKubeletRootDir, RootDirFrom: "the default (no --root-dir)",
-		RuntimeEndpoint: DefaultRuntimeEndpoint, RuntimeEndpointFrom: "the default (no --container-runtime-endpoint or containerRuntimeEndpoint)",
+		RuntimeEndpoint: DefaultRuntimeEndpoint, RuntimeEndpointFrom: defaultEndpointFrom,
 		ExecPath: SystemdPath, ExecPathFrom: "systemd's default",
 	}
 	flags := k.loadUnit(env)
@@ -766,4 +768,49 @@ func KubeletPodsOf(env *checks.Env) *KubeletPods {
 		}
 		return p
 	})
+}
+
+// KubeletCRI is the runtime behind the kubelet's CRI socket, told by the
+// socket's name (crio.sock, containerd.sock): "crio", "containerd", or ""
+// for another socket, an unreadable kubelet config, or no endpoint set (the
+// kubelet's default names containerd, but a node being prepared for CRI-O
+// often has no kubelet config yet: the default decides nothing).
+type KubeletCRI struct {
+	Runtime, Endpoint, From string
+}
+
+// KubeletCRIOf reads KubeletConfigOf's endpoint.
+func KubeletCRIOf(env *checks.Env) KubeletCRI {
+	k := KubeletConfigOf(env)
+	if k.Err != nil || k.RuntimeEndpointFrom == defaultEndpointFrom {
+		return KubeletCRI{}
+	}
+	c := KubeletCRI{Endpoint: k.RuntimeEndpoint, From: k.RuntimeEndpointFrom}
+	switch base := path.Base(k.RuntimeEndpoint); {
+	case strings.Contains(base, "crio"):
+		c.Runtime = versions.Crio
+	case strings.Contains(base, "containerd"):
+		c.Runtime = versions.Containerd
+	}
+	return c
+}
+
+// OtherCRI says, for the Kubernetes target, why runtime is not judged: the
+// kubelet talks to another one (a node may have both installed).
+func OtherCRI(env *checks.Env, runtime string) (why string, other bool) {
+	if env.Target != checks.Kubernetes {
+		return "", false
+	}
+	c := KubeletCRIOf(env)
+	if c.Runtime == "" || c.Runtime == runtime {
+		return "", false
+	}
+	return fmt.Sprintf("the kubelet talks to %s (%s, %s), not %s", criName(c.Runtime), c.Endpoint, c.From, criName(runtime)), true
+}
+
+func criName(runtime string) string {
+	if runtime == versions.Crio {
+		return "CRI-O"
+	}
+	return runtime
 }

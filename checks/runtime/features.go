@@ -96,6 +96,9 @@ func FeaturesChecker() checks.Checker {
 }
 
 func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
+	if why, other := facts.OtherCRI(env, versions.Containerd); other {
+		return checks.Skipf("%s", why)
+	}
 	p := facts.VersionOf(ctx, env, versions.Containerd)
 	kube := env.Target == checks.Kubernetes
 	switch {

@@ -246,7 +246,8 @@ func typeName(h cdconfig.Handler) string {
 // target `ctr`'s runc on PATH, for Docker the one on PATH.
 func usedRuntimes(ctx context.Context, env *checks.Env, kind string) (used []*ociRuntime, dflt map[string]bool, via map[string][]string, known bool) {
 	dflt, via = map[string]bool{}, map[string][]string{}
-	if env.Target != checks.Kubernetes || !facts.VersionOf(ctx, env, versions.Containerd).Installed {
+	_, crio := facts.OtherCRI(env, versions.Containerd)
+	if env.Target != checks.Kubernetes || crio || !facts.VersionOf(ctx, env, versions.Containerd).Installed {
 		if env.Target == checks.Kubernetes {
 			return nil, dflt, via, false // CRI-O or no runtime: not ours to tell
 		}

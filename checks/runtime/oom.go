@@ -30,6 +30,9 @@ func OOMScoreAdjChecker() checks.Checker {
 }
 
 func checkOOMScoreAdj(ctx context.Context, env *checks.Env) checks.Result {
+	if why, other := facts.OtherCRI(env, versions.Containerd); other {
+		return checks.Skipf("%s", why)
+	}
 	p := facts.VersionOf(ctx, env, versions.Containerd)
 	if !p.Installed {
 		return checks.Skipf("containerd is not installed (runtime.containerd reports it)")

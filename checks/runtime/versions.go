@@ -79,6 +79,9 @@ func checkDockerd(ctx context.Context, env *checks.Env) checks.Result {
 func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 	p := facts.VersionOf(ctx, env, versions.Containerd)
 	kube := env.Target == checks.Kubernetes
+	if why, other := facts.OtherCRI(env, versions.Containerd); other {
+		return checks.Skipf("%s", why).With("installed", p.Installed)
+	}
 	if !p.Installed {
 		if kube && facts.VersionOf(ctx, env, versions.Crio).Installed {
 			return checks.Skipf("containerd is not installed; CRI-O is the runtime here").With("installed", false)
@@ -118,6 +121,9 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 
 func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 	p := facts.VersionOf(ctx, env, versions.Crio)
+	if why, other := facts.OtherCRI(env, versions.Crio); other && p.Installed {
+		return checks.Skipf("%s", why).With("installed", true)
+	}
 	switch {
 	case !p.Installed:
 		return checks.Skipf("CRI-O is not installed").With("installed", false)
