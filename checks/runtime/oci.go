@@ -43,6 +43,9 @@ func checkCrun(ctx context.Context, env *checks.Env) checks.Result {
 	case !known && !p.Installed:
 		return checks.Skipf("crun is not installed").With("installed", false)
 	case !known:
+		if _, crio := facts.OtherCRI(env, versions.Containerd); crio {
+			return judgeOCI(ctx, env, []*ociRuntime{ociRuntimeOf(ctx, env, versions.Crun)}, map[string]bool{}, nil)
+		}
 		return checks.Skipf("crun %s is installed, but which runtime the node's CRI runs cannot be told here (CRI-O, or a containerd config that does not load)", p.Version).With("installed", true)
 	case len(used) == 0:
 		return checks.Skipf("no CRI runtime handler runs crun (%s): an installed crun is not in the pods' path", handlerSummary(ctx, env)).With("installed", p.Installed)
@@ -87,6 +90,14 @@ func checkDockerRunc(p facts.Program, env *checks.Env) checks.Result {
 func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map[string]bool, via map[string][]string) checks.Result {
 	cv := facts.VersionOf(ctx, env, versions.Containerd)
 	idmap := env.Target == checks.Kubernetes && (!cv.Known() || cv.Version.AtLeast(rules.ContainerdIdmap.Value))
+	// Behind CRI-O the runtime table (crio.conf) is not read here: an
+	// installed runtime may be the one it runs, so its faults warn, and
+	// containerd's idmap requirement does not apply.
+	_, crio := facts.OtherCRI(env, versions.Containerd)
+	daemon := "containerd"
+	if crio {
+		idmap, daemon = false, "CRI-O"
+	}
 	var f checks.Findings
 	var ok []string
 	ev := map[string]any{}
@@ -98,19 +109,25 @@ func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map
 		if len(via[o.bin]) > 0 {
 			who = "handler " + quoteList(via[o.bin])
 		}
+		if crio {
+			who = "CRI-O, if its crio.conf runtimes name it"
+		}
 		add := f.Fail
-		if !dflt[o.bin] {
+		if !dflt[o.bin] || crio {
 			add = f.Warn
 		}
 		ev[o.bin] = map[string]any{"version": o.prog.Version.Raw, "installed": o.prog.Installed, "default": dflt[o.bin], "handlers": via[o.bin]}
 		since := idmapSince[o.kind]
-		fix := fmt.Sprintf("upgrade %s to runc %s or later, then restart containerd (it reads the runtime's features at start)", o.bin, rules.RuncUsernsFixed)
+		fix := fmt.Sprintf("upgrade %s to runc %s or later, then restart %s (it reads the runtime's features at start)", o.bin, rules.RuncUsernsFixed, daemon)
 		if o.kind == versions.Crun {
 			fix = fmt.Sprintf("upgrade %s to crun %s or later, or point the handler's BinaryName at runc %s+, then restart containerd (it reads the runtime's features at start)", o.bin, since, rules.RuncUsernsFixed)
+			if crio {
+				fix = fmt.Sprintf("upgrade %s to crun %s or later, then restart CRI-O", o.bin, since)
+			}
 		}
 		switch {
 		case !o.prog.Installed:
-			add(fmt.Sprintf("%s is not installed, but %s runs it: its containers cannot start", o.bin, who), fmt.Sprintf("install %s (runc %s+ or crun %s+), then restart containerd", o.bin, rules.RuncUsernsFixed, rules.CrunIdmap))
+			add(fmt.Sprintf("%s is not installed, but %s runs it: its containers cannot start", o.bin, who), fmt.Sprintf("install %s (runc %s+ or crun %s+), then restart %s", o.bin, rules.RuncUsernsFixed, rules.CrunIdmap, daemon))
 		case !o.prog.Known():
 			f.Warn(fmt.Sprintf("%s (run by %s) is installed but its version could not be read: %v", o.bin, who, o.prog.Err), fmt.Sprintf("run `%s --version` by hand and check it against docs/checks.md", o.bin))
 		case o.kind == versions.Runc && o.prog.Version.Core.Core().String() == rules.RuncIdmap.Value:
@@ -131,6 +148,12 @@ func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map
 }
 
 func needer(ctx context.Context, env *checks.Env, cv facts.Program) string {
+	if _, crio := facts.OtherCRI(env, versions.Containerd); crio {
+		if p := facts.VersionOf(ctx, env, versions.Crio); p.Known() {
+			return "CRI-O " + p.Version.Raw
+		}
+		return "CRI-O"
+	}
 	switch {
 	case env.Target == checks.Containerd:
 		return "`ctr run --uidmap`"
