@@ -110,6 +110,14 @@ func checkDaemonJSON(ctx context.Context, env *checks.Env) checks.Result {
 			notes = append(notes, fmt.Sprintf(`"graph" (line %d) sets the data root; dockerd %s and later refuse the key: rename it to "data-root" before upgrading`, m.Line, rules.DockerGraphRefused))
 		}
 	}
+	for _, m := range f.Members {
+		// R28: dockerd looks each key up as a flag name, exactly (no
+		// normalization), and refuses the ones it does not find.
+		if want, ok := misspelled(m.Key); ok {
+			fails = append(fails, fmt.Sprintf("%q at line %d is not %q: %s refuses to start (`the following directives don't match any configuration option: %s`)", m.Key, m.Line, want, dockerdName(dv), m.Key))
+			remedies = append(remedies, fmt.Sprintf("rename %q to %q in %s line %d", m.Key, want, p, m.Line))
+		}
+	}
 	keys := make([]string, 0, len(f.Members))
 	for _, m := range f.Members {
 		keys = append(keys, m.Key)
@@ -345,4 +353,24 @@ func quoteKeys(keys []string) []string {
 		out[i] = fmt.Sprintf("%q", k)
 	}
 	return out
+}
+
+// spelledKeys are the daemon.json keys usernsctl reads, which dockerd
+// matches against its flag names exactly (moby daemon/config/config.go
+// findConfigurationConflicts, flags.Lookup, v20.10.24 … docker-v29.7.2).
+var spelledKeys = []string{"userns-remap", "data-root", "storage-driver", "default-runtime", "features", "runtimes"}
+
+// misspelled reports the key a daemon.json key was meant to be when it
+// differs from one of spelledKeys only in case, '_' for '-', dashes or
+// spaces ("userns_remap", "Data-Root"): dockerd refuses it at start.
+func misspelled(key string) (string, bool) {
+	squash := func(s string) string {
+		return strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(s))
+	}
+	for _, k := range spelledKeys {
+		if key != k && squash(key) == squash(k) {
+			return k, true
+		}
+	}
+	return "", false
 }

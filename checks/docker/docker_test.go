@@ -609,3 +609,26 @@ func TestUsernsRemapNSS(t *testing.T) {
 		})
 	}
 }
+
+func TestMisspelledKeys(t *testing.T) {
+	for _, tc := range []struct {
+		key, want string
+		ok        bool
+	}{
+		{"userns_remap", "userns-remap", true},
+		{"Userns-Remap", "userns-remap", true},
+		{"usernsremap", "userns-remap", true},
+		{"data_root", "data-root", true},
+		{"Features", "features", true},
+		{"userns-remap", "", false}, // the flag name itself
+		{"data-root", "", false},
+		{"log-driver", "", false}, // not one usernsctl reads: not judged
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			got, ok := misspelled(tc.key)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("misspelled(%q) = %q, %v; want %q, %v", tc.key, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
