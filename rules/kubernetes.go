@@ -27,6 +27,9 @@ var (
 	KubeletPodRecordNamesPod = def("kubelet.pod_record_names_pod", "1.35",
 		"a bad pod record stops the kubelet with `record pod mappings for existing pod \"UID\": …` (before: `record pod mappings: …`)",
 		"pkg/kubelet/userns/userns_manager.go MakeUserNsManager, v1.35")
+	KubeletDropInAPIVersion = def("kubelet.dropin_api_version", "1.32",
+		"a --config-dir drop-in needs `apiVersion: kubelet.config.k8s.io/v1beta1` and `kind: KubeletConfiguration` (`failed to load kubelet dropin file, path: …, no apiVersion/kind`); before, it is decoded as unstructured, which needs kind only",
+		"cmd/kubelet/app/server.go mergeKubeletConfigurations; pkg/kubelet/kubeletconfig/util/codec DecodeKubeletConfigurationIntoJSON, v1.30.14, v1.32.13")
 	KubeletPSSGateRemoved = def("kubelet.pss_gate_removed", "1.35",
 		"the alpha gate UserNamespacesPodSecurityStandards is gone: setting it refuses to start (`unrecognized feature gate: UserNamespacesPodSecurityStandards`)",
 		"pkg/features, v1.35 (#132157); component-base featuregate SetFromMap")

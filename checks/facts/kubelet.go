@@ -273,7 +273,9 @@ func (k *KubeletConfig) loadDropIns(env *checks.Env, dir, where string) {
 			if err != nil {
 				return err
 			}
-			c, err := kubeletconfig.Parse(bytes.NewReader(data), p)
+			// An unknown version is held to the newer, stricter rule.
+			needAPI := env.Kube == nil || env.KubeAtLeast(rules.KubeletDropInAPIVersion.Value)
+			c, err := kubeletconfig.ParseDropIn(bytes.NewReader(data), p, needAPI)
 			if err != nil {
 				return err
 			}

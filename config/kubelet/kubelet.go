@@ -65,6 +65,17 @@ type Config struct {
 
 // Parse reads a KubeletConfiguration. name is the path used in messages.
 func Parse(r io.Reader, name string) (*Config, error) {
+	return parse(r, name, true)
+}
+
+// ParseDropIn reads a --config-dir drop-in. Before Kubernetes 1.32 the
+// kubelet decodes a drop-in as unstructured, which needs kind only, so
+// apiVersion is required only when needAPIVersion says so.
+func ParseDropIn(r io.Reader, name string, needAPIVersion bool) (*Config, error) {
+	return parse(r, name, needAPIVersion)
+}
+
+func parse(r io.Reader, name string, needAPIVersion bool) (*Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -95,6 +106,7 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		return nil, &errs.Input{Pos: errs.Pos{File: name, Line: 1}, Msg: "no `kind: " + Kind + "` (the kubelet refuses it: Object 'Kind' is missing)"}
 	case kind != Kind:
 		return nil, at(name, kindNode, fmt.Sprintf("kind %q: want %s", kind, Kind))
+	case apiNode == nil && !needAPIVersion:
 	case apiNode == nil:
 		return nil, &errs.Input{Pos: errs.Pos{File: name, Line: 1}, Msg: "no apiVersion (want " + Group + "/v1beta1)"}
 	case !strings.HasPrefix(api, Group+"/"):

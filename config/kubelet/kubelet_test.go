@@ -156,3 +156,19 @@ func TestParseRuntimeEndpoint(t *testing.T) {
 		t.Error("a list accepted as the endpoint")
 	}
 }
+
+func TestParseDropInAPIVersion(t *testing.T) {
+	const kindOnly = "kind: KubeletConfiguration\nmaxPods: 250\n"
+	c, err := ParseDropIn(strings.NewReader(kindOnly), "50-pods.conf", false)
+	if err != nil || c.MaxPods != 250 {
+		t.Fatalf("before 1.32 (kind only): %v, %+v; want maxPods 250", err, c)
+	}
+	_, err = ParseDropIn(strings.NewReader(kindOnly), "50-pods.conf", true)
+	var in *errs.Input
+	if !errors.As(err, &in) || !strings.Contains(err.Error(), "no apiVersion") {
+		t.Fatalf("from 1.32: %v; want a position error naming the missing apiVersion", err)
+	}
+	if _, err := ParseDropIn(strings.NewReader("maxPods: 250\n"), "50-pods.conf", false); err == nil {
+		t.Fatal("a drop-in without kind: want an error on every version")
+	}
+}
