@@ -17,8 +17,8 @@ var (
 		"the deprecated \"graph\" key (and --graph/-g) is refused: `the \"graph\" config file option is deprecated; use \"data-root\" instead`; before, it set the data root",
 		"daemon/config/config.go Validate, v23.0.0")
 	DockerGraphUnknown = def("docker.graph_unknown", "24.0",
-		"\"graph\" is no configuration option any more: `the following directives don't match any configuration option: graph`",
-		"daemon/config/config.go findConfigurationConflicts, v24.0.0")
+		"\"graph\" is no configuration option any more (`the following directives don't match any configuration option: graph`), and -g/--graph no dockerd flag (`unknown shorthand flag: 'g' in -g`)",
+		"daemon/config/config.go findConfigurationConflicts; cmd/dockerd/config.go installConfigFlags, v24.0.0")
 	DockerErrorsLowercase = def("docker.idtools_lowercase", "24.0",
 		"the texts of dockremap creation errors start lower-case (`error adding user`, `couldn't create subordinate ID ranges`, `unable to add subuid range to user`); before: `Error adding user`, `Couldn't …`, `Unable …`",
 		"pkg/idtools/usergroupadd_linux.go, v24.0.0 vs v23.0.18")

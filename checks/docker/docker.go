@@ -28,7 +28,7 @@ func Checkers() []checks.Checker {
 		}, checkUsernsRemap),
 		checks.New(checks.Info{
 			ID: "docker.flag_conflicts", Title: "dockerd flags vs daemon.json",
-			Doc:     "No daemon.json directive is also a dockerd flag in docker.service, its drop-ins or the option files they read (dockerd refuses to start); userns-remap given as a flag; one ExecStart= in effect.",
+			Doc:     "No daemon.json directive is also a dockerd flag in docker.service, its drop-ins or the option files they read (dockerd refuses to start); userns-remap given as a flag; -g/--graph, which dockerd 23 refuses and 24 and later no longer know; one ExecStart= in effect.",
 			Targets: docker,
 		}, checkFlagConflicts),
 		checks.New(checks.Info{

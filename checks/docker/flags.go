@@ -9,6 +9,8 @@ import (
 	"github.com/usernsctl/usernsctl/checks/facts"
 	"github.com/usernsctl/usernsctl/config/daemonjson"
 	"github.com/usernsctl/usernsctl/config/systemd"
+	"github.com/usernsctl/usernsctl/internal/versions"
+	"github.com/usernsctl/usernsctl/rules"
 )
 
 // conflict is a directive given both as a dockerd flag and in daemon.json.
@@ -39,6 +41,9 @@ func checkFlagConflicts(ctx context.Context, env *checks.Env) checks.Result {
 		f.Warn(fmt.Sprintf("userns-remap is a dockerd flag (`%s`, %s): usernsctl apply sets it in daemon.json and refuses while the flag is there, since dockerd would then refuse both", fl.Text, fl.Where()),
 			fmt.Sprintf("move it into daemon.json: remove `%s` from %s, `systemctl daemon-reload`, then `%s --user %s`", fl.Text, fl.Where(), applyDocker, fl.Value))
 		r = r.With("remap_flag", fl.Text+" @ "+fl.Where())
+	}
+	if fl, ok := du.Flag("graph"); ok {
+		graphFlag(ctx, env, fl, &f)
 	}
 	for _, v := range du.Unread {
 		f.Note(fmt.Sprintf("%s sets %s at line %d, but docker.service does not pass it to dockerd: those flags are ignored", v.File, v.Name, v.Line))
@@ -162,4 +167,27 @@ func optionFileNames(du *facts.DockerUnit) []string {
 		}
 	}
 	return out
+}
+
+// graphFlag judges -g/--graph: dockerd 23 refuses it in Validate (it sets
+// the deprecated root), 24 and later no longer define the flag, so pflag
+// stops dockerd before it reads anything.
+func graphFlag(ctx context.Context, env *checks.Env, fl systemd.Flag, f *checks.Findings) {
+	refused, known := facts.DockerdAtLeast(env, rules.DockerGraphRefused)
+	if !refused {
+		f.Note(fmt.Sprintf("`%s` (%s) sets the data root; dockerd %s and later refuse it: use --data-root before upgrading", fl.Text, fl.Where(), rules.DockerGraphRefused))
+		return
+	}
+	text := "`the \"graph\" config file option is deprecated; use \"data-root\" instead`"
+	if unknown, _ := facts.DockerdAtLeast(env, rules.DockerGraphUnknown); unknown {
+		text = "`unknown shorthand flag: 'g' in -g`"
+		if strings.HasPrefix(fl.Text, "--") {
+			text = "`unknown flag: --graph`"
+		}
+	}
+	if !known {
+		text += fmt.Sprintf(" (dockerd's version is unknown: dockerd %s and later assumed)", rules.DockerGraphRefused)
+	}
+	f.Fail(fmt.Sprintf("`%s` (%s): %s refuses to start: %s", fl.Text, fl.Where(), dockerdName(facts.VersionOf(ctx, env, versions.Dockerd)), text),
+		fmt.Sprintf("replace `%s` with `--data-root %s` in %s, then `systemctl daemon-reload`", fl.Text, fl.Value, fl.Where()))
 }
