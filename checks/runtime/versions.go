@@ -83,6 +83,9 @@ func checkContainerd(ctx context.Context, env *checks.Env) checks.Result {
 		return checks.Skipf("%s", why).With("installed", p.Installed)
 	}
 	if !p.Installed {
+		if r := endpointWithoutRuntime(env, versions.Containerd, "containerd"); r != nil {
+			return *r
+		}
 		if kube && facts.VersionOf(ctx, env, versions.Crio).Installed {
 			return checks.Skipf("containerd is not installed; CRI-O is the runtime here").With("installed", false)
 		}
@@ -126,6 +129,9 @@ func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 	}
 	switch {
 	case !p.Installed:
+		if r := endpointWithoutRuntime(env, versions.Crio, "CRI-O"); r != nil {
+			return *r
+		}
 		return checks.Skipf("CRI-O is not installed").With("installed", false)
 	case !p.Known():
 		return unknown(p)
@@ -146,4 +152,20 @@ func checkDockerCrun(p facts.Program) checks.Result {
 		return unknown(p)
 	}
 	return found(p, checks.Passf("crun %s supports user namespaces for this target", v))
+}
+
+// endpointWithoutRuntime fails a runtime that the kubelet's endpoint names
+// explicitly but that is not installed: the kubelet checks the CRI
+// connection at start and exits (`validate service connection: validate
+// CRI v1 runtime API for endpoint …`: pkg/kubelet/kubelet.go
+// PreInitRuntimeService → k8s.io/cri-client NewRemoteRuntimeService's
+// Version call, v1.34.4).
+func endpointWithoutRuntime(env *checks.Env, runtime, name string) *checks.Result {
+	c := facts.KubeletCRIOf(env)
+	if env.Target != checks.Kubernetes || c.Runtime != runtime {
+		return nil
+	}
+	r := checks.Failf(fmt.Sprintf("install %s, or point the kubelet's --container-runtime-endpoint (%s) at the runtime this node runs", name, c.From),
+		"the kubelet talks to %s (%s, %s), but %s is not installed: the kubelet cannot reach its runtime and exits at start (`validate service connection: validate CRI v1 runtime API for endpoint %q`)", name, c.Endpoint, c.From, name, c.Endpoint).With("installed", false)
+	return &r
 }
