@@ -48,6 +48,11 @@ var (
 )
 
 // CRI-O, judged by version only (usernsctl reads no CRI-O config).
-var CrioUserns = def("crio.userns", "1.25",
-	"CRI-O gives a pod the user namespace the kubelet asks for in the CRI's NamespaceOptions.UsernsOptions (hostUsers: false)",
-	"cri-o server/sandbox_run_linux.go configureSandboxIDMappings (the CRI's UsernsOptions; release not checked against tags)")
+var (
+	CrioUserns = def("crio.userns", "1.25",
+		"CRI-O gives a pod the user namespace the kubelet asks for in the CRI's NamespaceOptions.UsernsOptions (hostUsers: false)",
+		"cri-o server/sandbox_run_linux.go configureSandboxIDMappings (reads UsernsOptions from v1.25.0; absent in v1.24.0)")
+	CrioRuntimeHandlers = def("crio.runtime_handlers", "1.30",
+		"CRI-O reports its runtime handlers in the CRI status, each with UserNamespaces set when its OCI runtime's `features` advertises idmapped mounts (runc 1.2, crun 1.9); before, it reports none, which a kubelet from 1.30 takes as no user namespace support",
+		"cri-o server/runtime_status.go Status, pkg/config/config.go RuntimeSupportsIDMap, v1.30.0 (absent in v1.29.13)")
+)

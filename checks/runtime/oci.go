@@ -96,7 +96,12 @@ func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map
 	_, crio := facts.OtherCRI(env, versions.Containerd)
 	daemon := "containerd"
 	if crio {
-		idmap, daemon = false, "CRI-O"
+		// From 1.30 CRI-O marks a handler as supporting user namespaces
+		// only when its runtime advertises idmapped mounts.
+		pv := facts.VersionOf(ctx, env, versions.Crio)
+		idmap = (!pv.Known() || pv.Version.AtLeast(rules.CrioRuntimeHandlers.Value)) &&
+			(env.Kube == nil || env.KubeAtLeast(rules.KubeletHandlerUserns.Value))
+		daemon = "CRI-O"
 	}
 	var f checks.Findings
 	var ok []string
@@ -133,6 +138,10 @@ func judgeOCI(ctx context.Context, env *checks.Env, used []*ociRuntime, dflt map
 		case o.kind == versions.Runc && o.prog.Version.Core.Core().String() == rules.RuncIdmap.Value:
 			add(fmt.Sprintf("%s has user-namespace regressions fixed in %s (run by %s)", o.label(), rules.RuncUsernsFixed, who), fmt.Sprintf("upgrade runc to %s or later", rules.RuncUsernsFixed))
 		case !o.prog.Version.AtLeast(since.Value) && idmap:
+			if crio {
+				add(fmt.Sprintf("%s is older than %s (run by %s): it advertises no idmapped mounts, so %s reports its handler without user namespace support and the kubelet refuses every hostUsers: false pod on it", o.label(), since, who, needer(ctx, env, cv)), fix)
+				break
+			}
 			add(fmt.Sprintf("%s is older than %s (run by %s): it cannot make idmapped mounts, which containerd %s requires for every hostUsers: false pod (runtime.features has what containerd and the kubelet answer)", o.label(), since, who, orUnknownVersion(cv)), fix)
 		case !o.prog.Version.AtLeast(since.Value):
 			ok = append(ok, fmt.Sprintf("%s (run by %s) creates user namespaces, all %s needs from it; idmapped mounts need %s %s", o.label(), who, needer(ctx, env, cv), o.kind, since))

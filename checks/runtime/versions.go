@@ -137,8 +137,14 @@ func checkCrio(ctx context.Context, env *checks.Env) checks.Result {
 		return unknown(p)
 	case !p.Version.AtLeast(rules.CrioUserns.Value):
 		return found(p, checks.Failf(fmt.Sprintf("upgrade CRI-O to %s or later", rules.CrioUserns), "CRI-O %s has no support for user-namespaced pods (needs %s)", p.Version, rules.CrioUserns))
+	case !p.Version.AtLeast(rules.CrioRuntimeHandlers.Value) && (env.Kube == nil || env.KubeAtLeast(rules.KubeletHandlerUserns.Value)):
+		return found(p, checks.Failf(fmt.Sprintf("upgrade CRI-O to %s or later (then restart it and the kubelet)", rules.CrioRuntimeHandlers),
+			"the kubelet (Kubernetes %s) refuses every hostUsers: false pod before it starts (`can't set `spec.hostUsers: false`, runtime does not support user namespaces`): CRI-O %s reports no runtime handlers in its CRI status, and a kubelet from %s takes that as no user namespace support",
+			kubeOrAssumed(env), p.Version, rules.KubeletHandlerUserns))
+	case !p.Version.AtLeast(rules.CrioRuntimeHandlers.Value):
+		return found(p, checks.Passf("CRI-O %s supports user-namespaced pods (a kubelet from %s also needs CRI-O %s, which reports its runtime handlers)", p.Version, rules.KubeletHandlerUserns, rules.CrioRuntimeHandlers))
 	}
-	return found(p, checks.Passf("CRI-O %s supports user-namespaced pods", p.Version))
+	return found(p, checks.Passf("CRI-O %s supports user-namespaced pods; it reports a runtime handler as supporting them when the handler's OCI runtime advertises idmapped mounts (runtime.runc, runtime.crun)", p.Version))
 }
 
 // checkDockerCrun is runtime.crun for dockerd: userns-remap asks nothing
@@ -168,4 +174,12 @@ func endpointWithoutRuntime(env *checks.Env, runtime, name string) *checks.Resul
 	r := checks.Failf(fmt.Sprintf("install %s, or point the kubelet's --container-runtime-endpoint (%s) at the runtime this node runs", name, c.From),
 		"the kubelet talks to %s (%s, %s), but %s is not installed: the kubelet cannot reach its runtime and exits at start (`validate service connection: validate CRI v1 runtime API for endpoint %q`)", name, c.Endpoint, c.From, name, c.Endpoint).With("installed", false)
 	return &r
+}
+
+// kubeOrAssumed names the Kubernetes version, or what is assumed for it.
+func kubeOrAssumed(env *checks.Env) string {
+	if env.Kube == nil {
+		return "version unknown: " + rules.KubeletHandlerUserns.Value + " or later assumed"
+	}
+	return env.Kube.String()
 }
