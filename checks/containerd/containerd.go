@@ -27,12 +27,12 @@ func Checkers() []checks.Checker {
 			ID: "containerd.config", Title: "containerd config",
 			Doc:     fmt.Sprintf("The containerd config in effect (--config in the unit, else /etc/containerd/config.toml) parses strictly and loads: its merged `version` suits the installed containerd, plugin names are full URIs where the version needs them, every CRI setting is where that containerd reads it (containerd from %s and before %s ignores a versionless file's CRI tables, and a version 2 file's beside a version 3 one), the CRI plugin is not disabled and its default handler exists.", rules.ContainerdConfigV3, rules.ContainerdConfigV4),
 			Targets: targets,
-		}, checkConfig),
+		}, facts.WhereKubeletUses(versions.Containerd, checkConfig)),
 		checks.New(checks.Info{
 			ID: "containerd.snapshotter", Title: "the pods' snapshotter and user namespaces",
 			Doc:     fmt.Sprintf("The snapshotter the CRI's default handler uses (its own, else the global one; every other handler's too): containerd 2.x's overlayfs idmaps layers when containerd claims remap-ids (kernel ≥%s, else its $TMPDIR probe) and that works on the snapshots' filesystem (probed), else it refuses pods unless slow_chown (a copy per pod); other snapshotters copy, proxy plugins as their declared capabilities say; containerd 1.x always copies (metacopy on and persisted cuts the cost).", rules.KernelOverlayIdmap),
 			Targets: targets,
-		}, checkSnapshotter),
+		}, facts.WhereKubeletUses(versions.Containerd, checkSnapshotter)),
 	}
 }
 
@@ -73,9 +73,6 @@ func criPlugins(rule cdconfig.Rule) []string {
 }
 
 func checkConfig(ctx context.Context, env *checks.Env) checks.Result {
-	if why, other := facts.OtherCRI(env, versions.Containerd); other {
-		return checks.Skipf("%s", why)
-	}
 	c := facts.ContainerdConfigOf(ctx, env)
 	ev := func(r checks.Result) checks.Result { return configEvidence(c, r) }
 	known := c.Program.Known()
@@ -293,9 +290,6 @@ type use struct {
 }
 
 func checkSnapshotter(ctx context.Context, env *checks.Env) checks.Result {
-	if why, other := facts.OtherCRI(env, versions.Containerd); other {
-		return checks.Skipf("%s", why)
-	}
 	c := facts.ContainerdConfigOf(ctx, env)
 	v := c.Program.Version
 	switch {

@@ -810,6 +810,17 @@ func OtherCRI(env *checks.Env, runtime string) (why string, other bool) {
 	return fmt.Sprintf("the kubelet talks to %s (%s, %s), not %s", criName(c.Runtime), c.Endpoint, c.From, criName(runtime)), true
 }
 
+// WhereKubeletUses wraps a check of runtime alone: for Kubernetes it skips,
+// saying why, where the kubelet talks to another runtime.
+func WhereKubeletUses(runtime string, fn func(context.Context, *checks.Env) checks.Result) func(context.Context, *checks.Env) checks.Result {
+	return func(ctx context.Context, env *checks.Env) checks.Result {
+		if why, other := OtherCRI(env, runtime); other {
+			return checks.Skipf("%s", why)
+		}
+		return fn(ctx, env)
+	}
+}
+
 func criName(runtime string) string {
 	if runtime == versions.Crio {
 		return "CRI-O"

@@ -92,13 +92,10 @@ func FeaturesChecker() checks.Checker {
 			rules.ContainerdIdmap, rules.RuncFeatures, rules.CrunFeatures, rules.RuncIdmap, rules.CrunIdmap,
 			rules.ContainerdShimInfoAnyType22, rules.ContainerdShimInfoAnyType23, rules.ContainerdShimInfoAnyType, rules.KubeletHandlerUserns),
 		Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
-	}, checkFeatures)
+	}, facts.WhereKubeletUses(versions.Containerd, checkFeatures))
 }
 
 func checkFeatures(ctx context.Context, env *checks.Env) checks.Result {
-	if why, other := facts.OtherCRI(env, versions.Containerd); other {
-		return checks.Skipf("%s", why)
-	}
 	p := facts.VersionOf(ctx, env, versions.Containerd)
 	kube := env.Target == checks.Kubernetes
 	switch {

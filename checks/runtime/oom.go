@@ -26,13 +26,10 @@ func OOMScoreAdjChecker() checks.Checker {
 		ID: "runtime.oom_score_adj", Title: "the runtime can set pods' OOM scores",
 		Doc:     "The running containerd (found by a /proc scan; else usernsctl's own bounding set, which every daemon started here inherits) has CAP_SYS_RESOURCE, or an oom_score_adj at or below the kubelet's -998, or restrict_oom_score_adj = true: otherwise runc cannot lower the pod sandbox's oom_score_adj and every pod fails with `can't get final child's PID from pipe: EOF`.",
 		Targets: []checks.Target{checks.Containerd, checks.Kubernetes},
-	}, checkOOMScoreAdj)
+	}, facts.WhereKubeletUses(versions.Containerd, checkOOMScoreAdj))
 }
 
 func checkOOMScoreAdj(ctx context.Context, env *checks.Env) checks.Result {
-	if why, other := facts.OtherCRI(env, versions.Containerd); other {
-		return checks.Skipf("%s", why)
-	}
 	p := facts.VersionOf(ctx, env, versions.Containerd)
 	if !p.Installed {
 		return checks.Skipf("containerd is not installed (runtime.containerd reports it)")
